@@ -1,0 +1,3 @@
+from als_lm.cli import main
+
+main()

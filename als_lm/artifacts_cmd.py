@@ -1,0 +1,85 @@
+"""``als-lm artifacts``: look into the artifact store, fetch from it, put into it, verify it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from shared import runs
+from shared.log import out
+from shared.settings import CommonSettings
+from shared.store import open_store
+
+
+def _store():
+    return open_store(CommonSettings().store)
+
+
+@click.group()
+def artifacts() -> None:
+    """Published runs are those with a manifest; anything else is invisible to stages."""
+
+
+@artifacts.command("ls")
+@click.argument("stage", required=False)
+def ls(stage: str | None) -> None:
+    """List stages, or the published runs of STAGE."""
+    store = _store()
+    table = Table("stage", "run", "created", "outputs", "size")
+    for name in [stage] if stage else runs.stages(store):
+        for m in runs.runs(store, name):
+            size = sum(o.size for o in m.outputs)
+            table.add_row(m.stage, m.run_id, f"{m.created:%Y-%m-%d %H:%M:%S}", str(len(m.outputs)), f"{size:,}")
+    out.print(table)
+
+
+@artifacts.command()
+@click.argument("run")
+def show(run: str) -> None:
+    """Print the manifest of RUN (<stage> for the latest, or <stage>/<run_id>)."""
+    click.echo(runs.resolve(_store(), run).model_dump_json(indent=2))
+
+
+@artifacts.command()
+@click.argument("run")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Destination file.")
+def get(run: str, name: str, output: Path | None) -> None:
+    """Download output NAME of RUN, checking its sha256."""
+    store = _store()
+    manifest = runs.resolve(store, run)
+    ref = manifest.output(name)
+    dest = output or Path(Path(name).name)
+    runs.fetch(store, ref, dest)
+    click.echo(f"{ref.key} -> {dest} ({ref.size:,} bytes, sha256 ok)")
+
+
+@artifacts.command()
+@click.argument("stage")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def put(stage: str, files: tuple[Path, ...]) -> None:
+    """Publish FILES as a new run of STAGE (for hand-made inputs)."""
+    writer = runs.RunWriter(_store(), stage, {"manual": True}, [])
+    for path in files:
+        writer.put_file(path.name, path)
+    manifest = writer.publish()
+    click.echo(f"published {manifest.run} with {len(manifest.outputs)} output(s)")
+
+
+@artifacts.command()
+@click.argument("run", required=False)
+def verify(run: str | None) -> None:
+    """Re-hash the outputs of RUN (or of every published run) and report mismatches."""
+    store = _store()
+    manifests = [runs.resolve(store, run)] if run else [m for s in runs.stages(store) for m in runs.runs(store, s)]
+    bad = 0
+    for m in manifests:
+        problems = runs.verify(store, m)
+        for p in problems:
+            click.secho(f"MISMATCH {m.run}: {p}", fg="red")
+        bad += bool(problems)
+    click.echo(f"verified {len(manifests)} run(s): {len(manifests) - bad} intact, {bad} with problems")
+    if bad:
+        raise SystemExit(1)

@@ -1,0 +1,71 @@
+"""The one command line: help, settings with secrets masked, doctor, artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ALS = [sys.executable, "-m", "als_lm"]
+
+
+def run(args, tmp_path, env=None, check=True):
+    full_env = {**os.environ, "ALS_STORE__ROOT": str(tmp_path / "store"), "ALS_WORK_DIR": str(tmp_path / "work"),
+                **(env or {})}
+    proc = subprocess.run([*ALS, *args], capture_output=True, text=True, env=full_env, cwd=tmp_path)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_help_lists_every_stage(tmp_path):
+    out = run(["--help"], tmp_path).stdout
+    for stage in ["doctor", "config", "artifacts", "scrape", "process", "tokenize", "train", "export", "chat",
+                  "rag", "eval", "report", "ui", "demo"]:
+        assert f"  {stage} " in out
+
+
+def test_config_masks_secrets_and_reads_env(tmp_path):
+    out = run(["config", "--service", "common"], tmp_path,
+              env={"ALS_STORE__SECRET_KEY": "super-secret", "ALS_SEED": "7"}).stdout
+    data = json.loads(out)["common"]
+    assert data["seed"] == 7
+    assert data["store"]["secret_key"] == "**********"
+    assert "super-secret" not in out
+
+
+def test_invalid_setting_names_the_field(tmp_path):
+    proc = run(["config"], tmp_path, env={"ALS_SEED": "not-a-number"}, check=False)
+    assert proc.returncode != 0
+    assert "seed" in proc.stderr
+
+
+def test_doctor_reports_each_check(tmp_path):
+    proc = run(["doctor"], tmp_path, check=False)
+    for row in ["python", "torch", "cuda", "deepspeed", "minio binary", "ollama binary", "free disk", "store"]:
+        assert row in proc.stdout
+
+
+def test_artifacts_put_ls_show_get_verify(tmp_path):
+    src = tmp_path / "hello.txt"
+    src.write_text("hello artifacts\n")
+    assert "published manual-input/" in run(["artifacts", "put", "manual-input", str(src)], tmp_path).stdout
+    assert "manual-input" in run(["artifacts", "ls"], tmp_path).stdout
+    manifest = json.loads(run(["artifacts", "show", "manual-input"], tmp_path).stdout)
+    assert manifest["outputs"][0]["size"] == len("hello artifacts\n")
+    run(["artifacts", "get", "manual-input", "hello.txt", "-o", str(tmp_path / "got.txt")], tmp_path)
+    assert (tmp_path / "got.txt").read_text() == "hello artifacts\n"
+    assert "1 intact" in run(["artifacts", "verify"], tmp_path).stdout
+    key = manifest["outputs"][0]["key"]
+    Path(tmp_path / "store" / key).write_text("tampered")
+    proc = run(["artifacts", "verify"], tmp_path, check=False)
+    assert proc.returncode == 1 and "MISMATCH" in proc.stdout
+
+
+def test_missing_run_is_one_clear_line(tmp_path):
+    proc = run(["artifacts", "show", "nothing-here"], tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "no published run of stage 'nothing-here'" in proc.stderr
+    assert "Traceback" not in proc.stderr

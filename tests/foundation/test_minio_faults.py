@@ -1,0 +1,79 @@
+"""Faults against the real MinIO server: nothing published is ever half there or lost."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import runs, servers
+from shared.store import S3Store, StoreError
+from tests.conftest import s3_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_minio(tmp_path):
+    """A server this test may stop and restart (same port, credentials and data)."""
+    server = servers.minio(tmp_path / "minio")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_server_stopped_mid_publish_fails_clearly_and_retry_succeeds(own_minio, tmp_path):
+    store = S3Store(s3_settings(own_minio, "faults"))
+
+    def body(writer, scratch):
+        writer.put_bytes("first.bin", b"1" * 1000)
+        own_minio.stop()
+        writer.put_bytes("second.bin", b"2" * 1000)
+
+    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at {own_minio.endpoint}"):
+        runs.run_stage(store, "stage", {"v": 1}, [], body, work_dir=tmp_path)
+
+    own_minio.start()
+    assert runs.runs(store, "stage") == []  # no manifest was written
+
+    def good(writer, scratch):
+        writer.put_bytes("first.bin", b"1" * 1000)
+        writer.put_bytes("second.bin", b"2" * 1000)
+
+    manifest, ran = runs.run_stage(store, "stage", {"v": 1}, [], good, work_dir=tmp_path)
+    assert ran and runs.verify(store, manifest) == []
+
+
+def test_wrong_credentials_name_the_endpoint(minio_server):
+    settings = s3_settings(minio_server, "creds")
+    settings = settings.model_validate({**settings.model_dump(), "secret_key": "wrong-secret-key",
+                                        "access_key": minio_server.access_key})
+    with pytest.raises(StoreError, match=f"{minio_server.endpoint} rejected the credentials"):
+        S3Store(settings)
+
+
+def test_missing_bucket_is_created_when_allowed_and_refused_otherwise(minio_server):
+    with pytest.raises(StoreError, match="bucket 'absent-bucket' does not exist"):
+        S3Store(s3_settings(minio_server, "absent-bucket", create_bucket=False))
+    store = S3Store(s3_settings(minio_server, "created-bucket", create_bucket=True))
+    store.put_bytes("a/b", b"ok")
+    assert store.get_bytes("a/b") == b"ok"
+
+
+def test_unreachable_endpoint_is_a_clear_error():
+    port = servers.free_port()
+    settings = s3_settings(
+        servers.MinioServer(name="x", argv=[], base_url="", health_path="", log_path=None,
+                            endpoint=f"127.0.0.1:{port}", access_key="a", secret_key="b"),
+        "unreachable",
+    )
+    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at 127.0.0.1:{port}"):
+        S3Store(settings)
+
+
+def test_large_upload_streams_in_parts(minio_server, tmp_path):
+    store = S3Store(s3_settings(minio_server, "large"))
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(40 * 1024 * 1024)  # 40 MiB of zeros: three multipart parts
+    info = store.put_file("big/run/big.bin", big)
+    assert info.size == 40 * 1024 * 1024
+    assert store.sha256("big/run/big.bin") == info.sha256

@@ -1,0 +1,101 @@
+"""Publishing runs: outputs first, manifest last; skip when unchanged; verify finds corruption."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from shared import runs
+from shared.manifest import InputRef
+
+
+def _body(payload: bytes):
+    def body(writer, scratch):
+        (scratch / "out.txt").write_bytes(payload)
+        writer.put_file("out.txt", scratch / "out.txt")
+        writer.put_json("nested/info.json", {"n": len(payload)})
+        writer.metrics["n"] = len(payload)
+
+    return body
+
+
+def test_published_run_has_typed_manifest_with_hashes(store, tmp_path):
+    manifest, ran = runs.run_stage(store, "demo", {"k": 1}, [], _body(b"hello"), work_dir=tmp_path)
+    assert ran
+    assert runs.latest(store, "demo").run_id == manifest.run_id
+    assert {o.name for o in manifest.outputs} == {"out.txt", "nested/info.json"}
+    assert manifest.metrics == {"n": 5}
+    assert manifest.code_version
+    assert runs.verify(store, manifest) == []
+
+
+def test_unchanged_stage_is_skipped_and_changed_settings_rerun(store, tmp_path):
+    first, _ = runs.run_stage(store, "demo", {"k": 1}, [], _body(b"a"), work_dir=tmp_path)
+    again, ran = runs.run_stage(store, "demo", {"k": 1}, [], _body(b"a"), work_dir=tmp_path)
+    assert not ran and again.run_id == first.run_id
+    forced, ran = runs.run_stage(store, "demo", {"k": 1}, [], _body(b"a"), work_dir=tmp_path, force=True)
+    assert ran and forced.run_id != first.run_id
+    changed, ran = runs.run_stage(store, "demo", {"k": 2}, [], _body(b"a"), work_dir=tmp_path)
+    assert ran and changed.fingerprint != first.fingerprint
+
+
+def test_changed_input_hash_reruns_downstream(store, tmp_path):
+    up, _ = runs.run_stage(store, "up", {}, [], _body(b"v1"), work_dir=tmp_path)
+    down, _ = runs.run_stage(store, "down", {}, runs.inputs_from(up), _body(b"x"), work_dir=tmp_path)
+    up2, _ = runs.run_stage(store, "up", {}, [], _body(b"v2"), work_dir=tmp_path, force=True)
+    down2, ran = runs.run_stage(store, "down", {}, runs.inputs_from(up2), _body(b"x"), work_dir=tmp_path)
+    assert ran and down2.inputs[0].run == up2.run != down.inputs[0].run
+
+
+def test_failing_body_publishes_nothing_and_discards_outputs(store, tmp_path):
+    def body(writer, scratch):
+        writer.put_bytes("partial.bin", b"half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        runs.run_stage(store, "demo", {}, [], body, work_dir=tmp_path)
+    assert runs.runs(store, "demo") == []
+    assert list(store.list("demo/")) == []
+    with pytest.raises(runs.RunNotFound, match="no published run of stage 'demo'"):
+        runs.latest(store, "demo")
+
+
+def test_sigkill_before_manifest_leaves_run_invisible(tmp_path, repo_root):
+    root = tmp_path / "store"
+    script = textwrap.dedent(
+        f"""
+        import os
+        from shared.store import LocalStore
+        from shared.runs import RunWriter
+        w = RunWriter(LocalStore({str(root)!r}), "crashy", {{}}, [])
+        w.put_bytes("a.bin", b"x" * 1000)
+        os.kill(os.getpid(), 9)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo_root)
+    assert proc.returncode == -9
+    from shared.store import LocalStore
+
+    store = LocalStore(root)
+    assert list(store.list("crashy/"))  # the output is there…
+    assert runs.runs(store, "crashy") == []  # …but no run exists for readers
+
+
+def test_verify_reports_a_corrupted_object(store, tmp_path):
+    manifest, _ = runs.run_stage(store, "demo", {}, [], _body(b"original"), work_dir=tmp_path)
+    store.put_bytes(manifest.output("out.txt").key, b"tampered")
+    problems = runs.verify(store, manifest)
+    assert len(problems) == 1 and "out.txt" in problems[0] and "sha256" in problems[0]
+    with pytest.raises(runs.IntegrityError, match="corrupted"):
+        runs.fetch(store, manifest.output("out.txt"), tmp_path / "x")
+
+
+def test_fingerprint_ignores_input_order_but_not_content():
+    a = InputRef(key="s/r/a", sha256="0" * 64, run="s/r")
+    b = InputRef(key="s/r/b", sha256="1" * 64, run="s/r")
+    assert runs.fingerprint("x", {}, [a, b]) == runs.fingerprint("x", {}, [b, a])
+    b2 = b.model_copy(update={"sha256": "2" * 64})
+    assert runs.fingerprint("x", {}, [a, b]) != runs.fingerprint("x", {}, [a, b2])
