@@ -26,3 +26,70 @@ bench: setup ## Run the benchmark scripts (figures go to docs/benchmarks.md by h
 
 demo: setup ## The whole pipeline on the bundled sample corpus, CPU only (STORE=local|minio)
 	$(VENV)/als-lm demo --store $(STORE)
+
+# ---- containers: compose.yaml (+ compose.gpu.yaml with GPU=1); docs/containers.md ----
+COMPOSE ?= docker compose
+GPU ?= 0
+DC := $(COMPOSE) -f compose.yaml $(if $(filter 1,$(GPU)),-f compose.gpu.yaml)
+GIT_REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGES := scraper processor trainer exporter evaluator
+SOURCE ?=
+PRESET ?=
+SERVICE ?=
+
+.PHONY: env build up down scrape process train export eval ui logs lock verify-containers stack-up
+
+env: ## Write .env with generated MinIO credentials and your uid (an existing .env is kept)
+	@scripts/make_env.sh
+
+.env:
+	@scripts/make_env.sh
+
+build: .env ## Build every image (GPU=1 adds compose.gpu.yaml)
+	ALS_GIT_REVISION=$(GIT_REVISION) $(DC) --profile '*' build
+
+up: .env ## Start MinIO (+ bucket and user), Ollama, ChromaDB and the evaluator UI; wait until healthy
+	$(DC) up -d --wait
+
+down: ## Stop and remove the stack's containers (data stays in volumes/)
+	$(DC) --profile '*' down
+
+stack-up:
+	@$(DC) ps --status running --services | grep -qx minio || { echo "the stack is not up: run make up first" >&2; exit 1; }
+
+scrape: stack-up ## Run the scrape stage in its container (SOURCE=sample|pmc|clinicaltrials|web|wikipedia)
+	$(DC) run --rm scrape $(if $(SOURCE),scrape $(SOURCE))
+
+process: stack-up ## Run the process and tokenize stages in their container
+	$(DC) run --rm process
+	$(DC) run --rm tokenize
+
+train: stack-up ## Run the training stage in its container (PRESET=tiny|small|base|large; GPU=1 for CUDA)
+	$(DC) run --rm train $(if $(PRESET),train --preset $(PRESET))
+
+export: stack-up ## Export to HF + GGUF, quantize, and create the als-lm models in the Ollama container
+	$(DC) run --rm export
+	$(DC) run --rm serve
+
+eval: stack-up ## RAG index, benchmark both systems, score them and write the report, in the evaluator container
+	$(DC) run --rm eval
+
+ui: .env ## Start the stack if needed and print the evaluator UI's address
+	$(DC) up -d --wait evaluator
+	@set -a; . ./.env; echo "evaluator UI: http://127.0.0.1:$${UI_PORT:-7860}"
+
+logs: ## Follow the stack's logs (SERVICE=minio|ollama|chromadb|evaluator|... for one)
+	$(DC) logs -f --tail=100 $(SERVICE)
+
+lock: ## Refresh uv.lock and export the per-image lock files and build constraints from it
+	uv lock
+	@for s in $(IMAGES); do \
+	  uv export --frozen --no-emit-project --extra $$s --format requirements-txt --quiet -o services/$$s/requirements.lock; \
+	done
+	@# Build backends pinned consistently with the lock (packaging etc. are shared).
+	pins=$$(mktemp); uv export --frozen --no-emit-project --all-extras --no-hashes --format requirements-txt --quiet -o $$pins \
+	  && uv pip compile --quiet --python-version 3.11 --no-header --no-annotate -c $$pins \
+	     services/build-requirements.in -o services/build-constraints.txt; rc=$$?; rm -f $$pins; exit $$rc
+
+verify-containers: ## Build every image with Podman and smoke-test the stack locally (slow; docs/containers.md)
+	@scripts/verify_containers.sh

@@ -32,14 +32,24 @@ step "Python environment (.venv, uv.lock, all extras)"
 # llama.cpp is compiled from source: a portable build so the cached wheel runs on any x86-64 CPU.
 CMAKE_ARGS="-DGGML_NATIVE=OFF" uv sync --frozen --all-extras --quiet
 
-if [ ! -x "$BIN/minio" ]; then
+# Debian's Chromium drives the UI's end-to-end tests (Playwright never downloads a browser here).
+apt_install chromium
+
+# A binary is rebuilt when its stamp (module version + flags) differs from what is pinned now.
+stale() { [ ! -x "$BIN/$1" ] || [ "$(cat "$BIN/$1.stamp" 2>/dev/null)" != "$2" ]; }
+
+if stale minio "$MINIO_MODULE"; then
   step "building MinIO from $MINIO_MODULE (a few minutes, once)"
   tmp=$(mktemp -d)
   GOBIN="$tmp" go install "$MINIO_MODULE"
   mv "$tmp/minio" "$BIN/minio"
+  echo "$MINIO_MODULE" > "$BIN/minio.stamp"
 fi
 
-if [ ! -x "$BIN/ollama" ]; then
+# The cgo build of ggml has no SIMD unless asked: x86-64-v3 (AVX2, FMA, F16C) when the CPU has it.
+cflags="-O3"
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && cflags="-O3 -march=x86-64-v3"
+if stale ollama "$OLLAMA_MODULE $cflags"; then
   step "building Ollama from $OLLAMA_MODULE (CPU, about 10 minutes, once)"
   # shellcheck disable=SC2086
   apt_install $OLLAMA_APT_HEADERS
@@ -52,8 +62,10 @@ if [ ! -x "$BIN/ollama" ]; then
     cp "$tmp"/miniaudio-*/miniaudio/miniaudio.h "$inc/miniaudio/"
   fi
   tmp=$(mktemp -d)
-  CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" GOBIN="$tmp" go install "$OLLAMA_MODULE"
+  CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" CGO_CFLAGS="$cflags" CGO_CXXFLAGS="$cflags" GOBIN="$tmp" \
+    go install -ldflags="-X=github.com/ollama/ollama/version.Version=${OLLAMA_MODULE##*@v}" "$OLLAMA_MODULE"
   mv "$tmp/ollama" "$BIN/ollama"
+  echo "$OLLAMA_MODULE $cflags" > "$BIN/ollama.stamp"
 fi
 
-step "ready: $("$BIN/minio" --version | head -1 | cut -c1-40)…, ollama $("$BIN/ollama" --version 2>/dev/null | tail -1)"
+step "ready: minio and ollama $("$BIN/ollama" --version 2>/dev/null | grep -o '[0-9.]*$' || true) in $BIN"

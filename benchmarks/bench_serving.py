@@ -1,0 +1,185 @@
+"""Time to first token and generation speed of the served model, per backend and quantization,
+with llama.cpp called directly (llama-cpp-python) as the reference in the same run.
+
+    python benchmarks/bench_serving.py --preset tiny --preset base --threads 2 --out volumes/bench/serving
+
+For each preset a random-weight model (the trainer's GPT class, 16K vocabulary; speed does not
+depend on the weights' values) is exported with the exporter's own code to f16, Q8_0, Q5_K_M and
+Q4_K_M. Each quantization is then timed on the same prompt (the Modelfile template around
+"What is ALS?", ~110 tokens) through: `llamacpp` (in-process, the reference), `ollama` (a real
+server started here, REST, streaming) and, for f32 weights only, `direct` (transformers in
+PyTorch). Every backend generates exactly --tokens tokens with greedy decoding and no stop
+strings; times are client-side (request sent -> first token, first -> last token), the median
+of --repeats runs after one warm-up, with --threads threads everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUANTS = ["f16", "Q8_0", "Q5_K_M", "Q4_K_M"]
+VOCAB = 16384
+
+
+def build(preset: str, work: Path, tokenizer_json: Path) -> tuple[dict[str, Path], object]:
+    import torch
+
+    from services.exporter.checkpoint import load_checkpoint, read_tokenizer
+    from services.exporter.gguf_export import write_gguf
+    from services.exporter.quantize import quantize
+    from services.trainer.model import GPT, PRESETS, GPTConfig
+
+    torch.manual_seed(0)
+    cfg = GPTConfig(**PRESETS[preset], vocab_size=VOCAB, dropout=0.0)
+    torch.save({"config": cfg.to_dict(), "model": GPT(cfg).state_dict()}, work / "model.pt")
+    shape, sd = load_checkpoint(work / "model.pt")
+    tok = read_tokenizer(tokenizer_json, shape)
+    files = {"f32": write_gguf(shape, sd, tok, work / "f32.gguf", "f32", "bench")}
+    files["f16"] = write_gguf(shape, sd, tok, work / "f16.gguf", "f16", "bench")
+    for q in QUANTS[1:]:
+        quantize(files["f32"], work / f"{q}.gguf", q, threads=2)
+        files[q] = work / f"{q}.gguf"
+    return files, (shape, sd, tok.special)
+
+
+def timed(chunks) -> tuple[float, float, int]:
+    """(time to first chunk, tokens/s after it, pieces) of a streaming generator started now."""
+    start = time.perf_counter()
+    first = last = None
+    n = 0
+    for _ in chunks:
+        now = time.perf_counter()
+        first = first if first is not None else now
+        last, n = now, n + 1
+    return first - start, (n - 1) / (last - first) if n > 1 else 0.0, n
+
+
+def median_run(fn, repeats: int) -> dict:
+    fn()  # warm-up: load, caches
+    runs = [fn() for _ in range(repeats)]
+    return {"ttft_ms": statistics.median(r[0] for r in runs) * 1000,
+            "tokens_per_s": statistics.median(r[1] for r in runs), "tokens": runs[0][2]}
+
+
+def bench_llamacpp(path: Path, prompt: str, n: int, threads: int, repeats: int) -> dict:
+    from services.exporter import llama
+
+    llm = llama.load(path, n_ctx=0, threads=threads)
+    ids = llm.tokenize(prompt.encode(), add_bos=False)
+
+    def once():
+        llm.reset()
+        # logit_bias on <|eos|> keeps random weights from stopping early; greedy, no stops
+        return timed(c for c in llm.create_completion(ids, max_tokens=n, temperature=0, stream=True,
+                                                        logit_bias={1: -100.0}))
+    result = median_run(once, repeats)
+    llm.close()
+    return result
+
+
+def bench_ollama(client, tag: str, prompt: str, n: int, threads: int, repeats: int, n_ctx: int) -> dict:
+    # raw: the prompt is already rendered, exactly as llama.cpp gets it; the context is the model's
+    options = {"temperature": 0, "num_predict": n, "num_thread": threads, "num_ctx": n_ctx}
+
+    def once():
+        return timed(c for c in client.generate(model=tag, prompt=prompt, raw=True, stream=True, options=options)
+                     if c.response or not c.done)
+    result = median_run(once, repeats)
+    client.generate(model=tag, prompt="", keep_alive=0)
+    return result
+
+
+def bench_direct(parts, tokenizer_json: Path, prompt: str, n: int, threads: int, repeats: int) -> dict:
+    import torch
+    from tokenizers import Tokenizer
+
+    from services.exporter.hf import build_model
+
+    torch.set_num_threads(threads)
+    shape, sd, special = parts
+    model = build_model(shape, sd, special)
+    ids = Tokenizer.from_file(str(tokenizer_json)).encode(prompt).ids
+
+    @torch.no_grad()
+    def gen():
+        out = model(torch.tensor([ids]), use_cache=True)
+        for _ in range(n):
+            logits = out.logits[0, -1]
+            logits[special["eos"]] = float("-inf")
+            token = int(logits.argmax())
+            yield token
+            out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+
+    return median_run(lambda: timed(gen()), repeats)
+
+
+@click.command()
+@click.option("--preset", "presets", multiple=True, default=["tiny"], help="Trainer presets (tiny, base, ...).")
+@click.option("--tokens", default=64, help="Tokens generated per run.")
+@click.option("--repeats", default=3)
+@click.option("--threads", default=2)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("volumes/bench/serving"))
+def main(presets, tokens, repeats, threads, out):
+    import ollama
+
+    from services.exporter.settings import SYSTEM_PROMPT, TEMPLATE, render_prompt
+    from shared import servers
+    from tests.exporter.conftest import sample_texts, train_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    prompt = render_prompt(SYSTEM_PROMPT, "What is ALS?")
+    results = {"tokens": tokens, "threads": threads, "cpu": os.cpu_count(), "load_avg_start": os.getloadavg(),
+               "rows": []}
+    with tempfile.TemporaryDirectory(dir=out) as tmp, servers.ollama(Path(tmp) / "ollama").start(120) as srv:
+        tmp = Path(tmp)
+        tokenizer_json = tmp / "tokenizer.json"
+        train_tokenizer(sample_texts(), VOCAB).save(str(tokenizer_json))
+        client = ollama.Client(host=srv.base_url, timeout=600)
+        for preset in presets:
+            work = tmp / preset
+            work.mkdir()
+            t = time.perf_counter()
+            files, parts = build(preset, work, tokenizer_json)
+            click.echo(f"{preset}: exported in {time.perf_counter() - t:.0f}s", err=True)
+            for quant in QUANTS:
+                ref = bench_llamacpp(files[quant], prompt, tokens, threads, repeats)
+                tag = f"bench-{preset}:{quant.lower()}"
+                client.create(model=tag, files={files[quant].name: client.create_blob(files[quant])},
+                              template=TEMPLATE)
+                oll = bench_ollama(client, tag, prompt, tokens, threads, repeats, parts[0].block_size)
+                overhead = 1 - oll["tokens_per_s"] / ref["tokens_per_s"] if ref["tokens_per_s"] else None
+                for backend, r in (("llamacpp", ref), ("ollama", oll)):
+                    results["rows"].append({"preset": preset, "quant": quant, "backend": backend,
+                                            "size_mib": files[quant].stat().st_size / 2**20, **r,
+                                            "ollama_overhead": overhead if backend == "ollama" else None})
+                click.echo(f"{preset} {quant}: llamacpp {ref['ttft_ms']:.0f} ms {ref['tokens_per_s']:.1f} tok/s | "
+                           f"ollama {oll['ttft_ms']:.0f} ms {oll['tokens_per_s']:.1f} tok/s", err=True)
+            d = bench_direct(parts, tokenizer_json, prompt, tokens, threads, repeats)
+            results["rows"].append({"preset": preset, "quant": "f32", "backend": "direct",
+                                    "size_mib": files["f32"].stat().st_size / 2**20, **d, "ollama_overhead": None})
+            click.echo(f"{preset} f32 direct: {d['ttft_ms']:.0f} ms {d['tokens_per_s']:.1f} tok/s", err=True)
+    results["load_avg_end"] = os.getloadavg()
+    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    lines = ["| Preset | Quant | Backend | Size (MiB) | First token (ms) | Tokens/s | Ollama overhead |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        ov = f"{r['ollama_overhead'] * 100:+.0f} %" if r["ollama_overhead"] is not None else ""
+        lines.append(f"| {r['preset']} | {r['quant']} | {r['backend']} | {r['size_mib']:.1f} | {r['ttft_ms']:.0f} | "
+                     f"{r['tokens_per_s']:.1f} | {ov} |")
+    (out / "serving.md").write_text("\n".join(lines) + "\n")
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

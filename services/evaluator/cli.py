@@ -1,0 +1,117 @@
+"""``als-lm eval``, ``als-lm rag`` and ``als-lm report``: the benchmark, the scorer, reviews and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from services.evaluator.settings import EvaluatorSettings
+from shared.manifest import Manifest
+from shared.settings import load
+from shared.store import open_store
+
+FORCE = click.option("--force", is_flag=True, help="Run even when an identical run is already published.")
+SYSTEM = click.option("--system", type=click.Choice(["scratch", "rag"]), help="Which system's responses.")
+
+
+def _report(stage: str, manifest: Manifest, ran: bool) -> None:
+    if ran:
+        click.echo(f"{stage}: published {manifest.run}")
+    else:
+        click.echo(f"{stage}: skipped (unchanged), see {manifest.run}")
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Run, score and review the hallucination benchmark (design §8)."""
+
+
+@eval_group.command()
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None,
+              help="Benchmark JSON (default: the bundled one, ALS_EVAL__BENCHMARK).")
+def validate(benchmark: Path | None) -> None:
+    """Check a benchmark: fields, unique ids, 1-5 non-blank key facts, known categories."""
+    from services.evaluator.inputs import load_benchmark
+
+    path = benchmark or load(EvaluatorSettings).eval.benchmark
+    items = load_benchmark(path)
+    counts = Counter(i.category for i in items)
+    click.echo(f"{path}: {len(items)} valid items, " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+
+
+@eval_group.command()
+@SYSTEM
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="File mode: benchmark JSON.")
+@click.option("--responses", type=click.Path(path_type=Path), default=None,
+              help="File mode: JSONL of {id, response}.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="File mode: scores JSON to write.")
+@click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
+              help="File mode: corpus text for the fabrication lexicon (documents separated by blank lines).")
+@FORCE
+def score(system: str | None, benchmark: Path | None, responses: Path | None, output: Path | None,
+          corpus: Path | None, force: bool) -> None:
+    """Score responses: facts present (accuracy), fabricated names, hedging (design §8.2).
+
+    File mode: --benchmark Q.json --responses R.jsonl --output S.json.
+    Store mode: --system scratch|rag scores the latest eval-<system> run and publishes score-<system>.
+    """
+    settings = load(EvaluatorSettings)
+    if system:
+        if responses or output or corpus:
+            raise click.UsageError("--system (store mode) takes no --responses/--output/--corpus")
+        from services.evaluator.score import score_stage
+
+        if benchmark:
+            settings = load(EvaluatorSettings, eval=settings.eval.model_copy(update={"benchmark": benchmark}))
+        _report(f"score-{system}", *score_stage(open_store(settings.store), settings, system, force))
+        return
+    if not (responses and output):
+        raise click.UsageError("give --system (store mode) or --responses and --output (file mode)")
+    from services.evaluator.score import score_files
+
+    scores = score_files(settings.eval, benchmark or settings.eval.benchmark, responses, corpus)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole to a temporary file and renamed: a failure never leaves a half-written output.
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(scores.model_dump(mode="json"), fh, indent=2)
+    os.replace(tmp, output)
+    s = scores.summary
+    click.echo(f"{output}: {s['n_items']} items, accuracy {s['accuracy']:.3f}, "
+               f"fabrication rate {s['fabrication_rate']:.3f}, hedged {s['hedging']['hedged_rate']:.3f}")
+
+
+@eval_group.command()
+@click.option("--system", type=click.Choice(["scratch", "rag"]), required=True)
+@click.option("--reviewer", default=lambda: os.environ.get("USER", ""), help="Name stored with each review.")
+def review(system: str, reviewer: str) -> None:
+    """Review a reproducible random sample of responses with the failure taxonomy (design §8.3)."""
+    from services.evaluator.review import review_session
+    from shared.log import console
+
+    settings = load(EvaluatorSettings)
+    saved = review_session(open_store(settings.store), settings, system, reviewer, console)
+    click.echo(f"review-{system}: {saved} review(s) saved this session")
+
+
+@click.command()
+@FORCE
+def report(force: bool) -> None:
+    """Write the scratch-vs-RAG comparison report: Markdown, self-contained HTML and PNG charts."""
+    from services.evaluator.report.stage import report_stage
+
+    settings = load(EvaluatorSettings)
+    _report("report", *report_stage(open_store(settings.store), settings, force))
+
+
+@click.group()
+def rag() -> None:
+    """Build the retrieval index (ChromaDB) for the RAG baseline (design §9)."""
+
+
+# RAG engineer: register run here (eval_group.add_command(run_cmd)) and the `rag` subcommands.

@@ -1,0 +1,171 @@
+"""The ``rag-index`` stage and the RAG answer (design §9): retrieve the top-k chunks, prompt the generator.
+
+``rag-index`` publishes ``chunks.jsonl`` and ``chroma/`` (the persistent Chroma directory). Readers
+fetch that directory into the work dir (embedded mode) or load it into a Chroma server (server
+mode) when the server's collection comes from another index run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ollama
+from chromadb.api.models.Collection import Collection
+
+from services.evaluator.rag import generate, index
+from services.evaluator.rag.chunking import chunk_documents
+from services.evaluator.rag.embeddings import Embedder
+from services.evaluator.settings import EvaluatorSettings, RagConfig
+from shared import log as shared_log
+from shared import runs
+from shared.manifest import Manifest
+from shared.runs import RunNotFound, RunWriter
+from shared.schemas.corpus import CleanDocument
+from shared.schemas.eval import RetrievedChunk
+from shared.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+STAGE = "rag-index"
+DOCUMENTS = ("train.jsonl", "val.jsonl")
+COMPLETE = ".complete"
+
+# Design §9.3, verbatim.
+PROMPT = (
+    "You are a helpful assistant answering questions about ALS (amyotrophic lateral sclerosis). Use ONLY the "
+    "following context to answer the question. If the context does not contain enough information to answer, "
+    "say so.\n\nContext:\n{retrieved_chunks}\n\nQuestion: {query}\n\nAnswer:"
+)
+
+
+def prompt(question: str, chunks: list[RetrievedChunk]) -> str:
+    """The §9.3 prompt; each chunk is numbered and attributed to its title and source document."""
+    context = "\n\n".join(
+        f"[{i}] {c.title or 'untitled'} (source: {c.source_id})\n{c.text}" for i, c in enumerate(chunks, 1)
+    )
+    return PROMPT.format(retrieved_chunks=context, query=question)
+
+
+def index_settings(cfg: RagConfig) -> dict:
+    """What the index depends on; retrieval and generation settings do not change it."""
+    return cfg.model_dump(include={"chunk_tokens", "chunk_overlap", "embedding_model", "collection"})
+
+
+def run_index(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False) -> tuple[Manifest, bool]:
+    """Chunk the latest ``process`` run's documents, embed them and publish the collection."""
+    cfg = settings.rag
+    process = runs.latest(store, "process")
+    inputs = runs.inputs_from(process, DOCUMENTS)
+
+    def body(writer: RunWriter, scratch: Path) -> None:
+        embedder = Embedder(cfg.embedding_model)
+        docs = [
+            CleanDocument.model_validate_json(line)
+            for ref in inputs
+            for line in runs.fetch(store, ref, scratch / Path(ref.key).name).read_text().splitlines()
+            if line.strip()
+        ]
+        chunks = list(chunk_documents(docs, embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap))
+        if not chunks:
+            raise ValueError(f"process run {process.run} has no documents to index")
+        collection = index.create(index.embedded(scratch / "chroma"), cfg.collection, embedder,
+                                  f"{STAGE}/{writer.run_id}")
+        start, batch = time.perf_counter(), 64
+        with shared_log.progress() as bar:
+            task = bar.add_task("embedding chunks", total=len(chunks))
+            for i in range(0, len(chunks), batch):
+                part = chunks[i:i + batch]
+                index.add(collection, part, embedder.embed([c.text for c in part]))
+                bar.advance(task, len(part))
+        seconds = time.perf_counter() - start
+        (scratch / "chunks.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in chunks))
+        writer.put_file("chunks.jsonl", scratch / "chunks.jsonl")
+        writer.put_tree("chroma", scratch / "chroma")
+        tokens = sum(c.n_tokens for c in chunks)
+        writer.metrics.update(
+            documents=len(docs), chunks=len(chunks), tokens=tokens, embedding_model=embedder.name,
+            embedding_dim=embedder.dim, embed_index_s=round(seconds, 2),
+            chunks_per_s=round(len(chunks) / seconds, 2), tokens_per_s=round(tokens / seconds, 1),
+        )
+
+    return runs.run_stage(store, STAGE, index_settings(cfg), inputs, body, work_dir=settings.work_dir,
+                          force=force)
+
+
+def latest_index(store: ArtifactStore) -> Manifest:
+    try:
+        return runs.latest(store, STAGE)
+    except RunNotFound:
+        raise RunNotFound(f"no published {STAGE} run in {store.description}; run `als-lm rag index` first") from None
+
+
+def local_copy(store: ArtifactStore, manifest: Manifest, work_dir: Path) -> Path:
+    """The run's Chroma directory under the work dir, fetched (and verified) once per run."""
+    dest = Path(work_dir) / STAGE / manifest.run_id / "chroma"
+    if not (dest / COMPLETE).exists():
+        for ref in manifest.outputs_under("chroma/"):
+            runs.fetch(store, ref, dest / ref.name.split("/", 1)[1])
+        (dest / COMPLETE).touch()
+    return dest
+
+
+def open_collection(store: ArtifactStore, settings: EvaluatorSettings, embedder: Embedder,
+                    manifest: Manifest) -> Collection:
+    """The collection to query: the fetched directory, or the server's copy of that same run."""
+    cfg = settings.rag
+    if cfg.chroma_mode == "server":
+        client = index.server(cfg.chroma_url)
+        if cfg.collection in {c.name for c in client.list_collections()}:
+            served = client.get_collection(cfg.collection, embedding_function=None)
+            index.check(served, embedder)  # another model's collection is refused, never replaced
+            if served.metadata.get("index_run") == manifest.run:
+                return served
+    source = index.open_checked(index.embedded(local_copy(store, manifest, settings.work_dir)), cfg.collection,
+                                embedder)
+    if cfg.chroma_mode == "embedded":
+        return source
+    target = index.create(client, cfg.collection, embedder, manifest.run)
+    log.info("loading %s into Chroma at %s (%d chunks)", manifest.run, cfg.chroma_url, source.count())
+    index.copy(source, target)
+    return target
+
+
+@dataclass
+class Rag:
+    """Retrieve the top-k chunks for a question and let the generator answer from them."""
+
+    collection: Collection
+    embedder: Embedder
+    client: ollama.Client
+    model: str
+    model_digest: str
+    index_run: str
+    top_k: int
+    options: dict
+
+    def retrieve(self, question: str) -> list[RetrievedChunk]:
+        return index.query(self.collection, self.embedder, question, self.top_k)
+
+    def ask(self, question: str) -> tuple[str, list[RetrievedChunk], float]:
+        """The answer, the chunks it was given and the latency of both steps together."""
+        start = time.perf_counter()
+        retrieved = self.retrieve(question)
+        text, _ = generate.answer(self.client, self.model, prompt(question, retrieved), self.options)
+        return text, retrieved, time.perf_counter() - start
+
+
+def open_rag(store: ArtifactStore, settings: EvaluatorSettings) -> Rag:
+    """Everything the RAG system needs, checked before the first question: index, embedder, generator."""
+    cfg = settings.rag
+    manifest = latest_index(store)
+    client = generate.connect(settings.ollama_host)
+    model_digest = generate.ensure_generator(client, cfg.generator_model)
+    embedder = Embedder(cfg.embedding_model)
+    collection = open_collection(store, settings, embedder, manifest)
+    generate.load(client, cfg.generator_model)
+    return Rag(collection, embedder, client, cfg.generator_model, model_digest, manifest.run, cfg.top_k,
+               generate.options(settings.seed, settings.eval.max_tokens, settings.eval.num_thread, cfg.num_ctx))
+

@@ -1,0 +1,163 @@
+"""The Gradio Blocks app: five pages wired to the handlers, with deliberate queue and concurrency limits.
+
+Chat and Compare share one concurrency group of ``ui.concurrency_limit`` workers: each worker only
+waits on Ollama, which schedules the generations itself, so 20 users get 20 open streams while the
+queue holds ``ui.queue_size`` more and refuses beyond that instead of piling up memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from services.evaluator.inputs import load_benchmark
+from services.evaluator.ui import benchmark, handlers, highlight, review
+from services.evaluator.ui.backends import RAG, SCRATCH, Backends
+from services.evaluator.ui.scorer import AnswerScorer
+from services.evaluator.ui.settings import UISettings
+from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS
+from shared.store import ArtifactStore, open_store
+
+log = logging.getLogger(__name__)
+
+GENERATE = "generate"  # the concurrency group of every event that asks a model
+
+
+def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
+    cfg = settings.ui
+    backends = Backends(settings, store)
+    scorer = AnswerScorer(settings, store)
+    items = load_benchmark(settings.eval.benchmark)
+    by_question = handlers.index_items(items)
+    cache = settings.work_dir / "ui"
+    limits = {"concurrency_limit": cfg.concurrency_limit, "concurrency_id": GENERATE}
+
+    with gr.Blocks(title="ALS-LM evaluator") as demo:
+        gr.Markdown("## ALS-LM evaluator: a from-scratch model against a RAG baseline")
+        gr.Markdown(handlers.DISCLAIMER, elem_id="disclaimer")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        conversation = gr.Chatbot(label="Conversation", height=380, elem_id="chat-conversation")
+                        question = gr.Textbox(label="Question", placeholder="What is the mechanism of riluzole?",
+                                              lines=2, elem_id="chat-question")
+                        with gr.Row():
+                            ask = gr.Button("Ask", variant="primary", elem_id="chat-ask")
+                            clear = gr.Button("Clear")
+                        status = gr.Markdown(elem_id="chat-status")
+                    with gr.Column(scale=1):
+                        system = gr.Radio([("From-scratch model", SCRATCH), ("RAG baseline", RAG)], value=SCRATCH,
+                                          label="Backend", elem_id="chat-backend")
+                        with gr.Accordion("Generation settings", open=True):
+                            temperature = gr.Slider(0.0, 2.0, value=cfg.temperature, step=0.05, label="temperature")
+                            top_k = gr.Slider(0, 200, value=cfg.top_k, step=1, label="top_k")
+                            top_p = gr.Slider(0.05, 1.0, value=cfg.top_p, step=0.05, label="top_p")
+                            max_tokens = gr.Slider(1, 1024, value=cfg.max_tokens, step=1, label="max tokens")
+                sources = gr.Markdown(label="Retrieved chunks", elem_id="chat-sources")
+                chat_inputs = [question, system, temperature, top_k, top_p, max_tokens, conversation]
+                chat_fn = functools.partial(handlers.chat, backends, cfg.max_question_chars)
+                gr.on([ask.click, question.submit], chat_fn, chat_inputs, [conversation, sources, status],
+                      api_name="chat", **limits)
+                clear.click(lambda: ([], "", ""), None, [conversation, sources, status], api_name=False)
+
+            with gr.Tab("Compare", id="compare"):
+                with gr.Row():
+                    pick = gr.Dropdown([(f"{i.id}: {i.question}", i.question) for i in items], value=None,
+                                       label="Benchmark question (or type your own below)", elem_id="compare-pick")
+                c_question = gr.Textbox(label="Question", lines=2, elem_id="compare-question")
+                c_ask = gr.Button("Compare", variant="primary", elem_id="compare-ask")
+                c_status = gr.Markdown(elem_id="compare-status")
+                gr.HTML(highlight.legend_html())
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("### From-scratch model")
+                        s_answer = gr.HTML(elem_id="compare-scratch")
+                        s_facts = gr.HTML(elem_id="compare-scratch-facts")
+                    with gr.Column():
+                        gr.Markdown("### RAG baseline")
+                        r_answer = gr.HTML(elem_id="compare-rag")
+                        r_facts = gr.HTML(elem_id="compare-rag-facts")
+                with gr.Accordion("RAG's retrieved chunks", open=False):
+                    c_sources = gr.Markdown(elem_id="compare-sources")
+                pick.change(lambda q: q, pick, c_question, api_name=False)
+                compare_fn = functools.partial(handlers.compare, backends, scorer, by_question,
+                                               cfg.max_question_chars)
+                c_ask.click(compare_fn, c_question, [s_answer, s_facts, r_answer, r_facts, c_sources, c_status],
+                            api_name="compare", **limits)
+
+            with gr.Tab("Benchmark", id="benchmark"):
+                evaluation = gr.State()
+                with gr.Row():
+                    load = gr.Button("Load the latest scored evaluation", variant="primary", elem_id="bench-load")
+                    f_system = gr.Dropdown([benchmark.ALL, *SYSTEMS], value=benchmark.ALL, label="System")
+                    f_category = gr.Dropdown([benchmark.ALL, *BENCHMARK_CATEGORIES], value=benchmark.ALL,
+                                             label="Category")
+                    f_mode = gr.Dropdown(benchmark.FAILURE_CHOICES, value=benchmark.ALL, label="Failure mode")
+                b_status = gr.Markdown(elem_id="bench-status")
+                table = gr.Dataframe(headers=benchmark.COLUMNS, interactive=False, wrap=True, max_height=420,
+                                     elem_id="bench-table")
+                gr.Markdown("Select a row to see its answer with the key facts marked.")
+                with gr.Row():
+                    b_answer = gr.HTML(elem_id="bench-answer")
+                    b_facts = gr.HTML()
+                charts = gr.Gallery(label="Report charts", columns=3, elem_id="bench-charts")
+                filters = [f_system, f_category, f_mode]
+
+                def load_latest(system_, category_, mode_):
+                    loaded = benchmark.load(store, items, review.all_reviews(store, settings), cache)
+                    return (loaded, benchmark.filter_table(loaded.table, system_, category_, mode_),
+                            [str(p) for p in loaded.charts], loaded.summary())
+
+                def refilter(loaded, system_, category_, mode_):
+                    if loaded is None:
+                        return gr.skip()
+                    return benchmark.filter_table(loaded.table, system_, category_, mode_)
+
+                def show_row(loaded, evt: gr.SelectData):
+                    if loaded is None or evt.row_value is None:
+                        return "", ""
+                    row = dict(zip(benchmark.COLUMNS, evt.row_value))
+                    return benchmark.detail(loaded, row["system"], row["id"])
+
+                load.click(load_latest, filters, [evaluation, table, charts, b_status], api_name="benchmark")
+                for f in filters:
+                    f.change(refilter, [evaluation, *filters], table, api_name=False)
+                table.select(show_row, evaluation, [b_answer, b_facts], api_name=False)
+
+            with gr.Tab("Review", id="review"):
+                review.page(settings, store, items)
+
+            with gr.Tab("Training", id="training"):
+                csv_path = handlers.find_metrics_csv(cfg.metrics_csv, settings.work_dir)
+                t_path = gr.Textbox(value=str(csv_path or ""), label="Live metrics CSV (the trainer's metrics.csv)",
+                                    elem_id="train-path")
+                t_status = gr.Markdown(elem_id="train-status")
+                with gr.Row():
+                    loss = gr.LinePlot(x="step", y="value", color="series", title="loss", height=280)
+                    lr = gr.LinePlot(x="step", y="value", color="series", title="learning rate", height=280)
+                    tput = gr.LinePlot(x="step", y="value", color="series", title="tokens / s", height=280)
+                timer = gr.Timer(cfg.training_refresh_s)
+                outputs = [loss, lr, tput, t_status]
+                timer.tick(handlers.training_curves, t_path, outputs, api_name=False, show_progress="hidden")
+                t_path.submit(handlers.training_curves, t_path, outputs, api_name="training")
+                demo.load(handlers.training_curves, t_path, outputs, api_name=False)
+    return demo
+
+
+def launch(settings: UISettings, store: ArtifactStore | None = None, block: bool = True) -> gr.Blocks:
+    """Serve on ``ui.host:ui.port`` (loopback by default), never through a public share link.
+
+    ``block=False`` returns once the server listens (tests and benchmarks); call ``close()`` on the app.
+    """
+    cfg = settings.ui
+    demo = build(settings, store or open_store(settings.store))
+    demo.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency_limit)
+    auth = (cfg.auth_user, cfg.auth_password.get_secret_value()) if cfg.auth_user and cfg.auth_password else None
+    (settings.work_dir / "ui").mkdir(parents=True, exist_ok=True)
+    demo.launch(server_name=cfg.host, server_port=cfg.port, share=False, auth=auth,
+                max_threads=cfg.concurrency_limit + 20, allowed_paths=[str(settings.work_dir / "ui")],
+                css=highlight.CSS, prevent_thread_lock=not block, quiet=not block)
+    return demo

@@ -1,0 +1,114 @@
+"""The Benchmark page: the latest scored evaluation of each system, filterable, with the report's charts.
+
+Everything comes from published runs (``score-<system>``, the ``eval-<system>`` responses they
+scored, ``report``), fetched and verified like any stage input. A failure mode is the reviewer's
+when the item was reviewed, otherwise the taxonomy's automatic proxy, and the table says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from services.evaluator import taxonomy
+from services.evaluator.inputs import load_responses
+from services.evaluator.ui import highlight
+from shared import runs
+from shared.manifest import Manifest
+from shared.runs import RunNotFound
+from shared.schemas.eval import FAILURE_MODES, SYSTEMS, BenchmarkItem, ItemScore, Review, ScoreFile
+from shared.store import ArtifactStore
+
+ALL = "all"
+COLUMNS = ["system", "id", "category", "accuracy", "facts", "fabricated", "hedged", "correctness",
+           "failure_mode", "label", "question"]
+
+
+@dataclass
+class Evaluation:
+    table: pd.DataFrame
+    answers: dict[tuple[str, str], tuple[str, ItemScore]] = field(default_factory=dict)
+    charts: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = []
+        for system in SYSTEMS:
+            rows = self.table[self.table.system == system]
+            if len(rows):
+                lines.append(f"**{system}**: {len(rows)} items, mean accuracy {rows.accuracy.mean():.1%}")
+        return " · ".join(lines + [f"⚠ {n}" for n in self.notes]) or "⚠ Nothing loaded."
+
+
+def scored_run(store: ArtifactStore, system: str, cache: Path) -> tuple[Manifest, ScoreFile, dict[str, str]]:
+    """The latest ``score-<system>`` run, its scores and the responses it scored (by item id)."""
+    manifest = runs.latest(store, f"score-{system}")
+    dest = cache / manifest.stage / manifest.run_id
+    scores = ScoreFile.model_validate_json(
+        runs.fetch(store, manifest.output("scores.json"), dest / "scores.json").read_text())
+    ref = next((i for i in manifest.inputs if i.key.endswith("/responses.jsonl")), None)
+    if ref is None:
+        raise ValueError(f"{manifest.run} records no responses.jsonl input")
+    responses = load_responses(runs.fetch(store, ref, dest / "responses.jsonl"))
+    return manifest, scores, {r.id: r.response for r in responses}
+
+
+def load(store: ArtifactStore, items: list[BenchmarkItem], reviews: dict[tuple[str, str], Review],
+         cache: Path) -> Evaluation:
+    """The latest ``score-scratch`` and ``score-rag`` runs, and the latest report's charts."""
+    questions = {i.id: i.question for i in items}
+    rows, answers, notes = [], {}, []
+    for system in SYSTEMS:
+        try:
+            _, scores, responses = scored_run(store, system, cache)
+        except RunNotFound:
+            notes.append(f"no score-{system} run yet (`als-lm eval run --system {system}`, then `als-lm eval score`)")
+            continue
+        for s in scores.items:
+            review = reviews.get((system, s.id))
+            if review:
+                correctness, mode, label = review.correctness, review.failure_mode, "reviewed"
+            else:
+                (correctness, mode), label = taxonomy.proxy_label(s), "auto"
+            rows.append({
+                "system": system, "id": s.id, "category": s.category, "accuracy": round(s.accuracy, 3),
+                "facts": f"{sum(s.facts_present)}/{len(s.facts_present)}",
+                "fabricated": ", ".join(s.fabricated_entities), "hedged": bool(s.hedging.get("hedged")),
+                "correctness": correctness, "failure_mode": mode or "", "label": label,
+                "question": questions.get(s.id, ""),
+            })
+            answers[(system, s.id)] = (responses.get(s.id, ""), s)
+    charts: list[Path] = []
+    try:
+        report = runs.latest(store, "report")
+        charts = [runs.fetch(store, ref, cache / report.stage / report.run_id / ref.name)
+                  for ref in report.outputs_under("charts/") if ref.name.endswith(".png")]
+    except RunNotFound:
+        notes.append("no report run yet (`als-lm report`): no charts")
+    return Evaluation(pd.DataFrame(rows, columns=COLUMNS), answers, charts, notes)
+
+
+def filter_table(table: pd.DataFrame, system: str, category: str, failure_mode: str) -> pd.DataFrame:
+    out = table
+    if system != ALL:
+        out = out[out.system == system]
+    if category != ALL:
+        out = out[out.category == category]
+    if failure_mode != ALL:
+        out = out[out.failure_mode == ("" if failure_mode == "none" else failure_mode)]
+    return out.reset_index(drop=True)
+
+
+FAILURE_CHOICES = [ALL, "none", *FAILURE_MODES]
+
+
+def detail(evaluation: Evaluation, system: str, item_id: str) -> tuple[str, str]:
+    """The stored answer of one row, highlighted, and its key-fact table."""
+    found = evaluation.answers.get((system, item_id))
+    if found is None:
+        return "", ""
+    answer, scored = found
+    return (highlight.answer_html(answer, scored.facts, scored.fabricated_entities),
+            highlight.facts_html(scored.facts, scored.fabricated_entities))

@@ -1,0 +1,219 @@
+"""JATS XML from PMC ``efetch`` (``<pmc-articleset>``): title, abstract, body prose and licence.
+
+Figures, tables, reference lists, supplementary material and formulas are dropped: they are
+captions, numbers and citations, not prose (§2.2.1). Inline citation markers go too, and the
+brackets they leave behind.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from lxml import etree
+
+from services.scraper.parsing import Malformed, squash, xml_root
+
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+ALI = "http://www.niso.org/schemas/ali/1.0/"
+
+DROPPED = (
+    "fig", "fig-group", "table-wrap", "table-wrap-group", "supplementary-material", "ref-list",
+    "disp-formula", "inline-formula", "media", "graphic", "inline-graphic",
+)
+DROPPED_SEC_TYPES = {"supplementary-material", "display-objects"}
+NOT_THE_ABSTRACT = {"graphical", "teaser", "toc", "precis", "web-summary"}
+ALLOWED_LICENCES = ("CC-BY", "CC-BY-NC", "CC0", "public-domain")
+
+_EMPTY_BRACKETS = re.compile(r"\s*[\[(][\s,;–-]*[\])]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:])")
+_CC_URL = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Licence:
+    id: str
+    url: str | None
+
+    @property
+    def allowed(self) -> bool:
+        """CC-BY, CC-BY-NC, CC0 or public domain (§2.2.1); NoDerivatives and ShareAlike are not."""
+        return self.id == "public-domain" or self.id.startswith("CC0") or re.fullmatch(
+            r"CC-BY(-NC)?(-\d\.\d)?", self.id
+        ) is not None
+
+
+@dataclass(frozen=True)
+class Article:
+    pmcid: str
+    title: str
+    abstract: str
+    body: str
+    licence: Licence
+    article_type: str | None
+    journal: str | None
+    year: str | None
+    doi: str | None
+    pmid: str | None
+
+
+def classify_licence(url: str | None, text: str) -> Licence:
+    """A licence id from the licence URL, else from the licence sentence."""
+    if url:
+        if m := _CC_URL.search(url):
+            return Licence(f"CC-{m.group(1).upper()}-{m.group(2)}", url)
+        if "publicdomain/zero" in url.lower():
+            return Licence("CC0-1.0", url)
+        if "publicdomain/mark" in url.lower():
+            return Licence("public-domain", url)
+    words = text.lower()
+    if "public domain" in words or "not subject to copyright" in words:
+        return Licence("public-domain", url)
+    if "cc0" in words or "creative commons zero" in words:
+        return Licence("CC0-1.0", url)
+    if "creative commons attribution" in words or "cc by" in words or "cc-by" in words:
+        parts = ["CC-BY"]
+        if re.search(r"non-?commercial|\bnc\b", words):
+            parts.append("NC")
+        if re.search(r"share-?alike|\bsa\b", words):
+            parts.append("SA")
+        if re.search(r"no-?deriv|no derivative|\bnd\b", words):
+            parts.append("ND")
+        version = re.search(r"\b(\d\.\d)\b", words)
+        return Licence("-".join(parts + ([version.group(1)] if version else [])), url)
+    return Licence("unknown", url)
+
+
+def _licence(meta: etree._Element) -> Licence:
+    found = Licence("unknown", None)
+    for lic in meta.iterfind("permissions/license"):
+        url = lic.get(XLINK_HREF) or next((squash(r.text or "") for r in lic.iter(f"{{{ALI}}}license_ref")), None)
+        found = classify_licence(url, squash("".join(lic.itertext())))
+        if found.id != "unknown":
+            return found
+    return found
+
+
+def _drop(tree: etree._Element) -> None:
+    """Remove non-prose elements, keeping the text that follows each one."""
+    doomed = list(tree.iter(*DROPPED))
+    doomed += [e for e in tree.iter("xref") if e.get("ref-type") == "bibr"]
+    doomed += [e for e in tree.iter("sec") if e.get("sec-type") in DROPPED_SEC_TYPES]
+    for el in doomed:
+        _remove(el)
+    # Superscript citation groups are left holding only their commas.
+    for sup in list(tree.iter("sup")):
+        if not re.search(r"\w", "".join(sup.itertext())):
+            _remove(sup)
+
+
+def _remove(el: etree._Element) -> None:
+    """Detach ``el``; its tail text joins what precedes it, with a space so words stay apart."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.tail:
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + " " + el.tail
+        else:
+            parent.text = (parent.text or "") + " " + el.tail
+    parent.remove(el)
+
+
+def _inline(el: etree._Element) -> str:
+    text = _EMPTY_BRACKETS.sub("", squash("".join(el.itertext())))
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
+
+
+def _blocks(container: etree._Element) -> list[str]:
+    """Section titles and paragraphs in reading order, one block each."""
+    blocks: list[str] = []
+    for child in container:
+        tag = child.tag if isinstance(child.tag, str) else ""
+        if tag == "sec":
+            title = child.find("title")
+            if title is not None and _inline(title):
+                blocks.append(_inline(title))
+            blocks.extend(_blocks(child))
+        elif tag == "list":
+            items = [f"- {t}" for item in child.iterfind("list-item") if (t := _inline(item))]
+            if items:
+                blocks.append("\n".join(items))
+        elif tag in ("p", "disp-quote", "boxed-text", "statement", "def-list") and (text := _inline(child)):
+            blocks.append(text)
+    return blocks
+
+
+def _first(meta: etree._Element, path: str) -> str | None:
+    el = meta.find(path)
+    if el is None:
+        return None
+    return squash("".join(el.itertext())) or None
+
+
+def _abstract(meta: etree._Element) -> etree._Element | None:
+    candidates = [a for a in meta.iterfind("abstract") if a.get("abstract-type") not in NOT_THE_ABSTRACT]
+    untyped = [a for a in candidates if a.get("abstract-type") is None]
+    return (untyped or candidates or [None])[0]
+
+
+def parse_article(article: etree._Element) -> Article:
+    meta = article.find("front/article-meta")
+    if meta is None:
+        raise Malformed("an <article> without front/article-meta")
+    ids = {e.get("pub-id-type"): squash(e.text or "") for e in meta.iterfind("article-id")}
+    digits = re.sub(r"\D", "", ids.get("pmcid") or ids.get("pmc") or "")
+    if not digits:
+        raise Malformed("an <article> without a PMC id")
+    _drop(article)
+    abstract = _abstract(meta)
+    body = article.find("body")
+    year = meta.find("pub-date/year")
+    return Article(
+        pmcid=f"PMC{digits}",
+        title=_first(meta, "title-group/article-title") or "",
+        abstract="\n\n".join(_blocks(abstract)) if abstract is not None else "",
+        body="\n\n".join(_blocks(body)) if body is not None else "",
+        licence=_licence(meta),
+        article_type=article.get("article-type"),
+        journal=_first(article, "front/journal-meta/journal-title-group/journal-title"),
+        year=year.text.strip() if year is not None and year.text else None,
+        doi=ids.get("doi"),
+        pmid=ids.get("pmid"),
+    )
+
+
+def parse_articleset(body: bytes) -> list[Article]:
+    root = xml_root(body, "pmc-articleset")
+    return [parse_article(a) for a in root.iterfind("article")]
+
+
+def article_documents(article: Article, accessed: date) -> list[dict]:
+    """The abstract and the body as separate raw documents (§2.2.1: abstracts are their own examples)."""
+    url = f"https://pmc.ncbi.nlm.nih.gov/articles/{article.pmcid}/"
+    meta = {
+        "category": "research",
+        "pmcid": article.pmcid,
+        "pmid": article.pmid,
+        "doi": article.doi,
+        "journal": article.journal,
+        "year": article.year,
+        "article_type": article.article_type,
+        "license_url": article.licence.url,
+    }
+    return [
+        {
+            "id": f"pmc-{article.pmcid}-{part}",
+            "source": "pmc",
+            "url": url,
+            "title": article.title,
+            "text": text,
+            "date_accessed": accessed.isoformat(),
+            "license": article.licence.id,
+            "metadata": {**meta, "part": part},
+        }
+        for part, text in (("abstract", article.abstract), ("body", article.body))
+        if text
+    ]

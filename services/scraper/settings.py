@@ -1,0 +1,118 @@
+"""Scraper settings: section ``scrape`` (env ``ALS_SCRAPE__*``), one sub-section per spider (design §2.2).
+
+Base URLs default to the real public endpoints and are settings so tests point them at 127.0.0.1:
+``ALS_SCRAPE__PMC__EUTILS_URL=http://127.0.0.1:8080/eutils``. The NCBI key is also read from
+``ALS_NCBI_API_KEY``, the name NCBI's own documentation uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from shared.settings import CommonSettings
+
+HERE = Path(__file__).resolve().parent
+
+# §2.2.1: MeSH and keyword combinations.
+PMC_QUERIES = [
+    '"amyotrophic lateral sclerosis"[MeSH]',
+    '"motor neuron disease"[MeSH]',
+    'ALS AND (genetics OR treatment OR diagnosis OR pathology)',
+]
+
+
+class PmcConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eutils_url: str = Field(
+        "https://eutils.ncbi.nlm.nih.gov/entrez/eutils", description="E-utilities base (esearch.fcgi, efetch.fcgi)"
+    )
+    queries: list[str] = Field(PMC_QUERIES, min_length=1, description="esearch terms (§2.2.1)")
+    open_access_filter: str = Field(
+        '"open access"[filter]', description="ANDed to every query: the PMC open-access subset only"
+    )
+    priority_filter: str = Field(
+        '(review[pt] OR "meta-analysis"[pt])',
+        description="reviews and meta-analyses are searched and fetched first (§2.2.1); '' disables",
+    )
+    search_batch: int = Field(500, ge=1, le=10_000, description="esearch retmax: ids per page (§2.2.1)")
+    fetch_batch: int = Field(50, ge=1, le=200, description="ids per efetch request")
+    requests_per_second: float = Field(3.0, gt=0, le=3.0, description="NCBI's limit without an API key")
+    requests_per_second_with_key: float = Field(10.0, gt=0, le=10.0, description="NCBI's limit with a key")
+    tool: str = Field("als-lm", description="the `tool` parameter NCBI asks every client to send")
+    email: str | None = Field(None, description="the `email` parameter NCBI uses to contact heavy users")
+
+
+class ClinicalTrialsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str = Field("https://clinicaltrials.gov/api/v2", description="ClinicalTrials.gov API v2 base")
+    condition: str = Field("amyotrophic lateral sclerosis", description="query.cond (§2.2.2)")
+    page_size: int = Field(100, ge=1, le=1000, description="studies per page (the API's maximum is 1000)")
+    requests_per_second: float = Field(
+        0.8, gt=0, le=10.0, description="the API allows about 50 requests a minute per client"
+    )
+
+
+class WebConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources_file: Path = Field(HERE / "sources.yaml", description="the curated list (URL, category, licence, ethics)")
+    min_text_chars: int = Field(
+        400, ge=1, description="a page whose main text is shorter is rejected (error page served with 200)"
+    )
+    requests_per_second: float = Field(1.0, gt=0, le=10.0, description="per site")
+
+
+class WikipediaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str = Field("https://en.wikipedia.org/w/api.php", description="MediaWiki action API endpoint")
+    maxlag: int = Field(5, ge=0, description="MediaWiki's maxlag: back off when replicas lag (API etiquette)")
+    requests_per_second: float = Field(2.0, gt=0, le=10.0, description="requests are serial, as the etiquette asks")
+
+
+class ScrapeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_documents: int | None = Field(None, ge=1, description="stop after this many documents; None = all")
+    job_dir: Path | None = Field(
+        None, description="resumable crawl state; None = <work_dir>/scrape-jobs. Removed once a run is published"
+    )
+    user_agent: str = Field("ALS-LM research crawler (+https://github.com/als-lm)", min_length=1)
+    ncbi_api_key: SecretStr | None = Field(None, description="raises the PMC rate to 10 requests/s")
+    retry_times: int = Field(5, ge=0, description="retries of 429/5xx and network errors")
+    backoff_base: float = Field(1.0, ge=0, description="first retry waits this many seconds, then doubles")
+    backoff_max: float = Field(60.0, ge=0, description="longest wait between retries, Retry-After included")
+    autothrottle_max_delay: float = Field(30.0, gt=0, description="AutoThrottle's ceiling on the delay, seconds")
+    download_timeout: float = Field(60.0, gt=0)
+    shard_documents: int = Field(5000, ge=1, description="documents per published docs/part-NNNNN.jsonl")
+    sample_dir: Path = Field(HERE / "sample", description="the bundled sample corpus (*.jsonl)")
+    pmc: PmcConfig = PmcConfig()
+    clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
+    web: WebConfig = WebConfig()
+    wikipedia: WikipediaConfig = WikipediaConfig()
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> ScrapeConfig:
+        if self.backoff_max < self.backoff_base:
+            raise ValueError("backoff_max must be at least backoff_base")
+        return self
+
+
+class ScraperSettings(CommonSettings):
+    scrape: ScrapeConfig = ScrapeConfig()
+    ncbi_api_key: SecretStr | None = Field(
+        None, exclude=True, description="ALS_NCBI_API_KEY; used when scrape.ncbi_api_key is not set"
+    )
+
+    @model_validator(mode="after")
+    def _ncbi_key(self) -> ScraperSettings:
+        if self.scrape.ncbi_api_key is None and self.ncbi_api_key is not None:
+            self.scrape = self.scrape.model_copy(update={"ncbi_api_key": self.ncbi_api_key})
+        return self
+
+    def job_dir(self, spider: str) -> Path:
+        return (self.scrape.job_dir or self.work_dir / "scrape-jobs") / spider

@@ -1,0 +1,53 @@
+"""Wikipedia (§2.2.5): curated titles through the MediaWiki API, as plain-text extracts.
+
+One title per request: TextExtracts returns whole-article extracts for one page at a time.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import urlencode
+
+from services.scraper.items import Record, rejection
+from services.scraper.parsing import Malformed
+from services.scraper.parsing.mediawiki import page_document, parse_query
+from services.scraper.sources import load_sources
+from services.scraper.spiders.base import CorpusSpider
+
+
+class WikipediaSpider(CorpusSpider):
+    name = "wikipedia"
+    # The action API is governed by the API etiquette (user agent, serial requests, maxlag);
+    # robots.txt disallows /w/ for the website's crawlers.
+    custom_settings: ClassVar[dict] = {"ROBOTSTXT_OBEY": False}
+
+    @classmethod
+    def requests_per_second(cls, config) -> float:
+        return config.wikipedia.requests_per_second
+
+    async def start(self):
+        wiki = self.config.wikipedia
+        for title in load_sources(self.config.web.sources_file).wikipedia:
+            if title in self.job.done:
+                continue
+            params = {"action": "query", "format": "json", "formatversion": 2, "prop": "extracts|info",
+                      "inprop": "url", "explaintext": 1, "exsectionformat": "wiki", "redirects": 1,
+                      "maxlag": wiki.maxlag, "titles": title}
+            page_url = f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}"
+            yield self.request(f"{wiki.api_url}?{urlencode(params)}", self.parse_extract,
+                               records=[(title, page_url)], dont_filter=True)
+
+    def parse_extract(self, response):
+        self.check_budget()
+        [(title, url)] = response.meta["records"]
+        try:
+            pages = parse_query(response.body)
+        except Malformed as err:
+            yield from self.reject(response.meta["records"], "malformed", str(err))
+            return
+        page = pages[0] if pages else None
+        if page is None or page.missing or not page.extract:
+            yield Record(title, url, rejected=[rejection("missing", "no such article, or an empty extract")])
+            return
+        doc = page_document(page, self.today())
+        yield Record(title, doc["url"], documents=[doc])

@@ -1,0 +1,82 @@
+"""Trainer settings: section ``train`` (env ``ALS_TRAIN__*``), defaults = the seed's full run (§5.2-5.6).
+
+Precedence: these defaults < ``.env`` / environment < ``--config FILE`` (YAML of this section)
+< command-line options. Fields left at ``None`` are derived from the preset and the device, and
+the effective values are logged at start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.settings import CommonSettings
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["tiny", "small", "base", "large"] = Field(
+        "base", description="model size (model.PRESETS): tiny ~1M, small ~28M, base ~320M, large ~1.65B"
+    )
+    block_size: int | None = Field(None, gt=1, description="context length; None = the preset's")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    gradient_checkpointing: bool | None = Field(None, description="None = on for base and large")
+
+    max_steps: int = Field(50_000, gt=0, description="optimizer steps (each = micro_batch x grad_accum sequences)")
+    micro_batch: int = Field(4, gt=0, description="sequences per forward pass per rank")
+    grad_accum: int = Field(8, gt=0, description="micro-batches per optimizer step")
+    lr: float = Field(6e-4, gt=0, description="peak learning rate")
+    min_lr: float = Field(6e-5, ge=0, description="end of the cosine decay (10% of peak)")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="linear warmup; None = min(2000, max_steps // 10)"
+    )
+    weight_decay: float = Field(0.1, ge=0, description="on matrices only, not biases or LayerNorm")
+    beta1: float = Field(0.9, gt=0, lt=1)
+    beta2: float = Field(0.95, gt=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="max global gradient norm; 0 disables")
+
+    log_interval: int = Field(100, gt=0, description="steps between CSV rows")
+    eval_interval: int = Field(500, gt=0, description="steps between validation losses")
+    eval_batches: int = Field(20, gt=0, description="micro-batches per validation loss")
+    checkpoint_interval: int = Field(1000, gt=0, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, gt=0, description="recent checkpoints kept besides the best")
+    early_stopping_patience: int = Field(5, ge=0, description="evaluations without improvement; 0 = never")
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
+    deepspeed_config: Path | None = Field(
+        None, description="DeepSpeed JSON; None = configs/deepspeed/<zero0|zero2-offload|zero3-offload>.json by preset"
+    )
+    zero_stage: int | None = Field(None, ge=0, le=3, description="overrides the DeepSpeed file's ZeRO stage")
+    offload: Literal["none", "optimizer", "optimizer+params"] | None = Field(
+        None, description="overrides the DeepSpeed file's CPU offload"
+    )
+    peak_tflops: float | None = Field(
+        None, gt=0, description="device peak for MFU; None = known GPUs' bf16 dense peak, empty on CPU"
+    )
+    checkpoint_dir: Path | None = Field(
+        None, description="None = <work_dir>/train/<lineage>; resume picks its last complete checkpoint"
+    )
+    resume: bool = Field(True, description="continue from the last complete checkpoint when there is one")
+
+    @model_validator(mode="after")
+    def _lr_order(self) -> TrainConfig:
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr={self.min_lr} is above the peak lr={self.lr}")
+        return self
+
+    @property
+    def warmup(self) -> int:
+        return self.warmup_steps if self.warmup_steps is not None else min(2000, self.max_steps // 10)
+
+
+DEEPSPEED_BY_PRESET = {"tiny": "zero0", "small": "zero0", "base": "zero2-offload", "large": "zero3-offload"}
+
+
+class TrainerSettings(CommonSettings):
+    train: TrainConfig = TrainConfig()

@@ -1,0 +1,104 @@
+"""The ``train`` stage: token shards from the latest ``tokenize`` run in, ``model.pt`` and metrics out.
+
+Every rank runs this; rank 0 decides whether the run is needed and publishes it. Checkpoints
+live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape and the token
+shards, so rerunning after a crash or SIGTERM resumes, and another model or corpus starts fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch.distributed as dist
+
+from services.trainer import monitor
+from services.trainer.data import unigram_loss
+from services.trainer.settings import TrainerSettings
+from services.trainer.train import Trainer, export_model, init_distributed, model_config, resolve_device
+from shared import runs
+from shared.manifest import Manifest
+from shared.runs import RunWriter
+from shared.schemas.corpus import TokenShardsMeta
+from shared.store import open_store
+
+log = logging.getLogger(__name__)
+
+INPUTS = ["train.bin", "val.bin", "meta.json", "tokenizer.json"]
+
+
+def read_meta(path: Path) -> TokenShardsMeta:
+    try:
+        return TokenShardsMeta.model_validate_json(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"meta.json of the tokenize run is invalid: {err}") from None
+
+
+def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]:
+    cfg = settings.train
+    device = resolve_device(cfg.device)  # a missing GPU is reported before anything is fetched
+    store = open_store(settings.store)
+    tokenize = runs.latest(store, "tokenize")
+    inputs = runs.inputs_from(tokenize, INPUTS)
+    stage_settings = {"train": cfg.model_dump(mode="json"), "seed": settings.seed}
+
+    init_distributed(device)
+    rank = dist.get_rank()
+    decision = [None]
+    if rank == 0:
+        probe = runs.fingerprint("train", stage_settings, inputs)
+        decision[0] = next((m for m in reversed(runs.runs(store, "train")) if m.fingerprint == probe and not force),
+                           None)
+    dist.broadcast_object_list(decision, src=0)
+    if decision[0] is not None:
+        log.info("train: unchanged since run %s, skipped (use --force to rerun)", decision[0].run_id)
+        return decision[0], False
+
+    local = Path(settings.work_dir) / "train" / "inputs" / tokenize.run_id
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        for ref in inputs:
+            runs.fetch(store, ref, local / ref.key.rsplit("/", 1)[1])
+    dist.barrier()
+    meta = read_meta(local / "meta.json")
+    lineage = hashlib.sha256(json.dumps(
+        [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs]], sort_keys=True
+    ).encode()).hexdigest()[:12]
+    run_dir = cfg.checkpoint_dir or Path(settings.work_dir) / "train" / f"{cfg.preset}-{lineage}"
+
+    trainer = Trainer(cfg, settings.seed, local / "train.bin", local / "val.bin", meta.vocab_size, run_dir)
+
+    def body(writer: RunWriter, scratch: Path) -> None:
+        result = trainer.fit()
+        writer.put_file("model.pt", export_model(result.best_checkpoint, scratch / "model.pt"))
+        writer.put_file("tokenizer.json", local / "tokenizer.json")
+        writer.put_file("metrics.csv", run_dir / "metrics.csv")
+        monitor.plot(run_dir / "metrics.csv", scratch / "plots")
+        writer.put_tree("plots", scratch / "plots")
+        writer.metrics.update(
+            preset=cfg.preset,
+            params=trainer.num_params,
+            steps=result.step,
+            tokens_seen=result.tokens_seen,
+            best_val_loss=result.best_val_loss,
+            best_checkpoint=result.best_checkpoint.name,
+            unigram_val_loss=unigram_loss(trainer.train_shard, trainer.val_shard, meta.vocab_size),
+            stopped_early=result.stopped_early,
+            device=trainer.device,
+            precision=trainer.precision,
+            zero_stage=trainer.zero_stage,
+            world_size=trainer.world_size,
+            checkpoint_dir=str(run_dir),
+        )
+
+    if rank == 0:
+        # force: the skip decision was taken above, for every rank at once
+        manifest, ran = runs.run_stage(store, "train", stage_settings, inputs, body, work_dir=settings.work_dir,
+                                       force=True)
+    else:
+        trainer.fit()
+        manifest, ran = None, True
+    dist.barrier()
+    return manifest, ran

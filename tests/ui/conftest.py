@@ -1,0 +1,80 @@
+"""A small but real evaluation for the UI: a corpus, its RAG index, both systems' answers and scores.
+
+Both "systems" generate with the bundled Gemma 3 270M in the real Ollama server (the from-scratch
+model's tag is set to it with ``eval.scratch_model``): training and exporting a model here would
+cost minutes and the UI only needs an Ollama model to stream from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.evaluator import runner
+from services.evaluator.rag import generate, pipeline
+from services.evaluator.score import score_stage
+from services.evaluator.ui.app import launch
+from services.evaluator.ui.settings import UISettings
+from shared import runs
+from shared.schemas.corpus import CleanDocument
+from shared.servers import free_port
+from shared.settings import load
+from shared.store import LocalStore
+
+GENERATOR = generate.BUNDLED_GENERATOR
+DOCS = [
+    ("riluzole", "Riluzole in ALS",
+     ("Riluzole was the first drug approved for ALS. Riluzole is thought to protect motor neurons from glutamate "
+      "excitotoxicity; it inhibits glutamate release and blocks voltage-gated sodium channels. In trials it "
+      "extended survival by about two to three months.")),
+    ("sod1", "SOD1 and familial ALS",
+     ("SOD1 was the first gene linked to ALS. Mutations in SOD1, which encodes superoxide dismutase 1, were "
+      "reported in familial ALS in 1993. Tofersen is an antisense oligonucleotide that lowers SOD1 protein.")),
+    ("tdp43", "TDP-43 pathology",
+     ("TDP-43 aggregates are found in the motor neurons of about 97 percent of people with ALS. The protein "
+      "leaves the nucleus and forms inclusions in the cytoplasm.")),
+    ("edaravone", "Edaravone",
+     ("Edaravone is a free radical scavenger approved by the FDA for ALS in 2017. It is given intravenously or "
+      "as an oral suspension.")),
+]
+
+
+def publish_corpus(store, work_dir: Path) -> None:
+    """A ``process`` run, as the processor publishes it, holding the documents above."""
+    docs = [CleanDocument(id=i, source="sample", category="educational", title=t, text=x) for i, t, x in DOCS]
+
+    def body(writer, scratch):
+        writer.put_bytes("train.jsonl", "".join(d.model_dump_json() + "\n" for d in docs[:-1]).encode())
+        writer.put_bytes("val.jsonl", (docs[-1].model_dump_json() + "\n").encode())
+        writer.put_bytes("corpus.txt", "\n\n".join(d.text for d in docs[:-1]).encode() + b"\n")
+
+    runs.run_stage(store, "process", {"ui-test": True}, [], body, work_dir=work_dir)
+
+
+@pytest.fixture(scope="session")
+def evaluation(tmp_path_factory, ollama_server):
+    """Settings and a store holding process, rag-index, eval-* and score-* runs (2 questions each)."""
+    root = tmp_path_factory.mktemp("ui-eval")
+    settings = load(UISettings, work_dir=root / "work", ollama_host=ollama_server.base_url,
+                    store={"backend": "local", "root": root / "artifacts"},
+                    eval={"scratch_model": GENERATOR, "max_tokens": 24, "review_sample_size": 2},
+                    rag={"generator_model": GENERATOR, "top_k": 2},
+                    ui={"max_tokens": 16, "port": free_port(), "training_refresh_s": 1.0})
+    store = LocalStore(settings.store.root)
+    generate.ensure_generator(generate.connect(settings.ollama_host), GENERATOR)
+    publish_corpus(store, settings.work_dir)
+    pipeline.run_index(store, settings)
+    for system in ("scratch", "rag"):
+        runner.run_eval(store, settings, system, limit=2)
+        score_stage(store, settings, system)
+    return settings, store
+
+
+@pytest.fixture(scope="session")
+def app_url(evaluation):
+    """The app served on 127.0.0.1 for the session, as ``als-lm ui`` serves it."""
+    settings, store = evaluation
+    demo = launch(settings, store, block=False)
+    yield f"http://127.0.0.1:{settings.ui.port}/"
+    demo.close()

@@ -1,0 +1,133 @@
+"""End to end in headless Chromium (Debian's ``chromium``, driven by Playwright; no browser download):
+each page of the served app asked something, its answer checked, a screenshot saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.evaluator.review import previous_reviews
+from shared.schemas.model import METRICS_COLUMNS, MetricsRow
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
+TIMEOUT_MS = 150_000  # one answer from Gemma 270M on a busy 2-core machine
+
+
+def row(step: int) -> str:
+    r = MetricsRow(step=step, train_loss=6.0 - step / 50, val_loss=5.9 - step / 50 if step % 20 == 0 else None,
+                   lr=6e-4 * min(1.0, step / 20), tokens_seen=step * 1024, tokens_per_s=1500.0 + step,
+                   elapsed_s=step * 0.7)
+    return ",".join(r.csv_cells()) + "\n"
+
+
+@pytest.fixture(scope="module")
+def metrics_csv(evaluation) -> Path:
+    """A trainer's live CSV where the Training page looks for it (``<work_dir>/train/*/metrics.csv``)."""
+    settings, _ = evaluation
+    path = settings.work_dir / "train" / "tiny-ui" / "metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(",".join(METRICS_COLUMNS) + "\n" + "".join(row(s) for s in range(10, 110, 10)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(metrics_csv, app_url):
+    if not CHROMIUM.is_file():
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (scripts/setup.sh)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1100})
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.goto(app_url)
+        yield tab
+        browser.close()
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_disclaimer_is_always_visible(page):
+    for name in ("Chat", "Compare", "Training"):
+        open_tab(page, name)
+        assert page.locator("#disclaimer").is_visible()
+        assert "not a medical resource" in page.locator("#disclaimer").inner_text()
+
+
+def test_chat_streams_an_answer_and_refuses_an_empty_question(page):
+    open_tab(page, "Chat")
+    page.locator("#chat-ask").click()
+    page.wait_for_selector("#chat-status :text('Please type a question first.')")
+    page.locator("#chat-question textarea").fill("What is ALS?")
+    page.locator("#chat-ask").click()
+    page.wait_for_selector("#chat-status :text('Answered by the from-scratch model')")
+    bot = page.locator("#chat-conversation .bot").last
+    assert bot.inner_text().strip()
+    page.screenshot(path=SHOTS / "chat.png", full_page=True)
+
+
+def test_compare_highlights_key_facts_of_a_benchmark_question(page):
+    open_tab(page, "Compare")
+    page.locator("#compare-question textarea").fill("How does riluzole work in ALS?")
+    page.locator("#compare-ask").click()
+    page.wait_for_selector("#compare-status :text('key facts checked')")
+    for system in ("scratch", "rag"):
+        verdicts = page.locator(f"#compare-{system}-facts table.facts tbody tr")
+        assert verdicts.count() == 4  # drug-001's key facts, each present, negated, other subject or missing
+        found = page.locator(f"#compare-{system}-facts tr.present, #compare-{system}-facts tr.negated").count()
+        marks = page.locator(f"#compare-{system} mark").count()
+        assert (marks > 0) == (found > 0 or "fabricated" in page.locator(f"#compare-{system}").inner_html())
+    assert page.locator("#compare-rag mark.present").count() + page.locator("#compare-scratch mark.present").count() > 0
+    page.get_by_text("RAG's retrieved chunks").click()
+    assert "source `riluzole`" in page.locator("#compare-sources").inner_text() or \
+        "riluzole" in page.locator("#compare-sources").inner_text()
+    page.screenshot(path=SHOTS / "compare.png", full_page=True)
+
+
+def test_benchmark_loads_the_scored_runs_and_shows_an_answer(page):
+    open_tab(page, "Benchmark")
+    page.locator("#bench-load").click()
+    page.wait_for_selector("#bench-status :text('mean accuracy')")
+    assert page.locator("#bench-table tbody tr").count() == 4  # 2 questions x 2 systems
+    page.locator("#bench-table tbody tr").first.locator("td").nth(1).click()
+    page.wait_for_selector("#bench-answer .answer")
+    page.screenshot(path=SHOTS / "benchmark.png", full_page=True)
+
+
+def test_review_saves_to_the_store_and_resumes(page, evaluation):
+    settings, store = evaluation
+    open_tab(page, "Review")
+    page.locator("#review-reviewer textarea, #review-reviewer input").first.fill("ui-test")
+    page.locator("#review-start").click()
+    page.wait_for_selector("#review-progress :text('0 of 2 sampled responses reviewed')")
+    page.locator("#review-correctness").get_by_text("incorrect", exact=True).click()
+    page.locator("#review-save").click()
+    page.wait_for_selector("#review-status :text('needs a failure mode')")
+    page.locator("#review-correctness").get_by_text("refusal", exact=True).click()
+    page.locator("#review-save").click()
+    page.wait_for_selector("#review-progress :text('1 of 2 sampled responses reviewed')")
+    (saved,) = previous_reviews(store, "scratch", settings.work_dir / "check")
+    assert saved.correctness == "refusal" and saved.reviewer == "ui-test"
+    page.reload()
+    open_tab(page, "Review")
+    page.locator("#review-start").click()
+    page.wait_for_selector("#review-progress :text('1 of 2 sampled responses reviewed')")
+    page.screenshot(path=SHOTS / "review.png", full_page=True)
+
+
+def test_training_curves_follow_the_live_csv(page, metrics_csv):
+    open_tab(page, "Training")
+    page.wait_for_selector("#train-status :text('step **100**'), #train-status :text('step 100')")
+    with open(metrics_csv, "a") as fh:
+        fh.write(row(120))
+    page.wait_for_selector("#train-status :text('step 120')")
+    page.screenshot(path=SHOTS / "training.png", full_page=True)
