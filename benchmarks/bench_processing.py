@@ -103,6 +103,17 @@ def run_baseline(raw: list[Path], out: Path) -> dict:
             "documents_out": kept, "near_duplicates": near, "duplicate_paragraphs": dup_paragraphs}
 
 
+def near_duplicate_recall(raw_dir: Path, out: Path) -> dict:
+    """How many of the generator's planted near-duplicates (ids ``*-reissue-*``) the pipeline removed,
+    and how many documents it removed as near-duplicates that were not planted."""
+    planted = json.loads((raw_dir / "planted.json").read_text())["near_duplicates"]
+    removed = [r["doc_id"] for r in map(json.loads, (out / "excluded.jsonl").open(encoding="utf-8"))
+               if r["reason"] == "near_duplicate"]
+    found = sum("-reissue-" in d for d in removed)
+    return {"planted": planted, "removed": found, "recall": round(found / planted, 3),
+            "removed_not_planted": len(removed) - found}
+
+
 def child(role: str, raw_dir: Path, out: Path, workers: int) -> dict:
     """Run one side in a fresh interpreter, so peak RSS and CPU are its own."""
     cmd = [sys.executable, __file__, "--raw", str(raw_dir), "--out", str(out), "--workers", str(workers),
@@ -134,6 +145,7 @@ def main(raw_dir: Path, out: Path, workers: int, role: str | None, json_out: Pat
         "load_average_before": os.getloadavg(),
         "pipeline": child("pipeline", raw_dir, out, workers),
         "baseline": child("baseline", raw_dir, out, workers),
+        "planted_near_duplicates": near_duplicate_recall(raw_dir, out),
         "load_average_after": os.getloadavg(),
     }
     click.echo(json.dumps(results, indent=2))

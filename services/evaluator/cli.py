@@ -114,4 +114,54 @@ def rag() -> None:
     """Build the retrieval index (ChromaDB) for the RAG baseline (design §9)."""
 
 
-# RAG engineer: register run here (eval_group.add_command(run_cmd)) and the `rag` subcommands.
+@eval_group.command("run")
+@click.option("--system", type=click.Choice(["scratch", "rag"]), required=True, help="Which system to ask.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N questions, taken round-robin across categories (a quick run).")
+@FORCE
+def run_cmd(system: str, limit: int | None, force: bool) -> None:
+    """Ask one system every benchmark question -> eval-<system> (responses.jsonl, latency, retrieved chunks)."""
+    from services.evaluator.runner import run_eval
+
+    settings = load(EvaluatorSettings)
+    manifest, ran = run_eval(open_store(settings.store), settings, system, limit, force)
+    _report(f"eval-{system}", manifest, ran)
+    m = manifest.metrics
+    click.echo(f"{m['questions']} questions to {m['model']}, median latency {m['latency_p50_s']:.2f} s"
+               + (f", fact recall@k {m['fact_recall_at_k']:.3f}" if "fact_recall_at_k" in m else ""))
+
+
+@rag.command("index")
+@FORCE
+def rag_index(force: bool) -> None:
+    """Chunk, embed and index the latest clean corpus -> rag-index (chunks.jsonl, chroma/)."""
+    from services.evaluator.rag.embeddings import Embedder
+    from services.evaluator.rag.pipeline import open_collection, run_index
+
+    settings = load(EvaluatorSettings)
+    store = open_store(settings.store)
+    manifest, ran = run_index(store, settings, force)
+    _report("rag-index", manifest, ran)
+    m = manifest.metrics
+    click.echo(f"{m['chunks']} chunks of {m['documents']} documents, {m['tokens_per_s']:.0f} tokens/s embedded")
+    if settings.rag.chroma_mode == "server":
+        collection = open_collection(store, settings, Embedder(settings.rag.embedding_model), manifest)
+        click.echo(f"Chroma at {settings.rag.chroma_url}: collection {collection.name!r} holds "
+                   f"{collection.count()} chunks of {manifest.run}")
+
+
+@rag.command("ask")
+@click.argument("question")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Chunks to retrieve (ALS_RAG__TOP_K).")
+def rag_ask(question: str, top_k: int | None) -> None:
+    """Answer one question from the retrieved chunks and list the sources it was given."""
+    from services.evaluator.rag.pipeline import open_rag
+
+    settings = load(EvaluatorSettings)
+    if top_k:
+        settings = load(EvaluatorSettings, rag=settings.rag.model_copy(update={"top_k": top_k}))
+    answer, retrieved, seconds = open_rag(open_store(settings.store), settings).ask(question)
+    click.echo(answer or "(empty answer)")
+    click.echo(f"\nSources ({settings.rag.generator_model}, {seconds:.1f} s):")
+    for i, chunk in enumerate(retrieved, 1):
+        click.echo(f"  [{i}] {chunk.title or 'untitled'} ({chunk.source_id}, distance {chunk.distance:.3f})")

@@ -121,8 +121,6 @@ def run_export(store: ArtifactStore, settings: ExporterSettings, force: bool = F
         writer.metrics.update({f"size_{v.name}": v.size_bytes for v in variants})
         writer.metrics["max_abs_logit_diff"] = diffs
 
-    if cfg.default_quant not in cfg.quants:
-        raise ValueError(f"export.default_quant {cfg.default_quant} is not among export.quants {cfg.quants}")
     return runs.run_stage(store, "export", cfg.model_dump(mode="json"), list(refs.values()), body,
                           work_dir=settings.work_dir, force=force)
 

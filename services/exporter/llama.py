@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 from llama_cpp import GGML_TYPE_F32, Llama
 
 GGUF_MAGIC = b"GGUF"
-# llama-cpp-python echoes every llama.cpp log line to stderr unless its logger is raised.
-logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 
 
 class GGUFError(ValueError):

@@ -21,7 +21,7 @@ from services.exporter.modelfile import parameters
 from services.exporter.settings import TEMPLATE, ExportConfig, ExporterSettings
 from shared import runs
 from shared.manifest import Manifest
-from shared.runs import RunWriter
+from shared.runs import RunNotFound, RunWriter
 from shared.schemas.export import ExportReport, PromptCheck, ServeReport, TagCheck
 from shared.servers import ServerError
 from shared.store import ArtifactStore
@@ -111,13 +111,13 @@ def verify_tag(client: ollama.Client, host: str, tag: str, quant: str, digest: s
 
 
 def run_serve(store: ArtifactStore, settings: ExporterSettings, force: bool = False) -> tuple[Manifest, bool]:
-    cfg, serve = settings.export, settings.serve
+    serve = settings.serve
     export = runs.resolve(store, serve.export_run)
+    if export.stage != "export":
+        raise RunNotFound(f"{serve.export_run!r} is a {export.stage} run, not an export run")
+    # The tags get exactly what the export run's Modelfile says, whatever the settings are now.
+    cfg = ExportConfig.model_validate(export.settings)
     report = ExportReport.model_validate_json(store.get_bytes(export.output("report.json").key))
-    available = {v.name for v in report.variants}
-    missing = [q for q in cfg.quants if q not in available]
-    if missing:
-        raise ValueError(f"export run {export.run} has no {', '.join(missing)} GGUF; it has {', '.join(sorted(available))}")
     refs = {q: export.output(f"gguf/{cfg.model_name}-{q}.gguf") for q in cfg.quants}
     client, version = connect(serve.host, serve.timeout_s)
     # Creating a model is a side effect on the server: a fresh server needs it again even when

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.settings import CommonSettings
 
@@ -77,6 +77,12 @@ class ExportConfig(BaseModel):
         if not quants or len(set(quants)) != len(quants):
             raise ValueError("must be a non-empty list without repeats")
         return quants
+
+    @model_validator(mode="after")
+    def _default_is_exported(self) -> ExportConfig:
+        if self.default_quant not in self.quants:
+            raise ValueError(f"default_quant {self.default_quant} is not among quants {self.quants}")
+        return self
 
 
 class ServeConfig(BaseModel):

@@ -80,13 +80,19 @@ def test_compare_highlights_key_facts_of_a_benchmark_question(page):
     page.locator("#compare-question textarea").fill("How does riluzole work in ALS?")
     page.locator("#compare-ask").click()
     page.wait_for_selector("#compare-status :text('key facts checked')")
+    answered = 0
     for system in ("scratch", "rag"):
+        if not page.locator(f"#compare-{system}").inner_text().strip():
+            continue  # a model may say nothing; the status says so (checked below)
+        answered += 1
         verdicts = page.locator(f"#compare-{system}-facts table.facts tbody tr")
-        assert verdicts.count() == 4  # drug-001's key facts, each present, negated, other subject or missing
+        assert verdicts.count() == 4  # drug-001's key facts: present, negated, other subject or missing
         found = page.locator(f"#compare-{system}-facts tr.present, #compare-{system}-facts tr.negated").count()
-        marks = page.locator(f"#compare-{system} mark").count()
-        assert (marks > 0) == (found > 0 or "fabricated" in page.locator(f"#compare-{system}").inner_html())
-    assert page.locator("#compare-rag mark.present").count() + page.locator("#compare-scratch mark.present").count() > 0
+        fabricated = page.locator(f"#compare-{system}-facts mark.fabricated").count()
+        assert (page.locator(f"#compare-{system} mark").count() > 0) == (found + fabricated > 0)
+    assert answered == 2 or "returned an empty answer" in page.locator("#compare-status").inner_text()
+    # Greedy Gemma 270M states a key fact or invents a drug name ("Liruzole"): something is marked.
+    assert page.locator("#compare-scratch mark, #compare-rag mark").count() > 0
     page.get_by_text("RAG's retrieved chunks").click()
     assert "source `riluzole`" in page.locator("#compare-sources").inner_text() or \
         "riluzole" in page.locator("#compare-sources").inner_text()

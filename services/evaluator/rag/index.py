@@ -20,15 +20,20 @@ from services.evaluator.rag.embeddings import Embedder
 from shared.schemas.eval import RetrievedChunk
 from shared.servers import ServerError
 
-CHROMA_SETTINGS = chromadb.Settings(anonymized_telemetry=False)
 
 
 class IndexMismatch(ValueError):
     """A collection that cannot be queried with the configured embedding model."""
 
 
+def _settings() -> chromadb.Settings:
+    # A fresh object per client: chromadb writes the client's API choice into the Settings it is
+    # given, so one shared object would turn a later embedded client into an HTTP one.
+    return chromadb.Settings(anonymized_telemetry=False)
+
+
 def embedded(path: Path) -> ClientAPI:
-    return chromadb.PersistentClient(path=str(path), settings=CHROMA_SETTINGS)
+    return chromadb.PersistentClient(path=str(path), settings=_settings())
 
 
 def server(url: str) -> ClientAPI:
@@ -36,7 +41,7 @@ def server(url: str) -> ClientAPI:
     parsed = urlparse(url)
     try:
         client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
-                                     ssl=parsed.scheme == "https", settings=CHROMA_SETTINGS)
+                                     ssl=parsed.scheme == "https", settings=_settings())
         client.heartbeat()
     except Exception as err:  # chromadb raises bare ValueError/httpx errors for an absent server
         raise ServerError(

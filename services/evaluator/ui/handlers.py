@@ -21,6 +21,7 @@ from shared.schemas.eval import BenchmarkItem, FactMatch, RetrievedChunk
 from shared.schemas.model import read_metrics
 
 ALLOWED_CONTROLS = "\n\t\r"
+NAMES = {SCRATCH: "from-scratch model", RAG: "RAG baseline"}
 DISCLAIMER = (
     "⚠ **Research project, not a medical resource.** Answers may contain factual errors and must never "
     "be used for medical decisions. For reliable ALS information, consult qualified healthcare providers."
@@ -88,9 +89,9 @@ def chat(backends: Backends, max_chars: int, question: str, system: str, tempera
         yield history + ([*turn] if answer else []), sources, warning(str(err))
         return
     if not answer:
-        yield history + turn, sources, warning("The model returned an empty answer.")
+        yield history + turn, sources, warning(f"The {NAMES[system]} returned an empty answer.")
     else:
-        yield history + turn, sources, f"Answered by the {'RAG baseline' if system == RAG else 'from-scratch model'}."
+        yield history + turn, sources, f"Answered by the {NAMES[system]}."
 
 
 # --- Compare ---------------------------------------------------------------------------------------
@@ -160,6 +161,9 @@ def compare(backends: Backends, scorer, items: dict[str, BenchmarkItem], max_cha
         except BackendDown as err:
             problems.append(str(err))
             yield view()
+            continue
+        if not answers[system]:
+            problems.append(f"The {NAMES[system]} returned an empty answer.")
     views = {}
     for system, answer in answers.items():
         verdict = scorer(item, answer) if answer and scorer is not None else None

@@ -1,0 +1,92 @@
+"""The Benchmark and Review pages' functions on a store holding really scored runs (no model needed:
+the responses are written here, the scorer is the real one without its embedding fallback), and the
+served app's privacy settings."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from services.evaluator.score import score_stage
+from services.evaluator.ui import benchmark, review
+from services.evaluator.ui.app import launch
+from services.evaluator.ui.settings import UISettings
+from shared import runs
+from shared.schemas.eval import Response
+from shared.servers import free_port
+from shared.settings import load
+from shared.store import LocalStore
+from tests.ui.conftest import publish_corpus
+
+ANSWERS = {
+    "scratch": {"drug-001": "Riluzole does not affect glutamate. It is combined with zorbalimab.",
+                "gene-001": "SOD1 was the first gene linked to ALS, found in familial ALS in 1993."},
+    "rag": {"drug-001": "Riluzole protects neurons from glutamate excitotoxicity and blocks sodium channels.",
+            "gene-001": "The context does not say."},
+}
+
+
+@pytest.fixture
+def scored(tmp_path):
+    settings = load(UISettings, work_dir=tmp_path / "work", store={"root": tmp_path / "artifacts"},
+                    eval={"use_embeddings": False, "review_sample_size": 2})
+    store = LocalStore(settings.store.root)
+    publish_corpus(store, settings.work_dir)
+    for system, answers in ANSWERS.items():
+        lines = "".join(Response(id=i, response=a, system=system).model_dump_json() + "\n" for i, a in answers.items())
+        runs.run_stage(store, f"eval-{system}", {"limit": 2, "system": system}, [],
+                       lambda w, _s, lines=lines: w.put_bytes("responses.jsonl", lines.encode()),
+                       work_dir=settings.work_dir)
+        score_stage(store, settings, system)
+    return settings, store
+
+
+def test_benchmark_table_filters_and_shows_a_marked_answer(scored):
+    settings, store = scored
+    loaded = benchmark.load(store, [], {}, settings.work_dir / "ui")
+    assert len(loaded.table) == 4 and "no report run yet" in loaded.summary()
+    rag = benchmark.filter_table(loaded.table, "rag", benchmark.ALL, benchmark.ALL)
+    assert list(rag.id) == ["drug-001", "gene-001"] and rag.accuracy[0] >= 0.75 and rag.accuracy[1] == 0
+    genes = benchmark.filter_table(loaded.table, benchmark.ALL, "gene_mutation", benchmark.ALL)
+    assert set(genes.system) == {"scratch", "rag"}
+    chosen = min(m for m in set(loaded.table.failure_mode) if m)
+    assert set(benchmark.filter_table(loaded.table, benchmark.ALL, benchmark.ALL, chosen).failure_mode) == {chosen}
+    assert set(benchmark.filter_table(loaded.table, benchmark.ALL, benchmark.ALL, "none").failure_mode) == {""}
+    answer, facts = benchmark.detail(loaded, "scratch", "drug-001")
+    assert '<mark class="negated"' in answer and '<mark class="fabricated"' in answer
+    assert "zorbalimab" in facts
+
+
+def test_review_saves_each_item_and_resumes_where_it_stopped(scored):
+    settings, store = scored
+    session = review.start(store, settings, "scratch")
+    assert session.progress() == "**scratch**: 0 of 2 sampled responses reviewed"
+    first = session.current
+    with pytest.raises(ValueError, match="needs a failure mode and severity"):
+        review.save(store, settings, session, "incorrect", "", None, "", "me")
+    with pytest.raises(ValueError, match="choose a correctness label"):
+        review.save(store, settings, session, None, "", None, "", "me")
+    review.save(store, settings, session, "incorrect", "confident_fabrication", "high", "invented drug", "me")
+    resumed = review.start(store, settings, "scratch")
+    assert resumed.current != first and resumed.progress().endswith("1 of 2 sampled responses reviewed")
+    saved = review.all_reviews(store, settings)[("scratch", first)]
+    assert (saved.failure_mode, saved.severity, saved.notes) == ("confident_fabrication", "high", "invented drug")
+    loaded = benchmark.load(store, [], review.all_reviews(store, settings), settings.work_dir / "ui")
+    row = loaded.table[(loaded.table.system == "scratch") & (loaded.table.id == first)].iloc[0]
+    assert (row.label, row.failure_mode) == ("reviewed", "confident_fabrication")
+
+
+def test_served_app_is_private_by_default_and_asks_for_the_configured_login(tmp_path):
+    settings = load(UISettings, work_dir=tmp_path / "work", ollama_host=f"http://127.0.0.1:{free_port()}",
+                    ui={"port": free_port(), "auth_user": "alice", "auth_password": "s3cret"})
+    demo = launch(settings, LocalStore(tmp_path / "artifacts"), block=False)
+    try:
+        assert (demo.server_name, demo.share) == ("127.0.0.1", False)
+        url = f"http://127.0.0.1:{settings.ui.port}"
+        assert httpx.get(f"{url}/config").status_code == 401
+        with httpx.Client() as client:
+            assert client.post(f"{url}/login", data={"username": "alice", "password": "wrong"}).status_code == 400
+            assert client.post(f"{url}/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+            assert client.get(f"{url}/config").status_code == 200
+    finally:
+        demo.close()
