@@ -30,7 +30,7 @@ fi
 
 step "Python environment (.venv, uv.lock, all extras)"
 # llama.cpp is compiled from source: a portable build so the cached wheel runs on any x86-64 CPU.
-CMAKE_ARGS="-DGGML_NATIVE=OFF" uv sync --frozen --all-extras --quiet
+CMAKE_ARGS="-DGGML_NATIVE=OFF" uv sync --frozen --all-extras --compile-bytecode --quiet
 
 # Debian's Chromium drives the UI's end-to-end tests (Playwright never downloads a browser here).
 apt_install chromium
