@@ -37,7 +37,7 @@ SOURCE ?=
 PRESET ?=
 SERVICE ?=
 
-.PHONY: env build up down scrape process train export eval ui logs lock verify-containers stack-up
+.PHONY: env build up down scrape process train export eval ui logs lock verify-containers stack-up volumes
 
 env: ## Write .env with generated MinIO credentials and your uid (an existing .env is kept)
 	@scripts/make_env.sh
@@ -48,7 +48,12 @@ env: ## Write .env with generated MinIO credentials and your uid (an existing .e
 build: .env ## Build every image (GPU=1 adds compose.gpu.yaml)
 	ALS_GIT_REVISION=$(GIT_REVISION) $(DC) --profile '*' build
 
-up: .env ## Start MinIO (+ bucket and user), Ollama, ChromaDB and the evaluator UI; wait until healthy
+# The bind-mounted data folders, owned by the uid the containers run as (ALS_UID in .env).
+volumes: .env
+	@set -a; . ./.env; d=$${ALS_VOLUMES_DIR:-./volumes}; mkdir -p $$d/minio $$d/ollama $$d/chroma $$d/work; \
+	  if [ "$$(id -u)" = 0 ]; then chown "$$ALS_UID:$$ALS_GID" $$d/minio $$d/ollama $$d/chroma $$d/work; fi
+
+up: volumes ## Start MinIO (+ bucket and user), Ollama, ChromaDB and the evaluator UI; wait until healthy
 	$(DC) up -d --wait
 
 down: ## Stop and remove the stack's containers (data stays in volumes/)
@@ -74,7 +79,7 @@ export: stack-up ## Export to HF + GGUF, quantize, and create the als-lm models 
 eval: stack-up ## RAG index, benchmark both systems, score them and write the report, in the evaluator container
 	$(DC) run --rm eval
 
-ui: .env ## Start the stack if needed and print the evaluator UI's address
+ui: volumes ## Start the stack if needed and print the evaluator UI's address
 	$(DC) up -d --wait evaluator
 	@set -a; . ./.env; echo "evaluator UI: http://127.0.0.1:$${UI_PORT:-7860}"
 

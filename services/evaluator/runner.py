@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate

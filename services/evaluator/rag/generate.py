@@ -23,10 +23,10 @@ BUNDLED_GENERATOR = "gemma3-270m"
 
 # The packaged GGUF is the pretrained Gemma 3 270M, not the instruction-tuned one: it has no chat
 # template and answers a chat turn with noise, but it continues the §9.3 prompt ("...Answer:") from
-# the context. So the prompt goes in raw, and generation stops where the model would start another
-# numbered chunk or question of its own.
+# the context. So the prompt goes in raw, and generation stops where the model starts a question or
+# context block of its own (it imitates the prompt's layout).
 BUNDLED_TEMPLATE = "{{ .Prompt }}"
-BUNDLED_STOP = ["\n[", "\nQuestion:", "\nContext:", "<end_of_turn>"]
+BUNDLED_STOP = ["\nQuestion:", "\nContext:", "<end_of_turn>"]
 
 
 def connect(host: str, timeout: float = 600.0) -> ollama.Client:

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
+import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 
@@ -19,7 +20,6 @@ from services.evaluator.rag.chunking import Chunk
 from services.evaluator.rag.embeddings import Embedder
 from shared.schemas.eval import RetrievedChunk
 from shared.servers import ServerError
-
 
 
 class IndexMismatch(ValueError):
@@ -43,7 +43,7 @@ def server(url: str) -> ClientAPI:
         client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
                                      ssl=parsed.scheme == "https", settings=_settings())
         client.heartbeat()
-    except Exception as err:  # chromadb raises bare ValueError/httpx errors for an absent server
+    except (ValueError, httpx.HTTPError) as err:  # chromadb reports an absent server as a ValueError
         raise ServerError(
             f"cannot reach Chroma at {url} ({type(err).__name__}). Start it with "
             "`.venv/bin/chroma run --path volumes/chroma --port 8000` or `docker compose up -d chromadb`, "

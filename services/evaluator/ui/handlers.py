@@ -114,7 +114,7 @@ def index_items(items: list[BenchmarkItem]) -> dict[str, BenchmarkItem]:
 
 
 def answer_view(answer: str, verdict: Verdict | None, item: BenchmarkItem | None) -> tuple[str, str]:
-    """(highlighted answer HTML, key-fact table HTML) for one system's answer."""
+    """(highlighted answer HTML, key-fact table HTML) for one system's answer (as scored: stripped)."""
     if verdict is None:
         return highlight.answer_html(answer, [], []), ""
     body = highlight.answer_html(answer, verdict.facts, verdict.fabricated)
@@ -162,10 +162,11 @@ def compare(backends: Backends, scorer, items: dict[str, BenchmarkItem], max_cha
             problems.append(str(err))
             yield view()
             continue
-        if not answers[system]:
+        if not answers[system].strip():
             problems.append(f"The {NAMES[system]} returned an empty answer.")
     views = {}
     for system, answer in answers.items():
+        answer = answer.strip()
         verdict = scorer(item, answer) if answer and scorer is not None else None
         views[system] = answer_view(answer, verdict, item)
     status = " ".join(warning(p) for p in problems)

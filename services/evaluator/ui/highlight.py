@@ -111,9 +111,9 @@ def facts_html(matches: list[FactMatch], fabricated: list[str]) -> str:
     present = sum(m.present for m in matches)
     fab = ", ".join(f'<mark class="{FABRICATED}">{html.escape(f)}</mark>' for f in fabricated) or "none"
     return (
-        f'<table class="facts"><thead><tr><th>key fact</th><th>verdict</th><th>found by</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-        f"<p><b>{present} of {len(matches)}</b> key facts present · fabricated names: {fab}</p>"
+        f'<div class="facts"><table class="facts"><thead><tr><th>key fact</th><th>verdict</th><th>found by</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        f"<p><b>{present} of {len(matches)}</b> key facts present · fabricated names: {fab}</p></div>"
     )
 
 

@@ -1,0 +1,79 @@
+"""``als-lm eval run``: question selection, fact recall@k, and a published scratch run against real Ollama."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from als_lm.cli import cli
+from services.evaluator.inputs import load_benchmark
+from services.evaluator.rag import generate
+from services.evaluator.runner import facts_in_context, run_eval, select
+from services.evaluator.settings import BENCHMARK, EvaluatorSettings
+from shared import runs
+from shared.runs import RunNotFound
+from shared.schemas.eval import Response, RetrievedChunk
+
+
+def test_limit_takes_the_first_questions_round_robin_across_categories():
+    items = load_benchmark(BENCHMARK)
+    chosen = select(items, 8)
+    categories = [i.category for i in chosen]
+    assert len(set(categories[:6])) == 6, "the first six picks cover all six categories"
+    first_of = {}
+    for item in items:
+        first_of.setdefault(item.category, item.id)
+    assert [i.id for i in chosen[:6]] == list(first_of.values())
+    assert select(items, None) == items and select(items, 10_000) == items
+
+
+def test_facts_in_context_match_normalised_text_not_word_fragments():
+    chunk = RetrievedChunk(chunk_id="d#0", source_id="d", text="Riluzole INHIBITS glutamate-release; TDP-43 aggregates.",
+                           distance=0.1)
+    found = facts_in_context(["inhibits glutamate release", "TARDBP", "glut", "sodium channels"], [chunk])
+    assert found == [True, True, False, False]
+
+
+def test_scratch_run_without_a_serve_run_says_which_command_makes_one(local_store, tmp_path):
+    settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path)
+    with pytest.raises(RunNotFound, match="als-lm export ollama"):
+        run_eval(local_store, settings, "scratch", limit=1)
+
+
+@pytest.mark.slow
+def test_eval_run_cli_publishes_scratch_responses_and_skips_an_identical_rerun(
+        local_store, tmp_path, ollama_server, monkeypatch):
+    generate.ensure_generator(generate.connect(ollama_server.base_url), "gemma3-270m")  # stands in for als-lm
+    for name, value in {"ALS_STORE__ROOT": str(local_store.root), "ALS_WORK_DIR": str(tmp_path / "work"),
+                        "ALS_OLLAMA_HOST": ollama_server.base_url, "ALS_EVAL__SCRATCH_MODEL": "gemma3-270m",
+                        "ALS_EVAL__MAX_TOKENS": "8", "ALS_EVAL__NUM_THREAD": "1"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["eval", "run", "--system", "scratch", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "eval-scratch: published" in result.output
+    run = runs.latest(local_store, "eval-scratch")
+    responses = [Response.model_validate_json(line)
+                 for line in local_store.get_bytes(run.output("responses.jsonl").key).decode().splitlines()]
+    assert [r.id for r in responses] == [i.id for i in select(load_benchmark(BENCHMARK), 3)]
+    assert all(r.system == "scratch" and r.model == "gemma3-270m" and r.latency_s > 0 and r.retrieved is None
+               for r in responses)
+    assert run.settings["options"]["temperature"] == 0 and run.settings["model_digest"]
+    assert run.metrics["questions"] == 3 and "retrieval.json" not in {o.name for o in run.outputs}
+
+    again = CliRunner().invoke(cli, ["eval", "run", "--system", "scratch", "--limit", "3"])
+    assert again.exit_code == 0 and "skipped (unchanged)" in again.output
+
+
+@pytest.mark.slow
+def test_a_scratch_model_missing_from_ollama_names_the_command_that_creates_it(local_store, tmp_path, ollama_server):
+    settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path,
+                                 ollama_host=ollama_server.base_url, eval={"scratch_model": "als-lm:latest"})
+    with pytest.raises(ValueError, match="no model 'als-lm:latest'.*als-lm export ollama"):
+        run_eval(local_store, settings, "scratch", limit=1)
+    assert runs.runs(local_store, "eval-scratch") == [], "nothing is published for a failed run"
+
+
+def test_unknown_system_is_refused(local_store, tmp_path):
+    settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown system 'both'"):
+        run_eval(local_store, settings, "both")
