@@ -144,6 +144,7 @@ done
 rm -rf "$WORK/volumes"; mkdir -p "$WORK/volumes"/{minio,ollama,chroma,work}
 { echo "ALS_VOLUMES_DIR=$WORK/volumes"; echo "ALS_VERSION=$VERSION"; echo "ALS_GIT_REVISION=$REVISION"; } >>"$ENV_FILE"
 set -a; source "$ENV_FILE"; set +a
+chown "$ALS_UID:$ALS_GID" "$WORK/volumes"/*   # the containers run as ALS_UID (10001 when root)
 compose() {
   "$TOOLS/bin/podman-compose" --env-file "$ENV_FILE" -p "$PROJECT" -f compose.yaml -f compose.local.yaml "$@"
 }
@@ -168,9 +169,12 @@ wait_healthy() {  # service timeout_s: runs the service's compose healthcheck un
 step "podman-compose up: minio, minio-init, ollama, chromadb"
 compose up -d --no-build minio >"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up minio"; }
 wait_healthy minio 60
-compose up --no-build minio-init >>"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "minio-init"; }
-[ "$(podman inspect --format '{{.State.ExitCode}}' "${PROJECT}_minio-init_1")" = 0 ] \
+# podman 4.3 has no healthy/completed conditions (podman-compose says so and ignores them): this
+# script does the waiting the conditions describe.
+compose up -d --no-build minio-init >>"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "minio-init"; }
+[ "$(podman wait "${PROJECT}_minio-init_1")" = 0 ] \
   || { podman logs "${PROJECT}_minio-init_1"; fail "minio-init exited non-zero"; }
+podman logs "${PROJECT}_minio-init_1" 2>&1 | tail -1
 compose up -d --no-build ollama chromadb >>"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up"; }
 wait_healthy ollama 90
 wait_healthy chromadb 90

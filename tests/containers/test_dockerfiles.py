@@ -92,6 +92,8 @@ def test_project_image_installs_from_its_lock_with_hashes_before_copying_code(na
     install = next(i for i, (kw, arg) in enumerate(steps) if kw == "RUN" and "--require-hashes" in arg)
     code = next(i for i, (kw, arg) in enumerate(steps) if kw == "COPY" and arg.startswith("shared"))
     assert install < code, "the dependency layer must come before the code so code changes reuse it"
+    revision = next(i for i, (kw, arg) in enumerate(steps) if kw == "ARG" and arg.startswith("GIT_REVISION"))
+    assert revision > code, "ARG GIT_REVISION invalidates every later RUN on each commit: declare it last"
     assert "ENV ALS_CODE_VERSION=${GIT_REVISION}" in text
 
 

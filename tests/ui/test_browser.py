@@ -133,8 +133,11 @@ def test_review_saves_to_the_store_and_resumes(page, evaluation):
 
 def test_training_curves_follow_the_live_csv(page, metrics_csv):
     open_tab(page, "Training")
-    page.wait_for_selector("#train-status :text('step **100**'), #train-status :text('step 100')")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#train-status")).to_contain_text("step 100", timeout=TIMEOUT_MS)
     with open(metrics_csv, "a") as fh:
         fh.write(row(120))
-    page.wait_for_selector("#train-status :text('step 120')")
+    expect(page.locator("#train-status")).to_contain_text("step 120", timeout=TIMEOUT_MS)
+    assert page.locator("#train-status").inner_text().count("best val loss 3.5") == 1
     page.screenshot(path=SHOTS / "training.png", full_page=True)

@@ -35,10 +35,11 @@ class Embedder:
 
     MiniLM reads at most ``max_seq_length`` (256) word pieces, half a 512-token chunk, so a longer
     text is embedded window by window and the windows' vectors are averaged: every token of a chunk
-    counts, and each window stays inside the length the model was trained on.
+    counts, and each window stays inside the length the model was trained on. ``device=None`` lets
+    sentence-transformers pick CUDA when torch sees a GPU, the CPU otherwise.
     """
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, name: str, device: str | None = None, batch_size: int = 32):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 

@@ -131,8 +131,7 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 review.page(settings, store, items)
 
             with gr.Tab("Training", id="training"):
-                csv_path = handlers.find_metrics_csv(cfg.metrics_csv, settings.work_dir)
-                t_path = gr.Textbox(value=str(csv_path or ""), label="Live metrics CSV (the trainer's metrics.csv)",
+                t_path = gr.Textbox(label="Live metrics CSV (the trainer's metrics.csv; empty: the newest one)",
                                     elem_id="train-path")
                 t_status = gr.Markdown(elem_id="train-status")
                 with gr.Row():
@@ -140,10 +139,16 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                     lr = gr.LinePlot(x="step", y="value", color="series", title="learning rate", height=280)
                     tput = gr.LinePlot(x="step", y="value", color="series", title="tokens / s", height=280)
                 timer = gr.Timer(cfg.training_refresh_s)
-                outputs = [loss, lr, tput, t_status]
-                timer.tick(handlers.training_curves, t_path, outputs, api_name=False, show_progress="hidden")
-                t_path.submit(handlers.training_curves, t_path, outputs, api_name="training")
-                demo.load(handlers.training_curves, t_path, outputs, api_name=False)
+
+                def refresh(path: str):
+                    """Reread the CSV; an empty path finds the newest run's, which may start after the UI."""
+                    found = path or str(handlers.find_metrics_csv(cfg.metrics_csv, settings.work_dir) or "")
+                    return (gr.skip() if path else found, *handlers.training_curves(found))
+
+                outputs = [t_path, loss, lr, tput, t_status]
+                timer.tick(refresh, t_path, outputs, api_name=False, show_progress="hidden")
+                t_path.submit(refresh, t_path, outputs, api_name="training")
+                demo.load(refresh, t_path, outputs, api_name=False)
     return demo
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import ollama
 
 from services.evaluator import runner
-from services.evaluator.rag import pipeline
+from services.evaluator.rag import generate, pipeline
 from services.evaluator.rag.pipeline import Rag
 from services.evaluator.ui.settings import UISettings
 from shared.runs import IntegrityError, RunNotFound
@@ -29,18 +28,10 @@ class BackendDown(RuntimeError):
     """A backend cannot answer now; the message says which and what to do."""
 
 
-@dataclass(frozen=True)
-class Generation:
-    temperature: float
-    top_k: int
-    top_p: float
-    max_tokens: int
-    seed: int | None = None
-
-    def options(self) -> dict:
-        opts = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p,
-                "num_predict": self.max_tokens}
-        return opts if self.seed is None else {**opts, "seed": self.seed}
+def sampling(temperature: float, top_k: int, top_p: float, max_tokens: int) -> dict:
+    """Ollama options from the Chat page's generation settings."""
+    return {"temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p),
+            "num_predict": int(max_tokens)}
 
 
 class Backends:
@@ -82,19 +73,25 @@ class Backends:
                 self._rag = None  # reopen on the next question
             raise BackendDown(f"RAG retrieval failed ({type(err).__name__}: {err}); is Chroma running?") from None
 
-    def stream(self, system: str, question: str, gen: Generation,
+    def stream(self, system: str, question: str, options: dict,
                chunks: list[RetrievedChunk] | None = None) -> Iterator[str]:
-        """The answer of ``system`` in pieces; RAG answers from ``chunks`` (see ``retrieve``)."""
+        """The answer of ``system`` in pieces, with Ollama ``options``; RAG answers from ``chunks``."""
         if system == SCRATCH:
             # The served model's Modelfile applies its template and system prompt itself.
-            return self._generate(self.scratch_model(), question, gen)
+            return self._generate(self.scratch_model(), question, options)
         if system == RAG:
-            return self._generate(self.rag().model, pipeline.prompt(question, chunks or []), gen)
+            return self._generate(self.rag().model, pipeline.prompt(question, chunks or []), options)
         raise ValueError(f"unknown backend {system!r}; choose {SCRATCH!r} or {RAG!r}")
 
-    def _generate(self, model: str, prompt: str, gen: Generation) -> Iterator[str]:
+    def eval_options(self, system: str) -> dict:
+        """The options ``als-lm eval run`` generates with: greedy, the run's seed (RAG: its context size)."""
+        if system == RAG:
+            return self.rag().options
+        return generate.options(self.settings.seed, self.settings.eval.max_tokens)
+
+    def _generate(self, model: str, prompt: str, options: dict) -> Iterator[str]:
         try:
-            for chunk in self.client.generate(model=model, prompt=prompt, stream=True, options=gen.options(),
+            for chunk in self.client.generate(model=model, prompt=prompt, stream=True, options=options,
                                               keep_alive="10m"):
                 if chunk.response:
                     yield chunk.response

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from services.evaluator.ui import highlight
-from services.evaluator.ui.backends import RAG, SCRATCH, BackendDown, Backends, Generation
+from services.evaluator.ui.backends import RAG, SCRATCH, BackendDown, Backends, sampling
 from shared.schemas.eval import BenchmarkItem, FactMatch, RetrievedChunk
 from shared.schemas.model import read_metrics
 
@@ -74,14 +74,14 @@ def chat(backends: Backends, max_chars: int, question: str, system: str, tempera
     except InvalidQuestion as err:
         yield history, "", warning(str(err))
         return
-    gen = Generation(float(temperature), int(top_k), float(top_p), int(max_tokens))
+    options = sampling(temperature, top_k, top_p, max_tokens)
     turn = [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
     sources, answer = "", ""
     try:
         chunks = backends.retrieve(question) if system == RAG else None
         if chunks is not None:
             sources = chunks_markdown(chunks)
-        for piece in backends.stream(system, question, gen, chunks):
+        for piece in backends.stream(system, question, options, chunks):
             answer += piece
             turn[1]["content"] = answer
             yield history + turn, sources, ""
@@ -129,8 +129,8 @@ def compare(backends: Backends, scorer, items: dict[str, BenchmarkItem], max_cha
             question: str) -> Iterator[tuple[str, str, str, str, str, str]]:
     """Yields (scratch answer, scratch facts, RAG answer, RAG facts, RAG sources, status).
 
-    Both systems decode greedily with the run's seed, as in ``als-lm eval run``, so a benchmark
-    question shows what the evaluated systems answered. ``scorer(item, answer)`` returns
+    Both systems generate with the options of ``als-lm eval run`` (greedy, the run's seed), so a
+    benchmark question shows what the evaluated systems answered. ``scorer(item, answer)`` returns
     a ``Verdict``; it is ``None`` when the scorer cannot run, and the answers are shown unmarked.
     """
     try:
@@ -138,8 +138,6 @@ def compare(backends: Backends, scorer, items: dict[str, BenchmarkItem], max_cha
     except InvalidQuestion as err:
         yield "", "", "", "", "", warning(str(err))
         return
-    cfg = backends.settings
-    gen = Generation(0.0, cfg.ui.top_k, cfg.ui.top_p, cfg.eval.max_tokens, seed=cfg.seed)
     item = find_item(items, question)
     answers = {SCRATCH: "", RAG: ""}
     problems: list[str] = []
@@ -155,7 +153,7 @@ def compare(backends: Backends, scorer, items: dict[str, BenchmarkItem], max_cha
             if system == RAG:
                 chunks = backends.retrieve(question)
                 sources = chunks_markdown(chunks)
-            for piece in backends.stream(system, question, gen, chunks):
+            for piece in backends.stream(system, question, backends.eval_options(system), chunks):
                 answers[system] += piece
                 yield view()
         except BackendDown as err:
