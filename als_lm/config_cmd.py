@@ -16,6 +16,7 @@ SERVICE_SETTINGS = {
     "trainer": "services.trainer.settings:TrainerSettings",
     "exporter": "services.exporter.settings:ExporterSettings",
     "evaluator": "services.evaluator.settings:EvaluatorSettings",
+    "ui": "services.evaluator.ui.settings:UISettings",
 }
 
 

@@ -15,12 +15,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from als_lm.config_cmd import SERVICE_SETTINGS, settings_class  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "settings.md"
 
 
 def _type_name(annotation) -> str:
     text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "").replace("pydantic.types.", "").replace("pathlib.", "")
+    text = text.replace("typing.", "").replace("pydantic.types.", "").replace("pathlib.", "")
+    return text.replace(" | ", " or ")
+
+
+def _shown(default) -> str:
+    """The default as the reader sees it: paths inside the checkout relative to it, no pipes."""
+    text = str(default).replace(str(ROOT), "<repo>").replace("|", "\\|")
+    return f"`{text}`"
 
 
 def rows(model: type[BaseModel], prefix: str, skip: set[str] = frozenset()):
@@ -33,7 +41,7 @@ def rows(model: type[BaseModel], prefix: str, skip: set[str] = frozenset()):
             yield from rows(annotation, env + "__")
             continue
         default = field.default
-        shown = "(none)" if default is None else ("(secret)" if "SecretStr" in _type_name(annotation) else f"`{default}`")
+        shown = "(none)" if default is None else ("(secret)" if "SecretStr" in _type_name(annotation) else _shown(default))
         yield f"| `{env}` | {_type_name(annotation)} | {shown} | {field.description or ''} |"
 
 

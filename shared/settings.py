@@ -24,10 +24,10 @@ def cache_dir() -> Path:
 class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["local", "s3"] = "local"
+    backend: Literal["local", "s3"] = Field("local", description="local: a directory; s3: a MinIO bucket")
     root: Path = Field(Path("volumes/artifacts"), description="local backend: the artifact directory")
     endpoint: str = Field("127.0.0.1:9000", description="s3 backend: host:port of the MinIO server")
-    bucket: str = "als-lm"
+    bucket: str = Field("als-lm", description="s3 backend: the bucket every stage shares")
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
     secure: bool = Field(False, description="s3 backend: use https")
@@ -47,11 +47,11 @@ class CommonSettings(BaseSettings):
 
     store: StoreSettings = StoreSettings()
     work_dir: Path = Field(Path("volumes/work"), description="scratch space for stage runs")
-    seed: int = 1337
+    seed: int = Field(1337, description="seeds splits, sampling and training so reruns match")
     ollama_host: str = Field(
         "http://127.0.0.1:11434", description="the Ollama server that serves als-lm and the RAG generator"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="--quiet shows warnings only")
 
 
 class SettingsError(ValueError):
