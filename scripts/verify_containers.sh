@@ -181,7 +181,9 @@ wait_healthy chromadb 90
 record "minio, minio-init, ollama, chromadb healthy" ok
 
 step "podman-compose up: evaluator UI"
-compose up -d --no-build evaluator >>"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up evaluator"; }
+# --no-deps: its dependencies are up (above), and podman refuses to start a container that
+# `--requires` the exited minio-init.
+compose up -d --no-build --no-deps evaluator >>"$WORK/compose-up.log" 2>&1 || { cat "$WORK/compose-up.log"; fail "compose up evaluator"; }
 wait_healthy evaluator 300
 code=$(curl -s -o "$WORK/ui.html" -w '%{http_code}' "http://127.0.0.1:$UI_PORT/")
 [ "$code" = 200 ] || fail "the UI answered HTTP $code on 127.0.0.1:$UI_PORT"

@@ -43,7 +43,7 @@ def run(train_run: str | None, quants: tuple[str, ...], default_quant: str | Non
 
 
 @export.command("ollama")
-@click.option("--host", default=None, help="Ollama server URL (default: ALS_SERVE__HOST or http://127.0.0.1:11434).")
+@click.option("--host", default=None, help="Ollama server URL (default: ALS_OLLAMA_HOST, http://127.0.0.1:11434).")
 @click.option("--export-run", default=None, help="'export' (latest, default) or 'export/<run_id>'.")
 @click.option("--force", is_flag=True, help="Recreate and re-verify even when the tags exist.")
 def ollama_cmd(host: str | None, export_run: str | None, force: bool) -> None:

@@ -37,7 +37,7 @@ def connect(host: str, timeout: float = 300.0) -> tuple[ollama.Client, str]:
         raise ServerError(
             f"cannot reach Ollama at {host} ({type(err).__name__}). Start it with `ollama serve` "
             "(`make setup` builds it at ~/.cache/als-lm/bin/ollama) or `docker compose up -d ollama`, "
-            "or point --host / ALS_SERVE__HOST at a running server"
+            "or point --host / ALS_OLLAMA_HOST at a running server"
         ) from None
     return ollama.Client(host=host, timeout=timeout), version
 

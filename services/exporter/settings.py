@@ -1,7 +1,7 @@
 """Exporter settings: what to export and quantize (§6.1-6.2), the Modelfile (§6.3), how the
 served model is verified (§6.4) and the chat demo's defaults (§7).
 
-``ALS_EXPORT__QUANTS='["Q8_0"]'``, ``ALS_SERVE__HOST=http://ollama:11434``, ``ALS_CHAT__BACKEND=llamacpp``.
+``ALS_EXPORT__QUANTS='["Q8_0"]'``, ``ALS_OLLAMA_HOST=http://ollama:11434``, ``ALS_CHAT__BACKEND=llamacpp``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     export_run: str = Field("export", description="the export run to serve: 'export' or 'export/<run_id>'")
-    host: str = Field("http://127.0.0.1:11434", description="Ollama server URL")
+    host: str | None = Field(None, description="Ollama server URL; None = ALS_OLLAMA_HOST")
     prompts: list[str] = Field(
         ["What is ALS?", "What genes are associated with ALS?"], description="verification prompts (§6.4)"
     )
@@ -101,7 +101,7 @@ class ChatConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Backend = "ollama"
-    host: str = Field("http://127.0.0.1:11434", description="ollama backend: server URL")
+    host: str | None = Field(None, description="ollama backend: server URL; None = ALS_OLLAMA_HOST")
     model: str = Field("als-lm", description="ollama backend: model[:tag]")
     export_run: str = Field("export", description="direct/llamacpp backends: the export run to load from")
     quant: str = Field("Q5_K_M", description="llamacpp backend: which GGUF of the export run (or f16, f32)")
@@ -113,3 +113,11 @@ class ExporterSettings(CommonSettings):
     export: ExportConfig = ExportConfig()
     serve: ServeConfig = ServeConfig()
     chat: ChatConfig = ChatConfig()
+
+    @model_validator(mode="after")
+    def _one_ollama_host(self) -> ExporterSettings:
+        """Every Ollama client uses the common ``ollama_host`` unless a section names its own."""
+        for section in (self.serve, self.chat):
+            if section.host is None:
+                section.host = self.ollama_host
+        return self

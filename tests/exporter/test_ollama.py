@@ -35,7 +35,7 @@ def test_every_quant_becomes_a_tag_that_answers(exported, ollama_server, served)
     tags = {m.model for m in ollama.Client(host=ollama_server.base_url).list().models}
     assert {"als-lm:q8_0", "als-lm:q5_k_m", "als-lm:q4_k_m", "als-lm:latest"} <= tags
     assert "serve: published serve/" in served.stdout
-    manifest = max((m for m in exported["store"].list("serve/") if m.endswith("manifest.json")))
+    manifest = max(m for m in exported["store"].list("serve/") if m.endswith("manifest.json"))
     run = manifest.rsplit("/", 1)[0]
     report = ServeReport.model_validate_json(exported["store"].get_bytes(f"{run}/report.json"))
     assert [t.quant for t in report.tags] == ["Q8_0", "Q5_K_M", "Q4_K_M"]
