@@ -142,7 +142,9 @@ def run_serve(store: ArtifactStore, settings: ExporterSettings, force: bool = Fa
                 "runner_rss_bytes": c.runner_rss_bytes,
             }
 
-    settings_dict = {"export": cfg.model_dump(mode="json"), "serve": serve.model_dump(mode="json")}
+    # Where the server is and how long to wait for it do not change what is published.
+    settings_dict = {"export": cfg.model_dump(mode="json"),
+                     "serve": serve.model_dump(mode="json", exclude={"host", "timeout_s"})}
     return runs.run_stage(store, "serve", settings_dict, runs.inputs_from(export, [r.name for r in refs.values()]),
                           body, work_dir=settings.work_dir, force=force)
 
