@@ -52,11 +52,18 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def _content_name(ref: InputRef) -> str:
+    """An input's name without the producing run's id: equal content gives an equal fingerprint,
+    whichever run (or store) produced it."""
+    prefix = ref.run + "/"
+    return ref.key[len(prefix):] if ref.key.startswith(prefix) else ref.key
+
+
 def fingerprint(stage: str, settings: dict[str, Any], inputs: Iterable[InputRef]) -> str:
     payload = {
         "stage": stage,
         "settings": settings,
-        "inputs": sorted((i.key, i.sha256) for i in inputs),
+        "inputs": sorted((_content_name(i), i.sha256) for i in inputs),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -99,3 +99,9 @@ def test_fingerprint_ignores_input_order_but_not_content():
     assert runs.fingerprint("x", {}, [a, b]) == runs.fingerprint("x", {}, [b, a])
     b2 = b.model_copy(update={"sha256": "2" * 64})
     assert runs.fingerprint("x", {}, [a, b]) != runs.fingerprint("x", {}, [a, b2])
+
+
+def test_fingerprint_depends_on_content_not_on_the_producing_run():
+    a = InputRef(key="up/run-1/data.bin", sha256="3" * 64, run="up/run-1")
+    b = InputRef(key="up/run-2/data.bin", sha256="3" * 64, run="up/run-2")
+    assert runs.fingerprint("x", {}, [a]) == runs.fingerprint("x", {}, [b])
