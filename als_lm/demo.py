@@ -120,7 +120,7 @@ def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | Non
             argv = [sys.executable, "-m", "als_lm", *step.argv, *(["--force"] if force else [])]
             console.rule(f"[bold]{number}/{len(steps)} {step.title}")
             t0 = time.monotonic()
-            proc = subprocess.run(argv, env=env)
+            proc = subprocess.run(argv, env=env, check=False)
             if proc.returncode != 0:
                 raise click.ClickException(
                     f"stage {number} ({' '.join(step.argv)}) failed with exit code {proc.returncode}; "

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared import runs, servers  # noqa: E402
-from shared.settings import StoreSettings  # noqa: E402
-from shared.store import LocalStore, S3Store  # noqa: E402
+from shared import runs, servers
+from shared.settings import StoreSettings
+from shared.store import LocalStore, S3Store
 
 
 def timed(fn) -> float:
@@ -47,8 +47,7 @@ def main() -> None:
         tmp = Path(tmp)
         src = tmp / "artifact.bin"
         with open(src, "wb") as fh:  # random bytes: nothing along the way can compress them
-            for _ in range(args.size_mb):
-                fh.write(os.urandom(1024 * 1024))
+            fh.writelines(os.urandom(1024 * 1024) for _ in range(args.size_mb))
         print(f"artifact: {args.size_mb} MB of random bytes; publish includes sha256, fetch includes its check\n")
         print("| backend | publish | fetch (+ verify) |\n|---|---|---|")
         copy = timed(lambda: shutil.copyfile(src, tmp / "copy.bin"))

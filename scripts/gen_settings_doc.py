@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from als_lm.config_cmd import SERVICE_SETTINGS, settings_class  # noqa: E402
-from shared.settings import CommonSettings  # noqa: E402
+from als_lm.config_cmd import SERVICE_SETTINGS, settings_class
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "settings.md"

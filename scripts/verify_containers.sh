@@ -112,6 +112,9 @@ record "substitute chromadb (chromadb 1.5.9 from PyPI, versions from uv.lock)" o
 build_image() {  # name base [tag]
   local name=$1 base=$2 tag=${3:-$VERSION}
   step "build als-lm/$name:$tag (BASE_IMAGE=$base)"
+  # Earlier builds of the project's images, untagged by this one, hold gigabytes each: a run ran
+  # out of disk committing the exporter before they were pruned.
+  podman image prune -f --filter "label=org.opencontainers.image.source=https://github.com/als-lm/als-lm" >/dev/null
   "${BUILD[@]}" --build-arg "BASE_IMAGE=$base" -f "services/$name/Dockerfile" \
     -t "als-lm/$name:$tag" "${@:4}" . >"$WORK/build-$name-$tag.log" 2>&1 \
     || { tail -30 "$WORK/build-$name-$tag.log"; fail "building $name (log: $WORK/build-$name-$tag.log)"; }

@@ -13,9 +13,10 @@ import os
 import secrets
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,6 +47,7 @@ def code_version() -> str:
             capture_output=True,
             text=True,
             timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -56,7 +58,7 @@ def _content_name(ref: InputRef) -> str:
     """An input's name without the producing run's id: equal content gives an equal fingerprint,
     whichever run (or store) produced it."""
     prefix = ref.run + "/"
-    return ref.key[len(prefix):] if ref.key.startswith(prefix) else ref.key
+    return ref.key.removeprefix(prefix)
 
 
 def fingerprint(stage: str, settings: dict[str, Any], inputs: Iterable[InputRef]) -> str:
@@ -69,7 +71,7 @@ def fingerprint(stage: str, settings: dict[str, Any], inputs: Iterable[InputRef]
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
 
 
 def read_manifest(store: ArtifactStore, key: str) -> Manifest:
@@ -187,7 +189,7 @@ class RunWriter:
         manifest = Manifest(
             stage=self.stage,
             run_id=self.run_id,
-            created=datetime.now(timezone.utc),
+            created=datetime.now(UTC),
             code_version=code_version(),
             fingerprint=self.fingerprint,
             settings=self.settings,

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from shared.settings import cache_dir
 
@@ -55,17 +56,16 @@ class LocalServer:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "LocalServer":
+    def start(self, timeout: float = 60.0) -> LocalServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         health_url = self.base_url + self.health_path
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -98,7 +98,7 @@ class LocalServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> Self:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:

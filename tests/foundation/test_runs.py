@@ -75,7 +75,7 @@ def test_sigkill_before_manifest_leaves_run_invisible(tmp_path, repo_root):
         os.kill(os.getpid(), 9)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=repo_root)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo_root, check=False)
     assert proc.returncode == -9
     from shared.store import LocalStore
 
