@@ -23,8 +23,8 @@ import click
 
 from shared import runs, servers
 from shared.log import console
-from shared.settings import CommonSettings
-from shared.store import open_store
+from shared.settings import StoreSettings
+from shared.store import ArtifactStore, open_store
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,11 @@ def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | Non
         if store_kind == "minio":
             access, secret = _minio_credentials(root / "minio" / "credentials.json")
             minio = stack.enter_context(servers.minio(root / "minio", access_key=access, secret_key=secret))
-            env.update({"ALS_STORE__BACKEND": "s3", "ALS_STORE__ENDPOINT": minio.endpoint,
-                        "ALS_STORE__ACCESS_KEY": access, "ALS_STORE__SECRET_KEY": secret,
-                        "ALS_STORE__BUCKET": "als-lm-demo"})
+            store_settings = StoreSettings(backend="s3", endpoint=minio.endpoint, bucket="als-lm-demo",
+                                           access_key=access, secret_key=secret)
         else:
-            env.update({"ALS_STORE__BACKEND": "local", "ALS_STORE__ROOT": str(root / "artifacts")})
+            store_settings = StoreSettings(backend="local", root=root / "artifacts")
+        env.update(_store_env(store_settings))
         console.print("[bold]starting Ollama on 127.0.0.1[/bold]")
         ollama = stack.enter_context(servers.ollama(root / "ollama").start(timeout=120))
         env["ALS_OLLAMA_HOST"] = ollama.base_url
@@ -128,16 +128,24 @@ def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | Non
                 )
             console.print(f"[green]done[/green] in {time.monotonic() - t0:.1f}s")
 
-    console.rule("[bold green]ALS-LM demo finished")
-    console.print(f"total time: {time.monotonic() - started:.0f}s")
-    if until is None:
-        _show_report(env, root / "report")
+        console.rule("[bold green]ALS-LM demo finished")
+        console.print(f"total time: {time.monotonic() - started:.0f}s")
+        if until is None:
+            _show_report(open_store(store_settings), root / "report")
 
 
-def _show_report(env: dict[str, str], dest: Path) -> None:
+def _store_env(settings: StoreSettings) -> dict[str, str]:
+    """The store settings as the ``ALS_STORE__*`` variables every stage process reads."""
+    env = {"ALS_STORE__BACKEND": settings.backend, "ALS_STORE__ROOT": str(settings.root),
+           "ALS_STORE__ENDPOINT": settings.endpoint, "ALS_STORE__BUCKET": settings.bucket}
+    for name in ("access_key", "secret_key"):
+        if (secret := getattr(settings, name)) is not None:
+            env[f"ALS_STORE__{name.upper()}"] = secret.get_secret_value()
+    return env
+
+
+def _show_report(store: ArtifactStore, dest: Path) -> None:
     """Copy the report out of the store next to the demo and print its headline figures."""
-    os.environ.update({k: v for k, v in env.items() if k.startswith("ALS_STORE__")})
-    store = open_store(CommonSettings().store)
     report = runs.latest(store, "report")
     for name in ("report.md", "report.html"):
         runs.fetch(store, report.output(name), dest / name)

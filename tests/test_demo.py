@@ -64,4 +64,7 @@ def test_minio_store_gives_the_same_artifacts(local_demo, tmp_path):
         for stage in STAGES[:4]:
             a, b = runs.latest(local, stage), runs.latest(remote, stage)
             assert a.fingerprint == b.fingerprint, stage
-            assert {o.name: o.sha256 for o in a.outputs} == {o.name: o.sha256 for o in b.outputs}, stage
+            # Training's CSV and throughput plot record wall-clock speed; everything else is exact.
+            timed = {"metrics.csv", "plots/throughput.png"} if stage == "train" else set()
+            assert ({o.name: o.sha256 for o in a.outputs if o.name not in timed}
+                    == {o.name: o.sha256 for o in b.outputs if o.name not in timed}), stage
