@@ -151,5 +151,8 @@ def _show_report(store: ArtifactStore, dest: Path) -> None:
         runs.fetch(store, report.output(name), dest / name)
     console.print(f"report: {dest / 'report.html'} (run {report.run} in {store.description})")
     for name, value in report.metrics.items():
-        if isinstance(value, (int, float, str)):
-            console.print(f"  {name}: {value}")
+        if isinstance(value, dict):  # per system: {"scratch": 0.0, "rag": 0.28}
+            value = ", ".join(f"{system} {v:.1%}" for system, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.1%}"
+        console.print(f"  {name}: {value}")
