@@ -5,6 +5,8 @@ SHELL := /bin/bash
 VENV := .venv/bin
 STORE ?= local
 PYTEST_ARGS ?=
+# scripts/setup.sh installs uv with pip --user; the lock tests and `make lock` call it.
+export PATH := $(HOME)/.local/bin:$(PATH)
 
 .PHONY: help setup test lint bench demo
 

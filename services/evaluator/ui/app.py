@@ -96,6 +96,10 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                     f_category = gr.Dropdown([benchmark.ALL, *BENCHMARK_CATEGORIES], value=benchmark.ALL,
                                              label="Category")
                     f_mode = gr.Dropdown(benchmark.FAILURE_CHOICES, value=benchmark.ALL, label="Failure mode")
+                with gr.Row():
+                    r_system = gr.Dropdown(list(SYSTEMS), value=RAG, label="Run the benchmark for")
+                    r_limit = gr.Number(value=0, precision=0, minimum=0, label="Questions (0 = all)")
+                    run = gr.Button("Run and score", elem_id="bench-run")
                 b_status = gr.Markdown(elem_id="bench-status")
                 table = gr.Dataframe(headers=benchmark.COLUMNS, interactive=False, wrap=True, max_height=420,
                                      elem_id="bench-table")
@@ -122,7 +126,14 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                     row = dict(zip(benchmark.COLUMNS, evt.row_value))
                     return benchmark.detail(loaded, row["system"], row["id"])
 
+                def run_then_load(system_, limit_, *filter_values):
+                    status = benchmark.run_and_score(store, settings, system_, int(limit_ or 0) or None)
+                    loaded, shown, gallery, summary = load_latest(*filter_values)
+                    return loaded, shown, gallery, f"{status}\n\n{summary}"
+
                 load.click(load_latest, filters, [evaluation, table, charts, b_status], api_name="benchmark")
+                run.click(run_then_load, [r_system, r_limit, *filters], [evaluation, table, charts, b_status],
+                          api_name="benchmark_run", concurrency_limit=1)
                 for f in filters:
                     f.change(refilter, [evaluation, *filters], table, api_name=False)
                 table.select(show_row, evaluation, [b_answer, b_facts], api_name=False)

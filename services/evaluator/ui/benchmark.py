@@ -14,12 +14,16 @@ import pandas as pd
 
 from services.evaluator import taxonomy
 from services.evaluator.inputs import load_responses
+from services.evaluator.runner import run_eval
+from services.evaluator.score import score_stage
+from services.evaluator.settings import EvaluatorSettings
 from services.evaluator.ui import highlight
 from shared import runs
 from shared.manifest import Manifest
-from shared.runs import RunNotFound
+from shared.runs import IntegrityError, RunNotFound
 from shared.schemas.eval import FAILURE_MODES, SYSTEMS, BenchmarkItem, ItemScore, Review, ScoreFile
-from shared.store import ArtifactStore
+from shared.servers import ServerError
+from shared.store import ArtifactStore, StoreError
 
 ALL = "all"
 COLUMNS = ["system", "id", "category", "accuracy", "facts", "fabricated", "hedged", "correctness",
@@ -112,3 +116,17 @@ def detail(evaluation: Evaluation, system: str, item_id: str) -> tuple[str, str]
     answer, scored = found
     return (highlight.answer_html(answer, scored.facts, scored.fabricated_entities),
             highlight.facts_html(scored.facts, scored.fabricated_entities))
+
+
+def run_and_score(store: ArtifactStore, settings: EvaluatorSettings, system: str, limit: int | None) -> str:
+    """What ``als-lm eval run`` then ``als-lm eval score`` do, from the page; a status line, never a raise.
+
+    An identical earlier run is reused (skip-if-unchanged), so pressing the button twice asks nothing twice.
+    """
+    try:
+        asked, ran = run_eval(store, settings, system, limit)
+        scored, _ = score_stage(store, settings, system)
+    except (RunNotFound, ServerError, StoreError, IntegrityError, ValueError, ConnectionError) as err:
+        return f"⚠ Could not run the {system} benchmark: {err}"
+    how = "asked and published" if ran else "unchanged since an identical run, reused"
+    return f"{system}: {asked.run} {how}; scored as {scored.run}."
