@@ -10,7 +10,9 @@ Q4_K_M. Each quantization is then timed on the same prompt (the Modelfile templa
 server started here, REST, streaming) and, for f32 weights only, `direct` (transformers in
 PyTorch). Every backend generates exactly --tokens tokens with greedy decoding and no stop
 strings; times are client-side (request sent -> first token, first -> last token), the median
-of --repeats runs after one warm-up, with --threads threads everywhere.
+of --repeats runs after one warm-up, with --threads threads everywhere. Each run's prompt starts
+with its own number, so neither backend can reuse the previous run's KV cache: Ollama's runner
+keeps it between requests and would otherwise report a cache hit as its first-token time.
 """
 
 from __future__ import annotations
@@ -65,9 +67,11 @@ def timed(chunks) -> tuple[float, float, int]:
     return first - start, (n - 1) / (last - first) if n > 1 else 0.0, n
 
 
-def median_run(fn, repeats: int) -> dict:
-    fn()  # warm-up: load, caches
-    runs = [fn() for _ in range(repeats)]
+def median_run(fn, prompt: str, repeats: int) -> dict:
+    """``fn(prompt)`` once to warm up (load, page cache), then ``repeats`` times on fresh prompts."""
+    prompts = [f"{i}. {prompt}" for i in range(repeats + 1)]  # a new first token: no prefix-cache hit
+    fn(prompts[0])
+    runs = [fn(p) for p in prompts[1:]]
     return {"ttft_ms": statistics.median(r[0] for r in runs) * 1000,
             "tokens_per_s": statistics.median(r[1] for r in runs), "tokens": runs[0][2]}
 
@@ -76,14 +80,14 @@ def bench_llamacpp(path: Path, prompt: str, n: int, threads: int, repeats: int) 
     from services.exporter import llama
 
     llm = llama.load(path, n_ctx=0, threads=threads)
-    ids = llm.tokenize(prompt.encode(), add_bos=False)
 
-    def once():
+    def once(text):
         llm.reset()
+        ids = llm.tokenize(text.encode(), add_bos=False)
         # logit_bias on <|eos|> keeps random weights from stopping early; greedy, no stops
         return timed(c for c in llm.create_completion(ids, max_tokens=n, temperature=0, stream=True,
                                                         logit_bias={1: -100.0}))
-    result = median_run(once, repeats)
+    result = median_run(once, prompt, repeats)
     llm.close()
     return result
 
@@ -92,10 +96,10 @@ def bench_ollama(client, tag: str, prompt: str, n: int, threads: int, repeats: i
     # raw: the prompt is already rendered, exactly as llama.cpp gets it; the context is the model's
     options = {"temperature": 0, "num_predict": n, "num_thread": threads, "num_ctx": n_ctx}
 
-    def once():
-        return timed(c for c in client.generate(model=tag, prompt=prompt, raw=True, stream=True, options=options)
+    def once(text):
+        return timed(c for c in client.generate(model=tag, prompt=text, raw=True, stream=True, options=options)
                      if c.response or not c.done)
-    result = median_run(once, repeats)
+    result = median_run(once, prompt, repeats)
     client.generate(model=tag, prompt="", keep_alive=0)
     return result
 
@@ -109,11 +113,11 @@ def bench_direct(parts, tokenizer_json: Path, prompt: str, n: int, threads: int,
     torch.set_num_threads(threads)
     shape, sd, special = parts
     model = build_model(shape, sd, special)
-    ids = Tokenizer.from_file(str(tokenizer_json)).encode(prompt).ids
+    tokenizer = Tokenizer.from_file(str(tokenizer_json))
 
     @torch.no_grad()
-    def gen():
-        out = model(torch.tensor([ids]), use_cache=True)
+    def gen(text):
+        out = model(torch.tensor([tokenizer.encode(text).ids]), use_cache=True)
         for _ in range(n):
             logits = out.logits[0, -1]
             logits[special["eos"]] = float("-inf")
@@ -121,7 +125,7 @@ def bench_direct(parts, tokenizer_json: Path, prompt: str, n: int, threads: int,
             yield token
             out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
 
-    return median_run(lambda: timed(gen()), repeats)
+    return median_run(lambda text: timed(gen(text)), prompt, repeats)
 
 
 @click.command()
