@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.evaluator.review import previous_reviews
+from shared import runs
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow
 
 pytestmark = pytest.mark.slow
@@ -108,6 +109,18 @@ def test_benchmark_loads_the_scored_runs_and_shows_an_answer(page):
     ids.first.click()
     page.wait_for_selector("#bench-answer .answer")
     page.screenshot(path=SHOTS / "benchmark.png", full_page=True)
+
+
+def test_benchmark_run_button_reuses_an_identical_run_and_reloads_the_table(page, evaluation):
+    _, store = evaluation
+    before = len(runs.runs(store, "eval-rag"))
+    open_tab(page, "Benchmark")
+    page.locator("#bench-run-limit input").fill("2")  # the fixture's own run: rag, 2 questions
+    page.locator("#bench-run").click()
+    page.wait_for_selector("#bench-status :text('unchanged since an identical run, reused')")
+    assert "mean accuracy" in page.locator("#bench-status").inner_text()
+    assert page.locator('#bench-table [data-testid^="cell-"][data-testid$="-1"]').count() == 4
+    assert len(runs.runs(store, "eval-rag")) == before, "an identical run must not be asked again"
 
 
 def test_review_saves_to_the_store_and_resumes(page, evaluation):

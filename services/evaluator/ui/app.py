@@ -97,8 +97,10 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                                              label="Category")
                     f_mode = gr.Dropdown(benchmark.FAILURE_CHOICES, value=benchmark.ALL, label="Failure mode")
                 with gr.Row():
-                    r_system = gr.Dropdown(list(SYSTEMS), value=RAG, label="Run the benchmark for")
-                    r_limit = gr.Number(value=0, precision=0, minimum=0, label="Questions (0 = all)")
+                    r_system = gr.Dropdown(list(SYSTEMS), value=RAG, label="Run the benchmark for",
+                                           elem_id="bench-run-system")
+                    r_limit = gr.Number(value=0, precision=0, minimum=0, label="Questions (0 = all)",
+                                        elem_id="bench-run-limit")
                     run = gr.Button("Run and score", elem_id="bench-run")
                 b_status = gr.Markdown(elem_id="bench-status")
                 table = gr.Dataframe(headers=benchmark.COLUMNS, interactive=False, wrap=True, max_height=420,
