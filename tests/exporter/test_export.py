@@ -13,8 +13,9 @@ import torch
 
 from services.exporter import llama
 from services.exporter.checkpoint import CheckpointError, load_checkpoint, read_tokenizer
-from services.exporter.export import run_export
+from services.exporter.export import check_logits, run_export
 from services.exporter.gguf_export import write_gguf
+from services.exporter.llama import GGUFError
 from services.exporter.modelfile import parameters
 from services.exporter.quantize import quantize
 from services.exporter.settings import TEMPLATE, ExporterSettings
@@ -85,6 +86,17 @@ def test_gguf_logits_agree_with_the_pytorch_model(exported, files, medical_ids):
     f16 = llama.load(files / "gguf" / "als-lm-f16.gguf", 256, 2, logits_all=True, f32_cache=True)
     tolerance = 10 * 2**-11 * np.abs(reference).max()
     assert np.abs(llama.logits(f16, medical_ids) - reference).max() <= tolerance
+
+
+def test_logits_beyond_the_tolerance_refuse_the_export():
+    reference = np.linspace(-18.0, 18.0, 64 * 8).reshape(64, 8)  # trained tiny: |logit| up to ~18
+    assert check_logits("f32", reference + 1.6e-3, reference) == pytest.approx(1.6e-3)  # the demo's
+    with pytest.raises(GGUFError, match=r"f32 GGUF's logits differ .* by 0\.05"):
+        check_logits("f32", reference + 0.05, reference)
+    with pytest.raises(GGUFError, match="f16"):
+        check_logits("f16", reference + 1.0, reference)
+    with pytest.raises(GGUFError):
+        check_logits("f32", reference * np.nan, reference)
 
 
 def test_report_tables_every_variant_and_the_k_quant_fallback(exported, files):
