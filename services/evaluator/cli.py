@@ -128,7 +128,7 @@ def run_cmd(system: str, limit: int | None, force: bool) -> None:
     _report(f"eval-{system}", manifest, ran)
     m = manifest.metrics
     click.echo(f"{m['questions']} questions to {m['model']}, median latency {m['latency_p50_s']:.2f} s"
-               + (f", fact recall@k {m['fact_recall_at_k']:.3f}" if "fact_recall_at_k" in m else ""))
+               + (f", exact-word fact recall@k {m['fact_recall_at_k']:.3f}" if "fact_recall_at_k" in m else ""))
 
 
 @rag.command("index")
