@@ -138,7 +138,7 @@ def retrieval_quality(items: list[BenchmarkItem], responses: list[Response], k: 
     """Per question: which key facts the top-k chunks contained; overall: fact recall@k."""
     rows = []
     for item, response in zip(items, responses):
-        found = facts_in_context(item.key_facts, response.retrieved or [])
+        found = facts_in_context(item.fact_texts, response.retrieved or [])
         rows.append({"id": item.id, "category": item.category, "facts_in_context": found,
                      "recall": sum(found) / len(found), "chunk_ids": [c.chunk_id for c in response.retrieved or []]})
     facts = [f for row in rows for f in row["facts_in_context"]]

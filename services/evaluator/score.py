@@ -40,12 +40,12 @@ def corpus_documents(path: Path) -> Iterator[str]:
 def score_responses(
     pairs: list[tuple[BenchmarkItem, Response]], scorer: FactScorer, lexicon: Lexicon
 ) -> ScoreFile:
-    scorer.prefetch([(item.question, item.key_facts, response.response) for item, response in pairs])
+    scorer.prefetch([(item.question, item.fact_texts, response.response) for item, response in pairs])
     items = []
     with shared_log.progress() as bar:
         task = bar.add_task("scoring", total=len(pairs))
         for item, response in pairs:
-            facts = scorer.judge(item.question, item.key_facts, response.response)
+            facts = scorer.judge(item.question, item.fact_texts, response.response)
             present = [f.present for f in facts]
             items.append(ItemScore(
                 id=item.id,

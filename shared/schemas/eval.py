@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,6 +25,51 @@ def _not_blank(value: str) -> str:
     return value
 
 
+class KeyFact(BaseModel):
+    """One fact an answer should state. A plain string in the benchmark file is a fact with no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    aliases: list[str] = Field([], description="other names of the same fact; any one of them supports it")
+    polarity: Literal["affirm", "deny"] = Field(
+        "affirm", description="deny: the answer must deny ``text`` (\"not approved\" as a denial of approval)")
+    tolerance: float | None = Field(
+        None, ge=0, description="numeric facts: accepted absolute deviation from the number in ``text``")
+    accepted_range: tuple[float, float] | None = Field(
+        None, description="numeric facts: any stated number in [low, high] supports the fact")
+    counted: bool = Field(
+        True, description="False for a fact that repeats the question's own words: judged, never scored")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"text": value} if isinstance(value, str) else value
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("is blank")
+        return text
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> KeyFact:
+        if self.accepted_range and self.accepted_range[0] > self.accepted_range[1]:
+            raise ValueError(f"accepted_range {self.accepted_range} has low above high")
+        return self
+
+
+class ItemChange(BaseModel):
+    """One correction of a benchmark item, kept so no fact is edited silently (e.g. to fit an answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: date
+    change: str
+    reason: str
+
+
 class BenchmarkItem(BaseModel):
     """One question of the hallucination benchmark (design §8.1)."""
 
@@ -34,18 +79,29 @@ class BenchmarkItem(BaseModel):
     category: BenchmarkCategory
     question: str
     reference_answer: str
-    key_facts: list[str] = Field(min_length=1, max_length=5)
+    key_facts: list[KeyFact] = Field(min_length=1, max_length=5)
     source: str
+    answer_type: Literal["open", "yes_no"] = Field(
+        "open", description="yes_no: scored as an exact answer (``expected_answer``) besides the key facts")
+    expected_answer: Literal["yes", "no"] | None = None
+    answerable: bool = Field(True, description="False when the bundled corpus cannot support the answer")
+    volatile: bool = Field(False, description="truth can change with time (approvals, withdrawals, trial status)")
+    as_of: date | None = Field(None, description="the date the reference answer was true; required when volatile")
+    history: list[ItemChange] = []
 
     _blank = field_validator("question", "reference_answer", "source")(_not_blank)
 
-    @field_validator("key_facts")
-    @classmethod
-    def _facts_not_blank(cls, facts: list[str]) -> list[str]:
-        for i, fact in enumerate(facts):
-            if not fact.strip():
-                raise ValueError(f"key fact {i} is blank")
-        return facts
+    @model_validator(mode="after")
+    def _consistent(self) -> BenchmarkItem:
+        if self.volatile and self.as_of is None:
+            raise ValueError(f"item {self.id} is volatile but has no as_of date")
+        if (self.answer_type == "yes_no") != (self.expected_answer is not None):
+            raise ValueError(f"item {self.id}: expected_answer is required for yes_no items and only for them")
+        return self
+
+    @property
+    def fact_texts(self) -> list[str]:
+        return [f.text for f in self.key_facts]
 
 
 class RetrievedChunk(BaseModel):

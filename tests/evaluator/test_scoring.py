@@ -52,7 +52,7 @@ def test_scorer_agrees_with_labelled_cases(scorer):
 def test_reference_answers_state_their_own_key_facts(scorer):
     """Guards against over-eager negation/subject rules: a reference answer must score (almost) fully."""
     items = load_benchmark(BENCHMARK)
-    verdicts = [v for i in items for v in scorer.judge(i.question, i.key_facts, i.reference_answer)]
+    verdicts = [v for i in items for v in scorer.judge(i.question, i.fact_texts, i.reference_answer)]
     share = sum(v.present for v in verdicts) / len(verdicts)
     print(f"\nreference answers: {share:.1%} of {len(verdicts)} key facts found")
     assert share >= 0.97
