@@ -127,8 +127,9 @@ class Response(BaseModel):
     retrieved: list[RetrievedChunk] | None = None
 
 
-FactMethod = Literal["exact", "tokens", "fuzzy", "embedding"]
-Rejection = Literal["negation", "wrong_subject"]
+FactMethod = Literal["exact", "tokens", "numeric", "fuzzy", "embedding", "answer"]
+Rejection = Literal["negation", "wrong_subject", "other_value", "opposite"]
+FactVerdict = Literal["supported", "contradicted", "absent"]
 
 
 class FactMatch(BaseModel):
@@ -137,11 +138,29 @@ class FactMatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fact: str
-    present: bool
+    present: bool = Field(description="the fact is supported (kept for the issue-7 contract)")
+    verdict: FactVerdict = Field(
+        description="supported; contradicted (denied, or another year/dose/number/gene/direction stated); "
+        "absent (not stated)")
+    counted: bool = Field(True, description="False: the key fact repeats the question; judged, not scored")
     method: FactMethod | None = Field(None, description="how the fact was found (also when it was rejected)")
     rejected: Rejection | None = Field(None, description="found, but negated or stated of another subject")
     evidence: str | None = Field(None, description="the clause that stated (or rejected) the fact")
     score: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verdict_from_present(cls, value: Any) -> Any:
+        """Scores written before verdicts existed: present is supported, anything else absent."""
+        if isinstance(value, dict) and "verdict" not in value and "present" in value:
+            return {**value, "verdict": "supported" if value["present"] else "absent"}
+        return value
+
+    @model_validator(mode="after")
+    def _present_is_supported(self) -> FactMatch:
+        if self.present != (self.verdict == "supported"):
+            raise ValueError(f"fact {self.fact!r}: present={self.present} but verdict={self.verdict}")
+        return self
 
 
 class ItemScore(BaseModel):
@@ -154,6 +173,8 @@ class ItemScore(BaseModel):
     fabricated_entities: list[str]
     hedging: dict[str, Any]
     facts: list[FactMatch]
+    facts_contradicted: int = Field(0, ge=0, description="counted key facts the response contradicts")
+    answer: FactMatch | None = Field(None, description="yes_no items: the response's yes/no against the expected one")
 
 
 class ScoreFile(BaseModel):
