@@ -15,8 +15,15 @@ class InputError(ValueError):
     """A benchmark or response file that cannot be scored; the message names the item."""
 
 
+def _where(loc: tuple) -> str:
+    """``('key_facts', 0, 'text')`` reads as ``key fact 0 text``: the item's fact by its position."""
+    if len(loc) >= 2 and loc[0] == "key_facts" and isinstance(loc[1], int):
+        return " ".join([f"key fact {loc[1]}", *(str(p) for p in loc[2:])])
+    return ".".join(str(p) for p in loc) or "(item)"
+
+
 def _problems(err: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(item)'}: {e['msg']}" for e in err.errors())
+    return "; ".join(f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors())
 
 
 def load_benchmark(path: Path) -> list[BenchmarkItem]:

@@ -36,7 +36,8 @@ def _item(**over):
     ([{k: v for k, v in _item().items() if k != "source"}], "item drug-001: source: Field required"),
     ([_item(), _item()], "duplicate id(s): drug-001"),
     ([_item(key_facts=[])], "item drug-001: key_facts"),
-    ([_item(key_facts=["  "])], "key fact 0 is blank"),
+    ([_item(key_facts=["  "])], "item drug-001: key fact 0 text: is blank"),
+    ([_item(key_facts=["glutamate", {"text": "x", "polarity": "maybe"}])], "item drug-001: key fact 1 polarity:"),
     ([_item(category="nutrition")], "item drug-001: category"),
 ])
 def test_validate_rejects_bad_benchmarks_naming_the_item(tmp_path, items, message):
