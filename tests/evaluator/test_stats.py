@@ -1,0 +1,72 @@
+"""The statistics every report figure carries: bootstrap intervals, paired differences, exact McNemar."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.evaluator import stats
+
+
+def test_bootstrap_interval_brackets_the_mean_and_repeats_with_the_seed():
+    values = [0.0, 0.25, 0.5, 1.0, 0.0, 0.75, 0.5, 0.0, 1.0, 0.25] * 3
+    first = stats.bootstrap_mean(values, seed=7)
+    assert first.low < first.estimate < first.high and first.n == 30
+    assert first == stats.bootstrap_mean(values, seed=7)
+    assert first.high - first.low < 0.5
+
+
+def test_interval_is_undefined_with_a_reason_below_the_minimum_n():
+    few = stats.bootstrap_mean([1.0, 0.0, 0.0], seed=0)
+    assert not few.defined and few.low is None and few.high is None
+    assert few.estimate == pytest.approx(1 / 3)
+    assert "too few items" in few.undefined_reason
+    assert few.text() == "33.3 % [undefined: too few items for an interval (< 5)] (n=3)"
+    none = stats.bootstrap_mean([], seed=0)
+    assert none.estimate is None and none.text() == "undefined (n=0: no items)"
+
+
+def test_all_zero_sample_gets_the_exact_binomial_interval_not_a_zero_width_one():
+    zeros = stats.bootstrap_mean([0.0] * 30, seed=0)
+    assert zeros.estimate == 0.0 and zeros.low == 0.0
+    assert zeros.high == pytest.approx(0.1157, abs=1e-4)  # Clopper-Pearson upper bound of 0/30
+    assert "Clopper-Pearson" in zeros.method
+    ones = stats.bootstrap_mean([1.0] * 30, seed=0)
+    assert ones.high == 1.0 and ones.low == pytest.approx(1 - 0.1157, abs=1e-4)
+
+
+def test_interval_text_names_estimate_bounds_and_n():
+    interval = stats.Interval(estimate=0.277, low=0.191, high=0.369, n=30)
+    assert interval.text() == "27.7 % [19.1, 36.9] (n=30)"
+    assert interval.text(signed=True) == "+27.7 pp [19.1, 36.9] (n=30)"
+    assert stats.Interval(estimate=4.0, low=2.0, high=6.5, n=12).text(percent=False) == "4.0 [2.0, 6.5] (n=12)"
+
+
+def test_paired_difference_pairs_items_by_id_and_refuses_unaligned_inputs():
+    a = {f"q{i}": 1.0 if i % 2 else 0.5 for i in range(20)}
+    b = {f"q{i}": 0.5 if i % 2 else 0.5 for i in range(20)}
+    diff = stats.paired_difference(a, b, seed=1)
+    assert diff.estimate == pytest.approx(0.25) and diff.low > 0
+    with pytest.raises(ValueError, match="different items"):
+        stats.paired_difference(a, {**b, "extra": 1.0}, seed=1)
+    with pytest.raises(ValueError, match="length"):
+        stats.paired_difference([1.0, 0.0], [1.0], seed=1)
+
+
+def test_mcnemar_counts_discordant_pairs_and_gives_the_exact_two_sided_p():
+    a = [True] * 8 + [False] * 2 + [True] * 5
+    b = [False] * 8 + [True] * 2 + [True] * 5
+    result = stats.mcnemar_exact(a, b)
+    assert (result.a_only, result.b_only, result.n) == (8, 2, 15)
+    assert result.p_value == pytest.approx(0.109375)  # 2 * P(X <= 2), X ~ Bin(10, 1/2)
+    assert stats.mcnemar_exact([True, False], [True, False]).p_value == 1.0
+
+
+def test_compare_uses_common_items_the_stated_threshold_and_marks_small_groups():
+    a = {f"q{i}": 0.5 for i in range(6)}
+    b = {f"q{i}": 0.25 for i in range(8)}
+    result = stats.compare("rag", a, "scratch", b, seed=0)
+    assert result.difference.n == 6 and result.too_small
+    assert (result.mcnemar.a_only, result.mcnemar.b_only) == (6, 0)  # 0.5 is correct, 0.25 is not
+    assert result.mcnemar.threshold == stats.CORRECT_THRESHOLD == 0.5
+    big = stats.compare("a", {f"q{i}": 1.0 for i in range(10)}, "b", {f"q{i}": 0.0 for i in range(10)})
+    assert not big.too_small and big.mcnemar.p_value == pytest.approx(2 / 2 ** 10)
