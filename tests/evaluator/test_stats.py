@@ -43,9 +43,10 @@ def test_interval_text_names_estimate_bounds_and_n():
 
 def test_paired_difference_pairs_items_by_id_and_refuses_unaligned_inputs():
     a = {f"q{i}": 1.0 if i % 2 else 0.5 for i in range(20)}
-    b = {f"q{i}": 0.5 if i % 2 else 0.5 for i in range(20)}
+    b = {f"q{i}": 0.75 if i % 2 else 0.5 for i in reversed(range(20))}  # same ids, other order
     diff = stats.paired_difference(a, b, seed=1)
-    assert diff.estimate == pytest.approx(0.25) and diff.low > 0
+    # odd ids differ by +0.25, even ids by 0: aligned by position the reversed b would give negatives
+    assert diff.estimate == pytest.approx(0.125) and 0 < diff.low <= 0.125 <= diff.high
     with pytest.raises(ValueError, match="different items"):
         stats.paired_difference(a, {**b, "extra": 1.0}, seed=1)
     with pytest.raises(ValueError, match="length"):
