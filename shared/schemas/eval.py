@@ -16,7 +16,8 @@ BenchmarkCategory = Literal[
     "temporal_accuracy",
 ]
 BENCHMARK_CATEGORIES: tuple[str, ...] = BenchmarkCategory.__args__
-SYSTEMS: tuple[str, ...] = ("scratch", "rag")
+SYSTEMS: tuple[str, ...] = ("scratch", "rag", "closed_book")
+"""closed_book: the RAG generator asked without retrieved context (issue 13)."""
 
 
 def _not_blank(value: str) -> str:
@@ -194,7 +195,10 @@ FailureMode = Literal[
     "outdated_information",
     "boundary_confusion",
     "accurate_but_misleading",
+    "non_answer",
 ]
+"""non_answer: the output is not an answer at all (a fragment, an off-topic continuation, repetition);
+outside the design's §8.3 matrix, whose rows are kinds of wrong answers."""
 FAILURE_MODES: tuple[str, ...] = FailureMode.__args__
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[str, ...] = Severity.__args__
