@@ -135,6 +135,38 @@ def bootstrap_mean(values: Sequence[float] | Mapping[str, float], *, seed: int =
     return Interval(estimate=estimate, low=float(ci.low), high=float(ci.high), n=n, level=level)
 
 
+def bootstrap_ratio(numerators: Sequence[float], denominators: Sequence[float], *, seed: int = SEED,
+                    resamples: int = RESAMPLES, level: float = LEVEL) -> Interval:
+    """sum(numerators) / sum(denominators) with items resampled whole (facts stated / facts asked).
+
+    A pooled share over facts, but its uncertainty comes from the items: facts of one answer are not
+    independent, so resampling facts would understate it. ``n`` is the number of items.
+    """
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    if len(num) != len(den):
+        raise ValueError(f"numerators and denominators differ in length: {len(num)} vs {len(den)}")
+    n = len(num)
+    if n == 0 or den.sum() == 0:
+        return Interval(estimate=None, n=n, level=level, undefined_reason="nothing to count")
+    estimate = float(num.sum() / den.sum())
+    if n < MIN_INTERVAL_N:
+        return Interval(estimate=estimate, n=n, level=level,
+                        undefined_reason=f"too few items for an interval (< {MIN_INTERVAL_N})")
+    share = num / np.where(den == 0, 1, den)
+    if np.all(share == share[0]) and share[0] in (0.0, 1.0):
+        ci = sps.binomtest(int(num.sum()), int(den.sum())).proportion_ci(confidence_level=level, method="exact")
+        return Interval(estimate=estimate, low=float(ci.low), high=float(ci.high), n=n, level=level,
+                        method=f"exact Clopper-Pearson over facts (every item {share[0]:g})")
+
+    def ratio(x, y, axis=-1):
+        return x.sum(axis=axis) / np.maximum(y.sum(axis=axis), 1e-12)
+
+    result = sps.bootstrap((num, den), ratio, paired=True, n_resamples=resamples, confidence_level=level,
+                           method="percentile", vectorized=True, random_state=np.random.default_rng(seed))
+    ci = result.confidence_interval
+    return Interval(estimate=estimate, low=float(ci.low), high=float(ci.high), n=n, level=level)
+
+
 def _paired(a: Sequence | Mapping[str, object], b: Sequence | Mapping[str, object]) -> tuple[list, list]:
     """The two samples aligned item by item; refuses inputs that do not describe the same items."""
     if isinstance(a, Mapping) != isinstance(b, Mapping):

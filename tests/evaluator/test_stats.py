@@ -71,3 +71,14 @@ def test_compare_uses_common_items_the_stated_threshold_and_marks_small_groups()
     assert result.mcnemar.threshold == stats.CORRECT_THRESHOLD == 0.5
     big = stats.compare("a", {f"q{i}": 1.0 for i in range(10)}, "b", {f"q{i}": 0.0 for i in range(10)})
     assert not big.too_small and big.mcnemar.p_value == pytest.approx(2 / 2 ** 10)
+
+
+def test_fact_share_resamples_items_whole_and_pools_their_facts():
+    supported, asked = [2, 0, 1, 4, 0, 3, 1, 0], [4, 3, 2, 4, 5, 3, 2, 4]
+    share = stats.bootstrap_ratio(supported, asked, seed=3)
+    assert share.estimate == pytest.approx(11 / 27) and share.n == 8
+    assert share.low < share.estimate < share.high
+    none = stats.bootstrap_ratio([0] * 6, [4] * 6, seed=3)
+    assert none.low == 0.0 and none.high == pytest.approx(0.1425, abs=1e-3)  # Clopper-Pearson 0/24
+    with pytest.raises(ValueError, match="length"):
+        stats.bootstrap_ratio([1], [1, 2])
