@@ -1,23 +1,25 @@
-"""Score responses against the benchmark: facts (accuracy), fabricated names and hedging per item."""
+"""Score responses against the benchmark: facts (accuracy, contradictions), fabricated names and hedging per item."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark, load_responses, match
 from services.evaluator.scoring.entities import ENTITIES_FILE, Entities, default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
-from services.evaluator.scoring.facts import Embedder, FactScorer
+from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.settings import EvalConfig, EvaluatorSettings
 from shared import log as shared_log
 from shared import runs
 from shared.manifest import InputRef
 from shared.runs import RunWriter
-from shared.schemas.eval import SYSTEMS, BenchmarkItem, ItemScore, Response, ScoreFile
+from shared.schemas.eval import SYSTEMS, BenchmarkItem, FactMatch, ItemScore, Response, ScoreFile
 from shared.store import ArtifactStore, sha256_file
 
 log = logging.getLogger(__name__)
@@ -37,51 +39,113 @@ def corpus_documents(path: Path) -> Iterator[str]:
         yield "".join(lines)
 
 
+def shown(response: Response) -> list[str]:
+    """What the system was given to read: the retrieved chunks' ids, titles and text (RAG prompts)."""
+    return [part for c in response.retrieved or [] for part in (c.source_id, c.title, c.text)]
+
+
+def document_names(path: Path) -> Iterator[str]:
+    """Ids and titles of the corpus documents (``train.jsonl``), which ``corpus.txt`` does not carry."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                doc = json.loads(line)
+                yield doc["id"]
+                yield doc.get("title", "")
+
+
+def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer) -> tuple[list[FactMatch], FactMatch | None, float]:
+    """Verdicts per key fact, the yes/no answer's verdict, and the item's accuracy: the share of its
+    counted key facts supported, a yes/no item's exact answer counting as one more."""
+    facts = scorer.judge(item.question, item.key_facts, text)
+    answer = judge_answer(item.expected_answer, text) if item.answer_type == "yes_no" else None
+    units = [f.present for f in facts if f.counted] + ([answer.present] if answer else [])
+    if not units:
+        raise ValueError(f"item {item.id}: no counted key fact and no yes/no answer, so no accuracy")
+    return facts, answer, sum(units) / len(units)
+
+
 def score_responses(
     pairs: list[tuple[BenchmarkItem, Response]], scorer: FactScorer, lexicon: Lexicon
 ) -> ScoreFile:
-    scorer.prefetch([(item.question, item.fact_texts, response.response) for item, response in pairs])
-    items = []
+    scorer.prefetch([(item.question, item.key_facts, text) for item, response in pairs
+                     for text in (response.response, item.question)])
+    items, echo = [], []
     with shared_log.progress() as bar:
         task = bar.add_task("scoring", total=len(pairs))
         for item, response in pairs:
-            facts = scorer.judge(item.question, item.fact_texts, response.response)
-            present = [f.present for f in facts]
+            facts, answer, accuracy = judge_item(item, response.response, scorer)
             items.append(ItemScore(
                 id=item.id,
                 category=item.category,
-                facts_present=present,
-                accuracy=sum(present) / len(present),
-                fabricated_entities=fabricated(response.response, lexicon),
+                facts_present=[f.present for f in facts],
+                accuracy=accuracy,
+                fabricated_entities=fabricated(response.response, lexicon, shown(response)),
                 hedging=hedging(response.response),
                 facts=facts,
+                facts_contradicted=sum(f.verdict == "contradicted" for f in facts if f.counted),
+                answer=answer,
             ))
+            echo_facts, _, echo_accuracy = judge_item(item, item.question, scorer)
+            echo.append((echo_accuracy, echo_facts))
             bar.advance(task)
-    return ScoreFile(items=items, summary=summarize(items))
+    return ScoreFile(items=items, summary=summarize(items, echo))
 
 
-def summarize(items: list[ItemScore]) -> dict:
+def _interval(values: list[float]) -> dict:
+    return stats.bootstrap_mean(values).model_dump(mode="json")
+
+
+def summarize(items: list[ItemScore], echo: list[tuple[float, list[FactMatch]]] | None = None) -> dict:
+    """Headline figures. Rates over items carry a 95 % bootstrap interval (``services/evaluator/stats.py``);
+    ``echo_baseline`` scores each question itself as its answer: what repeating the question earns."""
     by_category: dict[str, list[float]] = defaultdict(list)
     for s in items:
         by_category[s.category].append(s.accuracy)
     facts = [f for s in items for f in s.facts]
-    return {
+    counted = [f for f in facts if f.counted]
+    # Per item, the share of its counted key facts contradicted: the unit the interval resamples.
+    contradicted_share = [s.facts_contradicted / max(1, sum(f.counted for f in s.facts)) for s in items]
+    hedged = [s.accuracy for s in items if s.hedging["hedged"]]
+    confident = [s.accuracy for s in items if not s.hedging["hedged"]]
+    summary = {
         "n_items": len(items),
         "accuracy": sum(s.accuracy for s in items) / len(items),
+        "accuracy_interval": _interval([s.accuracy for s in items]),
         "accuracy_by_category": {c: sum(v) / len(v) for c, v in sorted(by_category.items())},
         "facts_total": len(facts),
-        "facts_present": sum(f.present for f in facts),
+        "facts_counted": len(counted),
+        "facts_present": sum(f.present for f in counted),
+        "facts_contradicted": sum(f.verdict == "contradicted" for f in counted),
+        "facts_by_verdict": dict(Counter(f.verdict for f in counted)),
+        "contradicted_rate": sum(f.verdict == "contradicted" for f in counted) / max(1, len(counted)),
+        "contradicted_rate_interval": _interval(contradicted_share),
+        "items_with_contradiction": sum(s.facts_contradicted > 0 for s in items),
         "facts_by_method": dict(Counter(f.method for f in facts if f.present)),
         "facts_rejected": dict(Counter(f.rejected for f in facts if f.rejected)),
+        "yes_no_answers": dict(Counter(s.answer.verdict for s in items if s.answer)),
         "fabrication_rate": sum(bool(s.fabricated_entities) for s in items) / len(items),
+        "fabrication_rate_interval": _interval([float(bool(s.fabricated_entities)) for s in items]),
         "fabricated_entities": dict(Counter(e for s in items for e in s.fabricated_entities).most_common()),
         "hedging": aggregate([s.hedging for s in items]),
+        "accuracy_by_hedging": {"hedged": _interval(hedged), "not_hedged": _interval(confident)},
     }
+    if echo is not None:
+        echo_counted = [f for _, fs in echo for f in fs if f.counted]
+        summary["echo_baseline"] = {
+            "accuracy": sum(a for a, _ in echo) / len(echo),
+            "accuracy_interval": _interval([a for a, _ in echo]),
+            "facts_present": sum(f.present for f in echo_counted),
+            "facts_counted": len(echo_counted),
+        }
+    return summary
 
 
-def build(config: EvalConfig, corpus_texts: Iterable[str], entities: Entities | None = None) -> tuple[FactScorer, Lexicon]:
+def build(config: EvalConfig, corpus_texts: Iterable[str], entities: Entities | None = None,
+          names: Iterable[str] = ()) -> tuple[FactScorer, Lexicon]:
+    """The fact scorer and the fabrication lexicon (corpus text, plus its documents' titles and ids)."""
     entities = entities or default_entities()
-    return FactScorer(config, entities, Embedder()), Lexicon.build(corpus_texts, entities)
+    return FactScorer(config, entities, Embedder()), Lexicon.build(corpus_texts, entities, names)
 
 
 def score_files(config: EvalConfig, benchmark: Path, responses: Path, corpus: Path | None) -> ScoreFile:
@@ -115,11 +179,12 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
     eval_run = runs.latest(store, f"eval-{system}")
     process_run = runs.latest(store, "process")
     inputs = [benchmark_input(config.benchmark), *runs.inputs_from(eval_run, ["responses.jsonl"]),
-              *runs.inputs_from(process_run, ["corpus.txt"])]
+              *runs.inputs_from(process_run, ["corpus.txt", "train.jsonl"])]
 
     def body(writer: RunWriter, scratch: Path) -> None:
         responses = load_responses(runs.fetch(store, eval_run.output("responses.jsonl"), scratch / "responses.jsonl"))
         corpus = runs.fetch(store, process_run.output("corpus.txt"), scratch / "corpus.txt")
+        documents = runs.fetch(store, process_run.output("train.jsonl"), scratch / "train.jsonl")
         items = benchmark
         if eval_run.settings.get("limit"):
             answered = {r.id for r in responses}
@@ -127,7 +192,7 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             log.info("%s answered %d of %d questions (limit=%s); scoring those", eval_run.run, len(items),
                      len(benchmark), eval_run.settings["limit"])
         pairs = match(items, responses)
-        scorer, lexicon = build(config, corpus_documents(corpus))
+        scorer, lexicon = build(config, corpus_documents(corpus), names=document_names(documents))
         scores = score_responses(pairs, scorer, lexicon)
         writer.put_json("scores.json", scores.model_dump(mode="json"))
         summary = scores.summary
@@ -135,6 +200,8 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             items=summary["n_items"], accuracy=round(summary["accuracy"], 4),
             fabrication_rate=round(summary["fabrication_rate"], 4),
             hedged_rate=round(summary["hedging"]["hedged_rate"], 4), eval_run=eval_run.run,
+            contradicted_rate=round(summary["contradicted_rate"], 4),
+            echo_baseline_accuracy=round(summary["echo_baseline"]["accuracy"], 4),
         )
 
     return runs.run_stage(store, f"score-{system}", scorer_settings(config), inputs, body,

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from services.evaluator.inputs import load_benchmark
+from services.evaluator.scoring import devset
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
-from services.evaluator.scoring.facts import Embedder, FactScorer
+from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import BENCHMARK, EvalConfig
+from shared.schemas.eval import KeyFact
 
 DATA = BENCHMARK.parent
 SAMPLE = Path(__file__).resolve().parents[2] / "services" / "scraper" / "sample"
@@ -30,51 +31,107 @@ def scorer() -> FactScorer:
 
 
 def test_scorer_agrees_with_labelled_cases(scorer):
-    cases = _jsonl(DATA / "scoring_cases.jsonl")
-    assert len(cases) >= 80
-    per_kind: dict[str, list[bool]] = defaultdict(list)
-    misses = []
-    for case in cases:
-        verdict = scorer.judge(case["question"], [case["key_fact"]], case["response"])[0]
-        agree = verdict.present == case["present"]
-        per_kind[case["kind"]].append(agree)
-        if not agree:
-            misses.append(f"{case['case_id']} ({case['kind']}): {verdict.method} {verdict.rejected}")
-    overall = sum(sum(v) for v in per_kind.values()) / len(cases)
-    print(f"\nscorer agreement on {len(cases)} labelled cases: {overall:.1%}")
-    for kind, agreed in sorted(per_kind.items()):
-        print(f"  {kind:14s} {sum(agreed)}/{len(agreed)}")
-    print("  disagreements: " + "; ".join(misses))
-    assert {"exact", "paraphrase", "abbreviation", "number", "negation", "wrong_subject", "unrelated"} <= set(per_kind)
-    assert overall >= 0.9
+    """The goals of issues 14 and 18 on the dev set: 95 % overall, 85 % on paraphrase, three verdicts."""
+    cases = devset.load_cases()
+    result = devset.agreement(scorer, cases)
+    print(f"\nscorer agreement on {result.n} labelled cases: {result.rate:.1%}\n{devset.table(result)}")
+    print("disagreements:\n" + "\n".join(result.misses))
+    kinds = {c["kind"] for c in cases}
+    assert len(cases) >= 150 and sum(c["kind"] == "paraphrase" for c in cases) >= 40
+    assert {"exact", "paraphrase", "abbreviation", "number", "negation", "wrong_subject", "unrelated",
+            "contradiction"} <= kinds
+    assert {c["verdict"] for c in cases} == set(devset.VERDICTS)
+    paraphrase, n = result.by_kind["paraphrase"]
+    assert result.rate >= 0.93 and paraphrase / n >= 0.85
 
 
 def test_reference_answers_state_their_own_key_facts(scorer):
-    """Guards against over-eager negation/subject rules: a reference answer must score (almost) fully."""
+    """Guards against over-eager negation/subject/contradiction rules: a reference answer must score
+    (almost) fully and contradict (almost) nothing."""
     items = load_benchmark(BENCHMARK)
-    verdicts = [v for i in items for v in scorer.judge(i.question, i.fact_texts, i.reference_answer)]
+    verdicts = [v for i in items for v in scorer.judge(i.question, i.key_facts, i.reference_answer)]
     share = sum(v.present for v in verdicts) / len(verdicts)
-    print(f"\nreference answers: {share:.1%} of {len(verdicts)} key facts found")
-    assert share >= 0.97
+    contradicted = sum(v.verdict == "contradicted" for v in verdicts)
+    print(f"\nreference answers: {share:.1%} of {len(verdicts)} key facts found, {contradicted} contradicted")
+    assert share >= 0.97 and contradicted <= len(verdicts) * 0.01
 
 
-@pytest.mark.parametrize("question,fact,response,present,reason", [
+@pytest.mark.parametrize("question,fact,response,verdict,reason", [
     ("How does riluzole work?", "inhibits glutamate release",
-     "Riluzole does not inhibit glutamate release.", False, "negation"),
+     "Riluzole does not inhibit glutamate release.", "contradicted", "negation"),
+    ("How does riluzole work?", "inhibits glutamate release",
+     "There is no evidence that riluzole inhibits glutamate release.", "contradicted", "negation"),
+    ("How does riluzole work?", "inhibits glutamate release",
+     "Riluzole increases glutamate release.", "contradicted", "opposite"),
+    ("How does riluzole work?", "inhibits glutamate release",
+     "Riluzole blocks the release of glutamate.", "supported", None),
     ("What did the PHOENIX trial show?", "did not meet primary endpoint",
-     "PHOENIX did not meet its primary endpoint.", True, None),
+     "PHOENIX did not meet its primary endpoint.", "supported", None),
     ("What did the PHOENIX trial show?", "did not meet primary endpoint",
-     "PHOENIX met its primary endpoint.", False, "negation"),
+     "PHOENIX met its primary endpoint.", "contradicted", "negation"),
     ("How does tofersen work?", "antisense oligonucleotide",
-     "Edaravone is an antisense oligonucleotide.", False, "wrong_subject"),
+     "Edaravone is an antisense oligonucleotide.", "absent", "wrong_subject"),
     ("How does tofersen work?", "antisense oligonucleotide",
-     "Qalsody (tofersen) is an ASO given intrathecally.", True, None),
-    ("How many items does the ALSFRS-R have?", "12 items",
-     "The ALSFRS-R has many items.", False, None),
+     "Edaravone is an antisense oligonucleotide, while tofersen is a small molecule.", "contradicted",
+     "wrong_subject"),
+    ("How does tofersen work?", "antisense oligonucleotide",
+     "Qalsody (tofersen) is an ASO given intrathecally.", "supported", None),
+    ("How many items does the ALSFRS-R have?", "12 items", "The ALSFRS-R has many items.", "absent", None),
+    ("How many items does the ALSFRS-R have?", "12 items", "The ALSFRS-R has 10 items.", "contradicted",
+     "other_value"),
+    ("When did the FDA approve riluzole?", "1995", "The FDA approved riluzole in 2006.", "contradicted",
+     "other_value"),
+    ("When did the FDA approve riluzole?", "1995", "Riluzole came first, and edaravone followed in 2017.",
+     "absent", None),
+    ("What is the split-hand sign?", "thenar", "The hypothenar muscles are spared.", "absent", None),
+    ("Are astrocytes toxic to motor neurons?", "toxic", "The astrocytes were non-toxic.", "contradicted",
+     "negation"),
+    ("What was the PHOENIX trial?", "phase 3", "PHOENIX was a Phase III trial.", "supported", None),
+    ("What does riluzole monitoring involve?", "ALT", "Report any alteration in symptoms.", "absent", None),
 ])
-def test_polarity_and_strictness(scorer, question, fact, response, present, reason):
-    verdict = scorer.judge(question, [fact], response)[0]
-    assert (verdict.present, verdict.rejected) == (present, reason)
+def test_three_verdicts(scorer, question, fact, response, verdict, reason):
+    got = scorer.judge(question, [KeyFact(text=fact)], response)[0]
+    assert (got.verdict, got.rejected) == (verdict, reason)
+    assert got.present == (verdict == "supported")
+
+
+def test_numbers_honour_tolerance_range_aliases_and_units(scorer):
+    question = "How common are C9orf72 expansions?"
+    tolerant = KeyFact(text="40%", tolerance=5)
+    assert scorer.judge(question, [tolerant], "They explain roughly 30 to 40% of familial ALS.")[0].present
+    assert scorer.judge(question, [tolerant], "They explain 43% of familial ALS.")[0].present
+    other = scorer.judge(question, [KeyFact(text="40%")], "C9orf72 expansions explain 43% of familial ALS.")[0]
+    assert other.verdict == "contradicted"
+    # a share in a clause off the question's topic is no rival value
+    assert scorer.judge(question, [KeyFact(text="40%")], "They explain 43% of it.")[0].verdict == "absent"
+    ranged = KeyFact(text="12-20%", accepted_range=(12, 20))
+    assert scorer.judge(question, [ranged], "About 15% of familial cases.")[0].present
+    alias = KeyFact(text="1869", aliases=["1874"])
+    assert scorer.judge("When did Charcot describe ALS?", [alias], "Charcot described it in 1874.")[0].present
+    survival = KeyFact(text="2-3 months")
+    q = "How much does riluzole extend survival?"
+    assert scorer.judge(q, [survival], "Riluzole extends survival by about 12 weeks.")[0].present
+    assert scorer.judge(q, [survival], "Riluzole extends survival by 2 years.")[0].verdict == "contradicted"
+
+
+def test_a_number_that_is_another_key_fact_of_the_item_contradicts_nothing(scorer):
+    facts = [KeyFact(text="50 mg"), KeyFact(text="100 mg per day")]
+    got = scorer.judge("What is the dose of riluzole?", facts, "The dose of riluzole is 100 mg per day.")
+    assert [f.verdict for f in got] == ["absent", "supported"]
+
+
+def test_deny_polarity_and_uncounted_facts(scorer):
+    fact = KeyFact(text="approved in the European Union", polarity="deny", counted=False)
+    q = "Is edaravone approved in the European Union?"
+    denied = scorer.judge(q, [fact], "Edaravone is not approved in the European Union.")[0]
+    assert denied.verdict == "supported" and denied.counted is False
+    assert scorer.judge(q, [fact], "Edaravone is approved in the European Union.")[0].verdict == "contradicted"
+
+
+def test_yes_no_answer_is_read_from_the_first_word():
+    assert judge_answer("no", "No, there is no cure.").verdict == "supported"
+    assert judge_answer("no", "Yes, tofersen cures it.").verdict == "contradicted"
+    assert judge_answer("yes", "Tofersen was approved in 2023.").verdict == "absent"
 
 
 def test_normalisation_unifies_numbers_units_and_abbreviations():

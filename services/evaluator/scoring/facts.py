@@ -1,17 +1,22 @@
-"""Is a key fact stated in a response? (design §8.2, with the issue's paraphrase and polarity rules)
+"""Does a response support, contradict or leave out a key fact? (design §8.2, issues 14 and 18)
 
-A fact is looked for clause by clause, cheapest evidence first: the normalised fact as a phrase
-(``exact``), enough of its stemmed content words (``tokens``), a rapidfuzz partial match (``fuzzy``),
-and only when none of those finds it, MiniLM sentence-embedding similarity (``embedding``). Numbers
-and named entities are *strict*: they must be written, never guessed from similarity ("12 items" is
-not "the scale has many items", SOD1 is not SOD2).
+A fact (its text or any alias) is looked for clause by clause, cheapest evidence first: the
+normalised fact as a phrase (``exact``), its numbers with their units inside the fact's range or
+tolerance (``numeric``), enough of its word concepts (``tokens``: stems, with synonyms such as
+block/reduce -> inhibit), a rapidfuzz partial match aligned on word boundaries (``fuzzy``), and only
+when none of those finds it, MiniLM sentence-embedding similarity (``embedding``). Numbers and named
+entities are *strict*: they must be written, never guessed from similarity ("12 items" is not "the
+scale has many items", SOD1 is not SOD2, ALT is not inside "alteration").
 
-A clause that states the fact still does not count when it negates it ("riluzole does **not**
-inhibit glutamate release"; a fact that is itself negative, "did not meet primary endpoint", needs a
-negative clause) or says it of another subject: the known entity nearest before the fact (or, when
-none precedes, the first after it) is taken as the clause's subject, and when the question names
-entities, that subject must be one of them ("**Edaravone** is an antisense oligonucleotide" does not
-answer "How does tofersen work?").
+A found fact is **contradicted** when its clause denies it ("riluzole does **not** inhibit ...",
+"there is no evidence that ...", "non-toxic"; a fact that is itself negative, "did not meet primary
+endpoint", or a ``deny`` fact, needs the denial), or states the opposite ("increases" for "inhibits",
+"slow" for "rapid"). A fact that is not found is still contradicted when the response gives the
+question's subject another value in its place: another year, dose or count of the same unit outside
+the fact's range, another entity of the fact's kind ("The P525L mutation is in SOD1" when the answer
+is FUS), or the fact's words said of a rival while the subject is described otherwise. Otherwise it
+is absent. The subject of a clause is the known entity nearest before the fact (or, when none
+precedes, the first after it); when the question names entities the subject must be one of them.
 """
 
 from __future__ import annotations
@@ -27,26 +32,96 @@ from rapidfuzz import fuzz
 from services.evaluator.scoring.entities import Entities
 from services.evaluator.scoring.normalize import (
     CLAUSE_NEGATORS,
+    COMPLEMENTS,
     NEGATION_CUES,
     NEGATORS,
-    STEM_SYNONYMS,
+    OPPOSITES,
     STOPWORDS,
     clauses,
+    concept,
     content_stems,
     negated,
     normalize,
-    stem,
     words,
 )
 from services.evaluator.settings import EvalConfig
-from shared.schemas.eval import FactMatch
+from shared.schemas.eval import FactMatch, KeyFact
 
 _WORD = re.compile(r"[a-z0-9%]+(?:[-/'][a-z0-9]+)*")
 # A negator scopes over the next few words of its phrase: "not linked to FTD", but not
 # "not approved and confirmatory testing is ongoing".
 NEGATION_WINDOW = 3
-_PHRASE_BREAK = re.compile(r",|\(|\)|\b(?:and|or|but|which|that|so)\b")
+_PHRASE_BREAK = re.compile(r",|\(|\)|\b(?:and|or|but|which|so)\b")
 _AUX_NOT = re.compile(r"\s+(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+(?:not|never)\b")
+# A denial of everything that follows in the clause, across "that": "there is no evidence that X".
+_DENIAL_FRAME = re.compile(
+    r"\b(?:no|not|little|lack of|without) (?:good |clear |convincing |strong |any )?(?:evidence|proof|data)\b"
+    r"|\bnot (?:true|the case|correct|been shown|shown|proven|established)\b|\bunproven\b|\bfalse that\b"
+)
+# A prefix that turns a word into its opposite: "non-toxic", "abnormal", "ineffective", "incurable".
+_NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ab", "dis")
+_MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
+_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
+_UNIT_WORDS = {"%": "percent", "mg": "mass"}
+# Durations compared after conversion to days are allowed this relative slack (12 months ~ 1 year).
+_CONVERSION_SLACK = 0.05
+
+
+@dataclass(frozen=True)
+class _Number:
+    low: float
+    high: float
+    dimension: str  # year, duration, percent, mass or count
+    units: frozenset[str]  # a count's noun ("3 body regions": body, region); empty for a bare number
+    start: int
+    end: int
+
+    def overlaps(self, other: _Number) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+    @property
+    def bare(self) -> bool:
+        return self.dimension == "count" and not self.units
+
+    def compatible(self, other: _Number) -> bool:
+        """Could the two be the same quantity? A bare number may be any but a year ("10 of 14 days")."""
+        if self.dimension == other.dimension == "count":
+            return bool(self.units & other.units) or self.bare or other.bare
+        if self.bare or other.bare:
+            return "year" not in (self.dimension, other.dimension)
+        return self.dimension == other.dimension
+
+    def rivals(self, other: _Number) -> bool:
+        """Is ``other`` (from a response) a value of the same quantity as this fact number?"""
+        if self.dimension == "count":
+            return other.dimension == "count" and (self.bare or bool(self.units & other.units))
+        return self.dimension == other.dimension
+
+
+def _numbers(normalized: str) -> list[_Number]:
+    out = []
+    for m in _NUMBER.finditer(normalized):
+        low = float(m.group(1))
+        high = float(m.group(2)) if m.group(2) else low
+        unit = m.group(3) or ""
+        stem = unit if unit == "%" else unit.removesuffix("s")
+        if stem in _DAYS:
+            factor = _DAYS[stem]
+            number = _Number(low * factor * (1 - _CONVERSION_SLACK), high * factor * (1 + _CONVERSION_SLACK),
+                             "duration", frozenset(), m.start(), m.end(3))
+        elif unit in _UNIT_WORDS:
+            number = _Number(low, high, _UNIT_WORDS[unit], frozenset(), m.start(), m.end(3))
+        elif low == high and low.is_integer() and 1800 <= low <= 2100:
+            number = _Number(low, high, "year", frozenset(), m.start(), m.end(1))
+        elif unit and unit not in STOPWORDS and not re.fullmatch(_MONTHS, unit):
+            nouns = [w for w in (unit, m.group(4)) if w and w not in STOPWORDS]
+            end = m.end(4) if m.group(4) and m.group(4) not in STOPWORDS else m.end(3)
+            number = _Number(low, high, "count", frozenset(concept(w) for w in nouns), m.start(), end)
+        else:
+            number = _Number(low, high, "count", frozenset(), m.start(), m.end(2) if m.group(2) else m.end(1))
+        out.append(number)
+    return out
 
 
 class Embedder:
@@ -73,13 +148,16 @@ class Embedder:
 
 @dataclass(frozen=True)
 class _Fact:
-    text: str
+    text: str  # the key fact's text (for an alias, still the key fact's own text)
     norm: str
     stems: frozenset[str]
     negative: bool
     strict: bool
     entities: frozenset[str]
     kinds: frozenset[str]
+    numbers: tuple[_Number, ...]
+    context: frozenset[str]  # concepts other than the numbers and their units
+    literal: frozenset[str]  # names and symbols (ALT, CYP2D6): matched as written, never by stem
 
 
 @dataclass(frozen=True)
@@ -89,17 +167,29 @@ class _Hit:
     clause: str
     start: int | None  # span of the fact in the clause; None for an embedding match
     end: int | None
+    flipped: bool = False  # the fact was found as a negated word ("ineffective") or a complement ("succeed")
+    opposite: bool = False  # the clause states the fact's opposite ("increases" for "inhibits")
 
 
-def _stems_with_positions(clause: str) -> list[tuple[str, int]]:
-    out = []
-    for m in _WORD.finditer(clause):
-        word = m.group(0)
-        if word in STOPWORDS or word in NEGATION_CUES:
-            continue
-        s = stem(word)
-        out.append((STEM_SYNONYMS.get(s, s), m.start()))
-    return out
+@dataclass
+class _Word:
+    concept: str
+    start: int
+    flipped: bool
+
+
+def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
+    """``abnormal`` -> ``norm`` when ``norm`` is wanted: the word is the negation of a fact word."""
+    for prefix in _NEGATING_PREFIXES:
+        rest = word[len(prefix):]
+        if word.startswith(prefix) and len(rest) >= 4 and concept(rest) in wanted:
+            return concept(rest)
+    return None
+
+
+def _window_negated(clause: str, start: int) -> bool:
+    before = _PHRASE_BREAK.split(clause[:start])[-1].split()[-NEGATION_WINDOW:]
+    return any(w in NEGATORS for w in before)
 
 
 class FactScorer:
@@ -107,48 +197,139 @@ class FactScorer:
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
 
-    def _fact(self, text: str) -> _Fact:
-        norm = normalize(text)
-        mentions = self.entities.mentions(norm)
-        covered = sum(m.end - m.start for m in mentions)
-        strict = (
-            any(ch.isdigit() for ch in norm)
-            or covered >= len(norm.replace(" ", "")) * 0.6
-            or (text.strip().isupper() and len(text.strip()) <= 6)
-        )
-        return _Fact(text, norm, frozenset(content_stems(norm)), negated(norm), strict,
-                     frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions))
+    def _variants(self, fact: KeyFact) -> list[_Fact]:
+        """The fact's text and each alias, parsed; a ``deny`` fact is a negative one."""
+        out = []
+        for text in [fact.text, *fact.aliases]:
+            norm = normalize(text)
+            mentions = self.entities.mentions(norm)
+            covered = sum(m.end - m.start for m in mentions)
+            strict = (
+                any(ch.isdigit() for ch in norm)
+                or covered >= len(norm.replace(" ", "")) * 0.6
+                or (text.strip().isupper() and len(text.strip()) <= 6)
+            )
+            numbers = _numbers(norm)
+            if numbers and (fact.accepted_range or fact.tolerance):
+                first = numbers[0]
+                low, high = fact.accepted_range or (first.low, first.high)
+                slack = fact.tolerance or 0.0
+                numbers[0] = _Number(low - slack, high + slack, first.dimension, first.units, first.start, first.end)
+            number_words = {concept(w) for n in numbers for w in words(norm[n.start:n.end])}
+            stems = frozenset(content_stems(norm))
+            literal = {w.lower() for w in re.findall(r"[A-Za-z0-9-]+", text)
+                       if any(c.isdigit() for c in w) or (w.isupper() and len(w) <= 6)}
+            literal |= {norm[m.start:m.end] for m in mentions}
+            out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
+                             frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
+                             tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal)))
+        return out
 
-    def _lexical(self, fact: _Fact, clause: str) -> _Hit | None:
-        m = re.search(rf"(?<!\w){re.escape(fact.norm)}(?!\w)", clause)
+    def _words(self, fact: _Fact, clause: str) -> list[_Word]:
+        """The clause's concepts with positions; a negated complement of a fact word counts as the word."""
+        out = []
+        for m in _WORD.finditer(clause):
+            word = m.group(0)
+            if word in STOPWORDS or word in NEGATION_CUES:
+                continue
+            c = concept(word)
+            if c in fact.literal and word != c and concept(word) != word:
+                c = word  # "alteration" is not ALT
+            if c in fact.stems:
+                out.append(_Word(c, m.start(), False))
+            elif not fact.strict and (base := _prefixed(word, fact.stems)):
+                out.append(_Word(base, m.start(), True))
+            elif COMPLEMENTS.get(c) in fact.stems:
+                out.append(_Word(COMPLEMENTS[c], m.start(), True))
+            else:
+                out.append(_Word(c, m.start(), False))
+        return out
+
+    def _lexical(self, fact: _Fact, clause: str, topical: bool) -> _Hit | None:
+        m = re.search(rf"(?<![\w-]){re.escape(fact.norm)}(?!\w)", clause)
         if m:
             return _Hit("exact", 1.0, clause, m.start(), m.end())
+        if fact.numbers:
+            return self._numeric(fact, clause)
         if fact.stems:
-            positioned = _stems_with_positions(clause)
-            found = [pos for s, pos in positioned if s in fact.stems]
-            coverage = len({s for s, _ in positioned} & fact.stems) / len(fact.stems)
+            positioned = self._words(fact, clause)
+            found = [w for w in positioned if w.concept in fact.stems]
+            coverage = len({w.concept for w in found}) / len(fact.stems)
             need = 1.0 if fact.strict or len(fact.stems) == 1 else self.config.token_coverage
+            if len(found) < len(fact.stems) and (hit := self._opposite(fact, clause, positioned, topical)):
+                return hit
             if coverage >= need:
-                return _Hit("tokens", coverage, clause, min(found), max(found) + 1)
+                first = min(found, key=lambda w: w.start)
+                return _Hit("tokens", coverage, clause, first.start, max(w.start for w in found) + 1,
+                            flipped=first.flipped)
+            if hit := self._opposite(fact, clause, positioned, topical):
+                return hit
         if not fact.strict and len(fact.norm) >= 6:
             al = fuzz.partial_ratio_alignment(fact.norm, clause)
-            if al is not None and al.score >= self.config.fuzzy_threshold:
+            if al is not None and al.score >= self.config.fuzzy_threshold and self._on_word_boundaries(
+                    clause, al.dest_start, al.dest_end):
                 return _Hit("fuzzy", al.score / 100, clause, al.dest_start, al.dest_end)
         return None
 
+    @staticmethod
+    def _on_word_boundaries(clause: str, start: int, end: int) -> bool:
+        """"thenar" inside "hypothenar" or "normal" inside "abnormal" is not the fact; an inflection is."""
+        if start > 0 and clause[start - 1].isalnum():
+            return False
+        tail = re.match(r"[a-z]*", clause[end:]).group(0)
+        return len(tail) <= 3
+
+    def _opposite(self, fact: _Fact, clause: str, positioned: list[_Word], topical: bool) -> _Hit | None:
+        """The clause keeps the fact's other words but states the opposite of one ("slow progression");
+        a one-word fact ("inhibits") only in a response on the question's topic."""
+        present = {w.concept for w in positioned if not w.flipped}
+        rivals = []
+        for s in fact.stems - present:
+            opposed = [w for w in positioned if w.concept in OPPOSITES.get(s, ())
+                       and not _window_negated(clause, w.start)]  # "does not increase" states nothing
+            if not opposed:
+                return None
+            rivals += opposed
+        if not rivals or (len(fact.stems) == 1 and not topical):
+            return None
+        first = min(rivals, key=lambda w: w.start)
+        return _Hit("tokens", 1.0, clause, first.start, first.start + 1, opposite=True)
+
+    def _numeric(self, fact: _Fact, clause: str) -> _Hit | None:
+        """Every number of the fact stated with a compatible unit inside its range; a bare number (or one
+        without its unit) also needs the fact's other words ("phase 3" is not any 3)."""
+        stated = _numbers(clause)
+        spans = []
+        for wanted in fact.numbers:
+            match = next((n for n in stated if n.compatible(wanted) and n.overlaps(wanted)), None)
+            if match is None:
+                return None
+            spans.append(match)
+        bare = any(n.bare for n in fact.numbers)
+        if fact.context and (bare or len(fact.context) > 1):
+            have = {concept(w) for w in words(clause)}
+            if not fact.context <= have:
+                return None
+        return _Hit("numeric", 1.0, clause, min(n.start for n in spans), max(n.end for n in spans))
+
     def _negated(self, fact: _Fact, hit: _Hit) -> bool:
         """Does the clause deny the fact? A negative fact ("did not meet") needs any negation in it."""
-        if fact.negative or hit.start is None:
+        if hit.start is None:
             return negated(hit.clause)
+        if fact.negative:
+            return negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
         if any(w in CLAUSE_NEGATORS for w in words(hit.clause)):
             return True
-        before = _PHRASE_BREAK.split(hit.clause[: hit.start])[-1].split()[-NEGATION_WINDOW:]
+        if _DENIAL_FRAME.search(hit.clause[: hit.start]):
+            return True
         # "fasciculation potentials are not accepted" denies the fact; "dexpramipexole did not slow
         # decline" denies the predicate, not the name, so names and numbers skip this check.
         denied_after = not fact.strict and bool(_AUX_NOT.match(hit.clause[hit.end:]))
-        return any(w in NEGATORS for w in before) or denied_after
+        return (_window_negated(hit.clause, hit.start) or denied_after) != hit.flipped
 
     def _rejection(self, fact: _Fact, hit: _Hit, subjects: dict[str, str]) -> str | None:
+        if hit.opposite:
+            return "opposite"
         if self._negated(fact, hit) != fact.negative:
             return "negation"
         if not subjects:
@@ -181,35 +362,74 @@ class FactScorer:
                 return clause
         return None
 
-    def _lexical_pass(self, question: str, facts: Sequence[str], response: str, check: bool):
-        parts = clauses(normalize(response))
-        subjects = {m.entity: m.kind for m in self.entities.mentions(normalize(question))} if check else {}
-        parsed = [self._fact(f) for f in facts]
-        results: list[FactMatch | None] = []
-        for fact in parsed:
-            hits = [h for c in parts if (h := self._lexical(fact, c))]
-            results.append(self._decide(fact, hits, parts, subjects, check))
-        pending = [i for i, r in enumerate(results) if r is None and not parsed[i].strict] if parts else []
-        return parts, subjects, parsed, results, pending
+    def _other_value(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
+                     siblings: list[_Number]) -> str | None:
+        """A clause on the question's topic stating a number of the fact's kind outside its range
+        ("approved in 2006" for 1995), unless that number is another key fact's of the same item."""
+        if not fact.numbers:
+            return None
+        for clause in parts:
+            have = {concept(w) for w in words(clause)}
+            mentions = self.entities.mentions(clause)
+            counted_unit = any(w.units for w in fact.numbers)  # "5.2 points" is on the topic of "2.49 points"
+            if not (counted_unit or have & topic or any(m.entity in subjects for m in mentions)):
+                continue
+            if fact.context and len(fact.context) <= 2 and not fact.context <= have | topic:
+                continue
+            for n in _numbers(clause):
+                if any(n.overlaps(s) and n.compatible(s) for s in siblings):
+                    continue
+                if any(w.rivals(n) and not n.overlaps(w) and (not (w.bare and n.bare) or fact.context)
+                       for w in fact.numbers):
+                    before = [m for m in mentions if m.end <= n.start]
+                    if subjects and before and before[-1].entity not in subjects \
+                            and before[-1].kind in subjects.values():
+                        continue  # "... and edaravone in 2017": the number belongs to a rival
+                    return clause
+        return None
 
-    def prefetch(self, cases: Sequence[tuple[str, Sequence[str], str]]) -> None:
+    def _parse(self, question: str, facts: Sequence[KeyFact], response: str, check: bool):
+        parts = clauses(normalize(response))
+        qnorm = normalize(question)
+        subjects = {m.entity: m.kind for m in self.entities.mentions(qnorm)} if check else {}
+        topic = frozenset(content_stems(qnorm)) - {"als"}
+        variants = [self._variants(f) for f in facts]
+        return parts, subjects, topic, variants
+
+    def _lexical_pass(self, parts, subjects, topic, variants, check):
+        results: list[FactMatch | None] = []
+        topical = any(set(content_stems(c)) & topic for c in parts)
+        for group in variants:
+            verdicts = []
+            for fact in group:
+                hits = [h for c in parts if (h := self._lexical(fact, c, topical))]
+                verdicts.append(self._decide(fact, hits, parts, subjects, check))
+            results.append(_best(verdicts))
+        pending = [i for i, r in enumerate(results)
+                   if (r is None or r.verdict == "absent") and not variants[i][0].strict] if parts else []
+        return results, pending
+
+    def prefetch(self, cases: Sequence[tuple[str, Sequence[KeyFact], str]]) -> None:
         """Embed, in large batches, every text that ``judge`` will need for these (question, facts, response)
         cases: one batch per thousand texts is far cheaper than one small batch per response."""
         if self.embedder is None:
             return
         texts = []
         for question, facts, response in cases:
-            parts, _, parsed, _, pending = self._lexical_pass(question, facts, response, True)
+            parts, subjects, topic, variants = self._parse(question, facts, response, True)
+            _, pending = self._lexical_pass(parts, subjects, topic, variants, True)
             if pending:
-                texts += [parsed[i].norm for i in pending] + parts
+                texts += [variants[i][0].norm for i in pending] + parts
         for start in range(0, len(texts), 1024):
             self.embedder.encode(texts[start:start + 1024])
 
-    def judge(self, question: str, facts: Sequence[str], response: str, check: bool = True) -> list[FactMatch]:
-        """One verdict per fact, in order. ``check=False`` ignores negation and subject (is it mentioned?)."""
-        parts, subjects, parsed, results, pending = self._lexical_pass(question, facts, response, check)
+    def judge(self, question: str, facts: Sequence[KeyFact], response: str, check: bool = True) -> list[FactMatch]:
+        """One verdict per key fact, in order. ``check=False`` ignores negation, subject and contradiction
+        (is it mentioned at all?), as retrieval recall needs."""
+        parts, subjects, topic, variants = self._parse(question, facts, response, check)
+        results, pending = self._lexical_pass(parts, subjects, topic, variants, check)
         if pending and self.embedder is not None:
-            vectors = self.embedder.encode([parsed[i].norm for i in pending] + parts)
+            vectors = self.embedder.encode([variants[i][0].norm for i in pending] + parts)
             sims = vectors[: len(pending)] @ vectors[len(pending):].T
             for row, i in enumerate(pending):
                 hits = [
@@ -217,21 +437,74 @@ class FactScorer:
                     for j in np.argsort(-sims[row])
                     if sims[row, j] >= self.config.embedding_threshold
                 ]
-                results[i] = self._decide(parsed[i], hits, parts, subjects, check)
-        return [r or FactMatch(fact=f.text, present=False) for r, f in zip(results, parsed)]
+                if hits:
+                    results[i] = _best([results[i], self._decide(variants[i][0], hits, parts, subjects, check)])
+        if check:
+            for i, group in enumerate(variants):
+                if results[i] is None or results[i].verdict == "absent":
+                    clause = next((c for v in group if (c := self._answered_otherwise(v, parts, subjects))), None)
+                    if clause:
+                        results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
+                                               rejected="wrong_subject", evidence=clause)
+                        continue
+                    siblings = [n for j, other in enumerate(variants) if j != i for v in other for n in v.numbers]
+                    clause = next((c for v in group if (c := self._other_value(v, parts, subjects, topic, siblings))),
+                                  None)
+                    if clause:
+                        results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
+                                               method="numeric", rejected="other_value", evidence=clause)
+        return [
+            (r or FactMatch(fact=g[0].text, present=False, verdict="absent")).model_copy(update={"counted": f.counted})
+            for r, g, f in zip(results, variants, facts)
+        ]
 
     def _decide(
         self, fact: _Fact, hits: list[_Hit], parts: list[str], subjects: dict[str, str], check: bool
     ) -> FactMatch | None:
-        first_rejected = None
+        def match(hit: _Hit, verdict: str, reason: str | None, evidence: str | None = None) -> FactMatch:
+            return FactMatch(fact=fact.text, present=verdict == "supported", verdict=verdict, method=hit.method,
+                             rejected=reason, evidence=evidence or hit.clause, score=round(hit.score, 4))
+
         if check and hits and (clause := self._answered_otherwise(fact, parts, subjects)):
-            return FactMatch(fact=fact.text, present=False, method=hits[0].method, rejected="wrong_subject",
-                             evidence=clause, score=round(hits[0].score, 4))
+            return match(hits[0], "contradicted", "wrong_subject", clause)
+        rejected = []
         for hit in hits:
-            reason = self._rejection(fact, hit, subjects) if check else None
-            verdict = FactMatch(fact=fact.text, present=reason is None, method=hit.method, rejected=reason,
-                                evidence=hit.clause, score=round(hit.score, 4))
+            if not check:
+                if not hit.opposite:
+                    return match(hit, "supported", None)
+                continue
+            reason = self._rejection(fact, hit, subjects)
             if reason is None:
-                return verdict
-            first_rejected = first_rejected or verdict
-        return first_rejected
+                return match(hit, "supported", None)
+            rejected.append((hit, reason))
+        if not rejected:
+            return None
+        hit, reason = rejected[0]
+        if reason in ("negation", "opposite"):
+            return match(hit, "contradicted", reason)
+        # Said of a rival; contradicted when another clause describes the question's subject instead.
+        elsewhere = next((c for c in parts if c != hit.clause
+                          and any(m.entity in subjects for m in self.entities.mentions(c))), None)
+        return match(hit, "contradicted" if elsewhere else "absent", reason, elsewhere if elsewhere else None)
+
+
+_RANK = {"supported": 2, "contradicted": 1, "absent": 0}
+
+
+def _best(verdicts: list[FactMatch | None]) -> FactMatch | None:
+    """Across a fact's aliases: any support wins, then a contradiction, then a rejected sighting."""
+    found = [v for v in verdicts if v is not None]
+    return max(found, key=lambda v: _RANK[v.verdict]) if found else None
+
+
+_YES = frozenset({"yes", "yeah", "correct", "true", "indeed"})
+_NO = frozenset({"no", "not", "false", "incorrect", "nope"})
+
+
+def judge_answer(expected: str, response: str) -> FactMatch:
+    """A yes/no item's exact answer: the response's first word read as yes or no, against ``expected``."""
+    first = next(iter(words(normalize(response))), "")
+    said = "yes" if first in _YES else "no" if first in _NO else None
+    verdict = "absent" if said is None else "supported" if said == expected else "contradicted"
+    return FactMatch(fact=expected, present=verdict == "supported", verdict=verdict,
+                     method="answer" if said else None, evidence=first or None)

@@ -52,19 +52,121 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "sialorrhea": ("drooling", "excess saliva", "sialorrhoea"),
     "atrophy": ("wasting", "waste away", "wastes away", "wasting away"),
     "fasciculations": ("muscle twitching", "twitching"),
+    # Lay and technical names of the same finding, organ or event, from the benchmark's vocabulary.
+    "liver": ("hepatic",),
+    "kidney": ("renal",),
+    "respiratory": ("breathing", "respiration", "ventilatory"),
+    "crying": ("weeping", "tearfulness"),
+    "laughing": ("laughter",),
+    "spasticity": ("muscle stiffness", "stiff muscles", "stiffness", "increased muscle tone", "increased tone"),
+    "hyperreflexia": ("brisk reflexes", "exaggerated reflexes", "overactive reflexes", "increased reflexes",
+                      "reflexes are brisk", "reflexes are exaggerated", "reflexes are brisk and exaggerated"),
+    "weakness": ("loss of muscle strength", "loss of strength", "reduced strength", "muscles become weak"),
+    "orthopnea": ("breathlessness when lying flat", "breathlessness lying flat", "shortness of breath when lying flat",
+                  "shortness of breath lying flat", "breathless when lying flat", "orthopnoea"),
+    "myelitis": ("inflammation of the spinal cord", "spinal cord inflammation"),
+    "radiculitis": ("inflammation of the nerve roots", "inflammation of nerve roots", "nerve root inflammation"),
+    "meningitis": ("inflammation of the meninges",),
+    "papilledema": ("swelling of the optic disc", "optic disc swelling", "papilloedema"),
+    "hypersensitivity": ("allergic reactions", "allergic reaction", "allergy"),
+    "oculomotor": ("eye movements", "eye movement", "extraocular"),
+    "sphincters": ("bladder and bowel control", "bladder and bowel", "sphincter"),
+    "intrathecal": ("intrathecally",),
+    "lumbar puncture": ("spinal tap",),
+    "cough assist": ("mechanical insufflation-exsufflation", "insufflation-exsufflation", "cough-assist"),
+    "physical therapy": ("physiotherapy",),
+    "exclude": ("rule out", "rules out", "ruling out", "exclusion of"),
+    "withdrew": ("took off the market", "taken off the market", "pulled from the market", "pulled off the market",
+                 "removed from the market", "off the market"),
+    "discontinued": ("stopped developing", "stopped development", "halted development", "ended development"),
+    "twice daily": ("twice a day", "twice per day", "two times a day", "two times daily", "every 12 hours", "bid"),
+    "once daily": ("once a day", "once per day", "every 24 hours"),
+    "familial": ("family history", "inherited"),
+    "most common": ("most frequent", "commonest"),
+    "no cure": ("incurable", "no curative treatment", "cannot be cured"),
+    "survival": ("life expectancy",),
+    "not succeed": ("not work", "not worked", "not working", "no better than placebo"),
+    "bias": ("skewing the results", "skew the results", "skewing results"),
+    "anterior horn": ("anterior horn cells",),
+    "mrna": ("messenger rna",),
+    "modest": ("slight", "marginal", "small benefit", "benefit is small", "small effect", "effect is small"),
+    "weight loss": ("losing weight", "lose weight", "loses weight", "getting thinner", "becoming thinner"),
+    "involuntary": ("uncontrollable", "can not control", "cannot be controlled", "without wanting"),
+    "longer survival": ("prolongs survival", "prolonged survival", "live longer", "lives longer", "living longer",
+                        "lower risk of death", "reduced mortality", "lower mortality"),
+    "the most common": ("the leading",),
+    "reduced penetrance": ("incomplete penetrance",),
+    "drug-free period": ("drug holiday", "treatment-free period", "treatment-free interval", "drug-free interval"),
+}
+# A specific that implies a summarising term ("serum" is blood, "arms and legs" are limbs): the term
+# is added after the specific, which stays (a fact may name the specific itself).
+IMPLIES: dict[str, tuple[str, ...]] = {
+    "limbs": ("arms and legs", "arms", "legs", "hands and feet"),
+    "blood": ("serum", "plasma"),
+    "glia": ("astrocytes", "microglia", "oligodendrocytes", "glial"),
+    "salivary glands": ("parotid", "submandibular", "sublingual"),
+    "reactive oxygen species": ("superoxide", "hydrogen peroxide", "hydroxyl radical", "free radicals"),
+    "hypersensitivity": ("anaphylaxis", "angioedema", "urticaria"),
+    "lower motor neurons": ("anterior horn",),
+    "sphincters": ("bladder", "bowel"),
+    "free radical scavenger": ("antioxidant",),
+    "bulbar": ("speech and swallowing", "swallowing and speech"),
+    "intrathecal": ("injected into the cerebrospinal fluid", "injection into the cerebrospinal fluid",
+                    "injected into the spinal fluid", "injected directly into the fluid around the spinal cord",
+                    "injected into the fluid around the spinal cord"),
 }
 _VARIANTS = sorted(((v, canon) for canon, vs in SYNONYMS.items() for v in vs), key=lambda p: -len(p[0]))
 _SYNONYM_RE = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(v) for v, _ in _VARIANTS) + r")(?![\w-])"
 )
 _CANONICAL = dict(_VARIANTS)
+def _canonical(text: str) -> str:
+    return _SYNONYM_RE.sub(lambda m: _CANONICAL[m.group(1)], text)
 
-# Stems meaning the same thing in a key fact ("inhibits CYP2D6" / "blocks CYP2D6").
-STEM_SYNONYMS = {
-    "block": "inhibit", "reduc": "inhibit", "decreas": "inhibit", "suppress": "inhibit",
-    "withdrew": "withdraw", "withdrawn": "withdraw", "withdrawal": "withdraw",
-    "halt": "stop", "slowing": "slow", "common": "shar", "shared": "shar",
+
+# Both sides in canonical spelling, as they are matched after the synonyms.
+_IMPLIED = sorted(((_canonical(v), _canonical(term)) for term, vs in IMPLIES.items() for v in vs),
+                  key=lambda p: -len(p[0]))
+_IMPLIES_RE = re.compile(r"(?<![\w-])(" + "|".join(re.escape(v) for v, _ in _IMPLIED) + r")(?![\w-])")
+_IMPLIED_TERM = dict(_IMPLIED)
+
+# Words meaning the same thing in a key fact ("inhibits CYP2D6" / "blocks CYP2D6"): one concept each,
+# matched by stem. Direction words fall in classes (down, up, fast) so an opposite can be told from a synonym.
+CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
+    "inhibit": ("inhibit", "block", "reduce", "decrease", "suppress", "lower", "diminish", "attenuate", "slow",
+                "slowly", "slowing", "delay", "gradual", "gradually", "protracted"),
+    "increas": ("increase", "raise", "elevate", "enhance", "boost", "promote", "stimulate", "induce", "upregulate",
+                "augment", "higher"),
+    "rapid": ("rapid", "rapidly", "fast", "faster", "quick", "quickly", "accelerate", "swift", "aggressive"),
+    "progress": ("progression", "progress", "progressive", "deteriorate", "deterioration", "decline", "worsen",
+                 "worsening"),
+    "withdraw": ("withdraw", "withdrew", "withdrawn", "withdrawal"),
+    "stop": ("stop", "halt"),
+    "shar": ("common", "shared", "share"),
+    "agonist": ("agonist", "activate", "activates", "activation"),
+    "young": ("juvenile", "teenage", "teenager", "young"),
+    "old": ("elderly", "late-onset", "old"),
+    "dominant": ("dominant", "dominantly"),
+    "recess": ("recessive", "recessively"),
+    "autosom": ("autosomal",),
+    "x-linked": ("x-linked",),
+    "fail": ("fail", "failed", "failure", "unsuccessful"),
 }
+# Whole words mapped before stemming, where a stem would collide ("effective" and "effect").
+WORD_CONCEPTS = {
+    w: "success" for w in ("success", "successful", "succeed", "succeeded", "succeeds", "effective",
+                           "efficacy", "efficacious", "benefit", "benefits", "beneficial", "met", "meet", "meets")
+} | {"worse": "worse", "better": "better", "improve": "better", "improves": "better", "improved": "better"}
+# Concepts that state the opposite of each other ("increases" for "inhibits", "slow" for "rapid").
+OPPOSITES = {
+    "inhibit": frozenset({"increas", "rapid"}), "increas": frozenset({"inhibit"}), "rapid": frozenset({"inhibit"}),
+    "fail": frozenset({"success"}), "success": frozenset({"fail"}), "better": frozenset({"worse"}),
+    "worse": frozenset({"better"}), "young": frozenset({"old"}), "old": frozenset({"young"}),
+    "dominant": frozenset({"recess"}), "recess": frozenset({"dominant"}),
+    "autosom": frozenset({"x-linked"}), "x-linked": frozenset({"autosom"}),
+}
+# Of these, the pairs with no middle ground: "did not succeed" states "failed".
+COMPLEMENTS = {"fail": "success", "success": "fail"}
 
 # Negate the words just after them ("does not inhibit", "no effect on survival")...
 NEGATORS = frozenset({"not", "no", "never", "nor"})
@@ -95,6 +197,9 @@ def stem(word: str) -> str:
     return _strip(_strip(word))
 
 
+STEM_SYNONYMS = {stem(w): c for c, ws in CONCEPT_WORDS.items() for w in ws}
+
+
 def _number_value(phrase: str) -> int:
     total, current = 0, 0
     for word in re.split(r"[\s-]+", phrase):
@@ -110,6 +215,18 @@ def _number_value(phrase: str) -> int:
     return total + current
 
 
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
+# A roman numeral is read only after a noun that numbers things ("phase iii", "type ii"), never "I".
+_ROMAN_RE = re.compile(r"\b(phase|type|class|grade|stage|group|level|part|category|criterion)\s+"
+                       r"(viii|vii|iii|vi|iv|ix|ii|i|v|x)\b")
+_TIME_UNITS = "hours?|days?|weeks?|months?|years?|decades?"
+
+
+def _ratio(m: re.Match) -> str:
+    part, whole = float(m.group(1)), float(m.group(2))
+    return f"{round(100 * part / whole, 1):g} %"
+
+
 def normalize(text: str) -> str:
     """Lower-case canonical text; see the module docstring for the order of the steps."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -117,13 +234,27 @@ def normalize(text: str) -> str:
     text = re.sub(r"\bcan't\b|\bcannot\b", "can not", text)
     text = re.sub(r"\bwon't\b", "will not", text)
     text = re.sub(r"n't\b", " not", text)
+    text = _ROMAN_RE.sub(lambda m: f"{m.group(1)} {_ROMAN[m.group(2)]}", text)
     text = _NUMBER_PHRASE.sub(lambda m: str(_number_value(m.group(0))), text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000
+    # "1 in 10", "9 out of 10" and "half of" are shares; "a year" is one year.
+    text = re.sub(r"\b(\d+) (?:in|out of) (\d+)\b(?! (?:" + _TIME_UNITS + r"))",
+                  lambda m: _ratio(m) if int(m.group(1)) < int(m.group(2)) else m.group(0), text)
+    text = re.sub(r"\b(?:a |one )?half of\b", "50 % of", text)
+    text = re.sub(r"\b(points?|mg|doses?|injections?|%)\s+(?:a|each|every)\s+(day|week|month|year)\b",
+                  r"\1 per \2", text)
+    text = re.sub(r"(?<!once )(?<!twice )(?<!times )\b(?:a|an)\s+(" + _TIME_UNITS + r")\b", r"1 \1", text)
+    text = re.sub(r"\bbetween (\d+(?:\.\d+)?) and (\d+(?:\.\d+)?)\b", r"\1 to \2", text)
     text = re.sub(r"(\d)\s*(?:per\s?cent|percent)\b", r"\1 %", text)
     text = re.sub(r"(\d)\s*%", r"\1 %", text)
     text = re.sub(r"(\d)[\s-]*(?:milligrams?|mg)\b", r"\1 mg", text)
+    text = re.sub(r"(\d)-(" + _TIME_UNITS + r"|items?|points?)\b", r"\1 \2", text)
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
+    text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"
+    text = re.sub(r"\bno longer\b", "not", text)
     for _ in range(2):  # twice: "revised amyotrophic lateral sclerosis functional rating scale"
-        text = _SYNONYM_RE.sub(lambda m: _CANONICAL[m.group(1)], text)
+        text = _canonical(text)
+    text = _IMPLIES_RE.sub(lambda m: f"{m.group(1)} {_IMPLIED_TERM[m.group(1)]}", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -134,15 +265,17 @@ def words(normalized: str) -> list[str]:
     return _WORD.findall(normalized)
 
 
+def concept(word: str) -> str:
+    """The word's stem, or the concept its stem or the whole word stands for (``reduces`` -> ``inhibit``)."""
+    if word in WORD_CONCEPTS:
+        return WORD_CONCEPTS[word]
+    s = stem(word)
+    return STEM_SYNONYMS.get(s, s)
+
+
 def content_stems(normalized: str) -> list[str]:
-    """Stems of the words that carry meaning (no stopwords, no negation cues)."""
-    out = []
-    for word in words(normalized):
-        if word in STOPWORDS or word in NEGATION_CUES:
-            continue
-        s = stem(word)
-        out.append(STEM_SYNONYMS.get(s, s))
-    return out
+    """Concepts of the words that carry meaning (no stopwords, no negation cues)."""
+    return [concept(w) for w in words(normalized) if w not in STOPWORDS and w not in NEGATION_CUES]
 
 
 def negated(normalized: str) -> bool:

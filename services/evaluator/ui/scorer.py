@@ -44,5 +44,5 @@ class AnswerScorer:
 
     def __call__(self, item: BenchmarkItem | None, answer: str) -> Verdict:
         facts_scorer, lexicon = self._get()
-        facts = facts_scorer.judge(item.question, item.fact_texts, answer) if item else []
+        facts = facts_scorer.judge(item.question, item.key_facts, answer) if item else []
         return Verdict(facts, fabricated(answer, lexicon))

@@ -1,0 +1,99 @@
+"""Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
+
+    python -m services.evaluator.scoring.devset [--misses]
+
+prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
+overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
+verdict a reader gave it; the key fact is a plain string or a ``KeyFact`` object (aliases, range...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from services.evaluator.scoring.facts import FactScorer
+from services.evaluator.settings import BENCHMARK
+from shared.schemas.eval import KeyFact
+
+CASES = BENCHMARK.parent / "scoring_cases.jsonl"
+VERDICTS = ("supported", "contradicted", "absent")
+
+
+@dataclass
+class Agreement:
+    n: int
+    agreed: int
+    by_kind: dict[str, tuple[int, int]]  # kind -> (agreed, n)
+    confusion: dict[str, Counter]  # kind (and "all") -> Counter[(label, verdict)]
+    misses: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.agreed / self.n
+
+
+def load_cases(path: Path = CASES) -> list[dict]:
+    cases = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        if case.get("verdict") not in VERDICTS:
+            raise ValueError(f"{path}:{lineno}: verdict {case.get('verdict')!r} is not one of {VERDICTS}")
+        case["key_fact"] = KeyFact.model_validate(case["key_fact"])
+        cases.append(case)
+    return cases
+
+
+def agreement(scorer: FactScorer, cases: list[dict]) -> Agreement:
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    misses = []
+    for case in cases:
+        got = scorer.judge(case["question"], [case["key_fact"]], case["response"])[0]
+        agree = got.verdict == case["verdict"]
+        by_kind[case["kind"]].append(agree)
+        for key in (case["kind"], "all"):
+            confusion[key][(case["verdict"], got.verdict)] += 1
+        if not agree:
+            misses.append(f"{case['case_id']} ({case['kind']}): labelled {case['verdict']}, scored {got.verdict}"
+                          f" [{got.method} {got.rejected}]: {case['key_fact'].text!r} in {case['response']!r}")
+    agreed = sum(sum(v) for v in by_kind.values())
+    return Agreement(len(cases), agreed, {k: (sum(v), len(v)) for k, v in sorted(by_kind.items())},
+                     dict(confusion), misses)
+
+
+def table(result: Agreement) -> str:
+    """Markdown: agreement by kind, then the label x verdict confusion per kind and overall."""
+    head = "| kind | n | agreement | " + " | ".join(f"{lab[:4]}→{got[:4]}" for lab in VERDICTS for got in VERDICTS)
+    lines = [head + " |", "|---" * (3 + len(VERDICTS) ** 2) + "|"]
+    for kind in [*result.by_kind, "all"]:
+        agreed, n = result.by_kind.get(kind, (result.agreed, result.n))
+        cells = " | ".join(str(result.confusion[kind][(lab, got)]) for lab in VERDICTS for got in VERDICTS)
+        lines.append(f"| {kind} | {n} | {agreed}/{n} ({agreed / n:.1%}) | {cells} |")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--misses", is_flag=True, help="List the disagreements too.")
+@click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
+def main(misses: bool, no_embeddings: bool) -> None:
+    from services.evaluator.scoring.entities import default_entities
+    from services.evaluator.scoring.facts import Embedder
+    from services.evaluator.settings import EvalConfig
+
+    scorer = FactScorer(EvalConfig(use_embeddings=not no_embeddings), default_entities(), Embedder())
+    result = agreement(scorer, load_cases())
+    click.echo(f"agreement on {result.n} labelled cases: {result.agreed}/{result.n} ({result.rate:.1%})\n")
+    click.echo(table(result))
+    if misses:
+        click.echo("\n" + "\n".join(result.misses))
+
+
+if __name__ == "__main__":
+    main()
