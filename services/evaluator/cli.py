@@ -34,14 +34,46 @@ def eval_group() -> None:
 @eval_group.command()
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None,
               help="Benchmark JSON (default: the bundled one, ALS_EVAL__BENCHMARK).")
-def validate(benchmark: Path | None) -> None:
-    """Check a benchmark: fields, unique ids, 1-5 non-blank key facts, known categories."""
-    from services.evaluator.inputs import load_benchmark
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Corpus text (documents separated by blank lines) to list the key facts it never states "
+                   "(default: the latest process run's corpus.txt in the store, when there is one).")
+def validate(benchmark: Path | None, corpus: Path | None) -> None:
+    """Check a benchmark and list the key facts the corpus never states (RAG cannot retrieve them).
 
-    path = benchmark or load(EvaluatorSettings).eval.benchmark
+    Checked: fields, unique ids, 1-5 non-blank key facts, known categories, an as_of date on every
+    volatile item, expected_answer exactly on yes/no items.
+    """
+    from services.evaluator.coverage import absent_facts, latest_corpus
+    from services.evaluator.inputs import load_benchmark
+    from services.evaluator.score import corpus_documents
+    from shared.runs import RunNotFound
+
+    settings = load(EvaluatorSettings)
+    path = benchmark or settings.eval.benchmark
     items = load_benchmark(path)
     counts = Counter(i.category for i in items)
     click.echo(f"{path}: {len(items)} valid items, " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+    facts = [f for i in items for f in i.key_facts]
+    click.echo(f"  {len(facts)} key facts ({sum(f.counted for f in facts)} counted), "
+               f"{sum(i.answer_type == 'yes_no' for i in items)} yes/no, "
+               f"{sum(i.volatile for i in items)} volatile (dated), "
+               f"{sum(not i.answerable for i in items)} not answerable from the bundled corpus")
+    with tempfile.TemporaryDirectory() as scratch:
+        if corpus is None:
+            try:
+                run, corpus = latest_corpus(open_store(settings.store), Path(scratch) / "corpus.txt")
+            except RunNotFound as err:
+                click.echo(f"key facts not checked against a corpus ({err}); or give --corpus FILE")
+                return
+            where = f"{run.run}/corpus.txt"
+        else:
+            where = str(corpus)
+        absent = absent_facts(items, corpus_documents(corpus))
+    click.echo(f"key facts the corpus never states ({where}): {len(absent)} of {len(facts)} "
+               f"({sum(a.counted for a in absent)} counted)")
+    for a in absent:
+        notes = [n for n, on in (("not counted", not a.counted), ("item answerable=false", not a.answerable)) if on]
+        click.echo(f"  {a.item_id} key fact {a.index}: {a.text}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
 @eval_group.command()

@@ -19,11 +19,13 @@ def _where(loc: tuple) -> str:
     """``('key_facts', 0, 'text')`` reads as ``key fact 0 text``: the item's fact by its position."""
     if len(loc) >= 2 and loc[0] == "key_facts" and isinstance(loc[1], int):
         return " ".join([f"key fact {loc[1]}", *(str(p) for p in loc[2:])])
-    return ".".join(str(p) for p in loc) or "(item)"
+    return ".".join(str(p) for p in loc)
 
 
 def _problems(err: ValidationError) -> str:
-    return "; ".join(f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors())
+    """One line per error; an item-level error (empty location) already names its item in the message."""
+    return "; ".join(f"{_where(e['loc']) + ': ' if e['loc'] else ''}{e['msg'].removeprefix('Value error, ')}"
+                     for e in err.errors())
 
 
 def load_benchmark(path: Path) -> list[BenchmarkItem]:

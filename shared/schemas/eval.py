@@ -95,9 +95,11 @@ class BenchmarkItem(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> BenchmarkItem:
         if self.volatile and self.as_of is None:
-            raise ValueError(f"item {self.id} is volatile but has no as_of date")
+            raise ValueError(f"item {self.id} is volatile (its truth can change) but has no as_of date: add "
+                             "\"as_of\": \"YYYY-MM-DD\", a date on which its reference answer is documented true")
         if (self.answer_type == "yes_no") != (self.expected_answer is not None):
-            raise ValueError(f"item {self.id}: expected_answer is required for yes_no items and only for them")
+            raise ValueError(f"item {self.id}: expected_answer (yes or no) is required for yes_no items and only "
+                             "for them")
         return self
 
     @property
