@@ -72,6 +72,14 @@ def test_edit_history_is_well_formed_and_explains_every_option():
     assert sum(bool(i.history) for i in items) >= 100
 
 
+def test_the_audit_page_lists_every_history_entry():
+    """docs/benchmark-audit.md is a copy of the history for reading; a new correction must appear there too."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "benchmark-audit.md").read_text()
+    missing = [(i.id, h.change) for i in load_benchmark(BENCHMARK) for h in i.history
+               if f"| {i.id} | {h.change.replace('|', chr(92) + '|')} |" not in page]
+    assert missing == []
+
+
 def test_bundled_corpus_leaves_the_unanswerable_items_unstated():
     """answerable=false is a claim about the bundled corpus: each such item has a counted fact it never states."""
     items = load_benchmark(BENCHMARK)
