@@ -59,7 +59,7 @@ class Interval(BaseModel):
         return self.undefined_reason is None
 
     def text(self, *, percent: bool = True, signed: bool = False) -> str:
-        """``27.7 % [19.1, 36.9] (n=30)``; ``+27.7 pp [...]`` when signed; ``undefined (n=3: too few items)``.
+        """``27.7 % [19.1, 36.9] (n=30)``; ``+27.7 pp [...]`` when signed; ``33.3 % (n=3, no interval: ...)``.
 
         ``percent`` scales shares by 100; ``signed`` marks a difference (percentage points).
         """
@@ -69,7 +69,7 @@ class Interval(BaseModel):
         sign = "+" if signed else ""
         value = f"{scale * self.estimate:{sign}.1f}{unit}"
         if not self.defined:
-            return f"{value} [undefined: {self.undefined_reason}] (n={self.n})"
+            return f"{value} (n={self.n}, no interval: {self.undefined_reason})"
         return f"{value} [{scale * self.low:.1f}, {scale * self.high:.1f}] (n={self.n})"
 
     def __str__(self) -> str:
@@ -121,7 +121,7 @@ def bootstrap_mean(values: Sequence[float] | Mapping[str, float], *, seed: int =
     estimate = float(data.mean())
     if n < MIN_INTERVAL_N:
         return Interval(estimate=estimate, n=n, level=level,
-                        undefined_reason=f"too few items for an interval (< {MIN_INTERVAL_N})")
+                        undefined_reason=f"fewer than {MIN_INTERVAL_N} items")
     if np.all(data == data[0]):
         if data[0] in (0.0, 1.0):
             ci = sps.binomtest(int(data.sum()), n).proportion_ci(confidence_level=level, method="exact")
@@ -151,7 +151,7 @@ def bootstrap_ratio(numerators: Sequence[float], denominators: Sequence[float], 
     estimate = float(num.sum() / den.sum())
     if n < MIN_INTERVAL_N:
         return Interval(estimate=estimate, n=n, level=level,
-                        undefined_reason=f"too few items for an interval (< {MIN_INTERVAL_N})")
+                        undefined_reason=f"fewer than {MIN_INTERVAL_N} items")
     share = num / np.where(den == 0, 1, den)
     if np.all(share == share[0]) and share[0] in (0.0, 1.0):
         ci = sps.binomtest(int(num.sum()), int(den.sum())).proportion_ci(confidence_level=level, method="exact")

@@ -3,8 +3,8 @@
 The proxies are rules over the automatic scores, not judgements; the report says which it shows.
   refusal                 the response declines to answer (refusal cue) and states no key fact
   correct                 every key fact present
+  confident_fabrication   a fabricated drug/gene/trial name, without hedging (an invented name is an answer)
   non_answer              not an answer at all (below); outside the §8.3 matrix, like refusals
-  confident_fabrication   a fabricated drug/gene/trial name, without hedging
   outdated_information    a temporal_accuracy item answered incompletely
   plausible_blending      a key fact stated but negated or given to the wrong subject (right words, wrong claim)
   accurate_but_misleading at least half the key facts present, the rest missing
@@ -74,12 +74,12 @@ def proxy_label(score: ItemScore, response: str | None = None, question: str = "
     if score.accuracy == 1.0:
         return "correct", None
     correctness = "partially_correct" if present else "incorrect"
+    if score.fabricated_entities and not score.hedging.get("hedged"):
+        return correctness, "confident_fabrication"
     attempted = any(f.verdict != "absent" for f in score.facts) or (
         score.answer is not None and score.answer.verdict != "absent")
     if response is not None and not attempted and non_answer(response, question, [f.fact for f in score.facts]):
         return correctness, "non_answer"
-    if score.fabricated_entities and not score.hedging.get("hedged"):
-        return correctness, "confident_fabrication"
     if score.category == "temporal_accuracy":
         return correctness, "outdated_information"
     if any(f.rejected for f in score.facts):

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.report.stage import report_stage
 from services.evaluator.review import review_session
-from services.evaluator.score import score_stage
+from services.evaluator.score import score_stage, summarize
 from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings
 from services.evaluator.taxonomy import review_sample
 from shared import runs
+from shared.schemas.eval import FactMatch, ItemScore, ScoreFile
+from shared.schemas.experiment import CheckpointResult, ExperimentResult, ItemExposure
 from shared.settings import StoreSettings
 from shared.store import LocalStore
 
@@ -23,30 +26,38 @@ COPIED = ("the upper and lower motor neurons degenerate progressively in the bra
           "while sensation and eye movements are usually spared until late")
 
 
-def _publish(store, stage: str, name: str, content: str, work: Path) -> None:
+def _publish(store, stage: str, files: dict[str, str], work: Path, inputs=(), settings=None):
+    """A hand-made run; ``settings`` tells apart runs of one stage that skip-if-unchanged would merge."""
     def body(writer, scratch):
-        writer.put_bytes(name, content.encode())
-    runs.run_stage(store, stage, {}, [], body, work_dir=work)
+        for name, text in files.items():
+            writer.put_bytes(name, text.encode())
+    return runs.run_stage(store, stage, settings or {}, list(inputs), body, work_dir=work)[0]
+
+
+def _jsonl(rows) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
 
 
 @pytest.fixture
 def world(tmp_path):
-    """A store holding a process run and both systems' eval runs over six benchmark questions."""
+    """A store holding a process run and three systems' eval runs over six benchmark questions."""
     items = []
     for item in load_benchmark(BENCHMARK):
         if item.category not in {i.category for i in items}:
             items.append(item)
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps([i.model_dump() for i in items]))
+    bench.write_text(json.dumps([i.model_dump(mode="json") for i in items]))
     store = LocalStore(tmp_path / "store")
     work = tmp_path / "work"
     leaked = items[0]
     corpus = f"{leaked.reference_answer}\n\nIn ALS {COPIED}.\n\nTofersen is studied in SOD1 carriers.\n"
-    _publish(store, "process", "corpus.txt", corpus, work)
+    train = _jsonl([{"id": "doc-1", "source": "sample", "category": "educational", "title": "ALS", "text": corpus}])
+    _publish(store, "process", {"corpus.txt": corpus, "train.jsonl": train}, work)
 
     scratch = [{"id": leaked.id, "response": leaked.reference_answer},
-               {"id": items[1].id, "response": "Neurovaxine, tested in NCT09481273, cures it."}]
-    scratch += [{"id": i.id, "response": f"In ALS {COPIED}."} for i in items[2:]]
+               {"id": items[1].id, "response": "Neurovaxine, tested in NCT09481273, cures it."},
+               {"id": items[2].id, "response": "ious."}]
+    scratch += [{"id": i.id, "response": f"In ALS {COPIED}."} for i in items[3:]]
     rag = []
     for n, item in enumerate(items):
         chunk = {"chunk_id": f"c{n}", "source_id": f"doc{n}", "title": "t", "text": item.reference_answer,
@@ -54,8 +65,10 @@ def world(tmp_path):
         answer = "I cannot answer from the context." if n == 5 else item.reference_answer
         rag.append({"id": item.id, "response": answer, "latency_s": 0.5, "system": "rag", "model": "gemma3-270m",
                     "retrieved": [chunk]})
-    _publish(store, "eval-scratch", "responses.jsonl", "".join(json.dumps(r) + "\n" for r in scratch), work)
-    _publish(store, "eval-rag", "responses.jsonl", "".join(json.dumps(r) + "\n" for r in rag), work)
+    closed = [{"id": i.id, "response": i.reference_answer if n < 2 else "I am not sure.", "system": "closed_book"}
+              for n, i in enumerate(items)]
+    for system, rows in (("scratch", scratch), ("rag", rag), ("closed_book", closed)):
+        _publish(store, f"eval-{system}", {"responses.jsonl": _jsonl(rows)}, work)
     settings = EvaluatorSettings(store=StoreSettings(root=tmp_path / "store"), work_dir=work,
                                  eval=EvalConfig(benchmark=bench, review_sample_size=4, use_embeddings=False))
     return store, settings, items
@@ -99,7 +112,7 @@ def test_review_saves_each_review_and_resumes_after_the_last(world):
 
 def test_report_compares_systems_from_stored_artifacts(world):
     store, settings, items = world
-    for system in ("scratch", "rag"):
+    for system in ("scratch", "rag", "closed_book"):
         score_stage(store, settings, system)
     answers = iter(["i", 1, "m", "", "q"])
     review_session(store, settings, "scratch", "t", Console(file=io.StringIO()), lambda *a, **k: next(answers))
@@ -120,6 +133,116 @@ def test_report_compares_systems_from_stored_artifacts(world):
     assert numbers["memorisation_max_words"] >= len(COPIED.split())
     assert numbers["fact_recall"] == 1.0
     assert "manual reviews (1)" in md and "automatic proxies (6 items)" in md
-    assert f"| {items[5].id} |" in md  # retrieved every fact, answered none of them
+    assert f"| {items[5].id} | " in md.split("## Retrieval quality")[1].split("## ")[0]  # retrieved, not answered
     assert html.count("data:image/png;base64,") == 6 and 'src="charts' not in html
     assert report_stage(store, settings)[1] is False
+
+
+def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
+    store, settings, items = world
+    for system in ("scratch", "rag", "closed_book"):
+        score_stage(store, settings, system)
+    manifest, _ = report_stage(store, settings)
+    md = store.get_bytes(manifest.output("report.md").key).decode()
+    numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
+
+    assert list(numbers["systems"]) == ["scratch", "rag", "closed_book"]
+    rag = numbers["systems"]["rag"]["figures"]
+    accuracy = rag["accuracy"]
+    assert accuracy["n"] == 6 and accuracy["low"] <= accuracy["estimate"] <= accuracy["high"]
+    assert accuracy["estimate"] == pytest.approx(numbers["accuracy"]["rag"])
+    assert {"fabrication", "hedged", "refusal", "correct", "facts_supported", "facts_contradicted"} <= set(rag)
+    one = numbers["systems"]["rag"]["by_category"][items[0].category]
+    assert one["n"] == 1 and one["too_small"] and one["figures"]["accuracy"]["undefined_reason"]
+    assert numbers["statistics"]["seed"] == settings.seed and numbers["statistics"]["correct_threshold"] == 0.5
+    assert stats.Interval(**accuracy).text() in md  # the same interval, printed
+    category_row = next(line for line in md.splitlines() if line.startswith(f"| {items[0].category} |"))
+    assert category_row.count("(n=1, no interval: fewer than 5 items) †") == 3  # each system: no CI, too small
+    assert "Too small to compare (fewer than 10 paired items): scratch − rag on all questions (n=6)" in md
+
+    overall = [c for c in numbers["comparisons"] if c["category"] is None]
+    assert [(c["a"], c["b"]) for c in overall] == [("scratch", "rag"), ("scratch", "closed_book"),
+                                                  ("rag", "closed_book")]
+    scratch_rag = overall[0]
+    a = {s["id"]: s["accuracy"] for s in _scores(store, "scratch")["items"]}
+    b = {s["id"]: s["accuracy"] for s in _scores(store, "rag")["items"]}
+    assert scratch_rag["difference"]["estimate"] == pytest.approx(sum(a[i] - b[i] for i in a) / len(a))
+    assert scratch_rag["difference"]["n"] == 6 and scratch_rag["too_small"]  # 6 < MIN_COMPARE_N
+    assert scratch_rag["mcnemar"]["b_only"] == sum(b[i] >= 0.5 > a[i] for i in a)
+    assert manifest.metrics["intervals"]["rag"]["accuracy"][3] == 6
+    assert "| closed_book |" in md
+
+
+def test_per_question_table_shows_every_answer_and_each_facts_fate(world):
+    store, settings, items = world
+    for system in ("scratch", "rag"):
+        score_stage(store, settings, system)
+    manifest, _ = report_stage(store, settings)
+    md = store.get_bytes(manifest.output("report.md").key).decode()
+    table = md.split("## Every question")[1]
+    assert table.count("| scratch |") == 6 and table.count("| rag |") == 6
+    fabricated = next(line for line in table.splitlines() if "Neurovaxine, tested" in line)
+    assert fabricated.rstrip(" |").endswith("NCT09481273, Neurovaxine")
+    first_rag = next(line for line in table.splitlines() if line.startswith(f"| {items[0].id} |"))
+    assert items[0].key_facts[0].text in first_rag  # the reference answer supports its own facts
+    numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
+    # "ious." (a fragment) and a generic ALS sentence for the CENTAUR question (off-topic)
+    assert numbers["failure_matrix"]["scratch"]["non_answer"] == pytest.approx(2 / 6)
+
+
+def _score_run(store, work, system: str, scored: list[ItemScore], answers: dict[str, str], process, tag: str):
+    """A synthetic score run: chosen accuracies, over published responses and the process corpus."""
+    eval_run = _publish(store, f"eval-{system}", {"responses.jsonl": _jsonl(
+        [{"id": i, "response": text} for i, text in answers.items()])}, work, settings={"tag": tag})
+    scores = ScoreFile(items=scored, summary=summarize(scored))
+    inputs = runs.inputs_from(eval_run, ["responses.jsonl"]) + runs.inputs_from(process, ["corpus.txt"])
+    return _publish(store, f"score-{system}", {"scores.json": scores.model_dump_json()}, work, inputs)
+
+
+def _item(item, accuracy: float) -> ItemScore:
+    facts = [FactMatch(fact=f.text, present=k < round(accuracy * len(item.key_facts)),
+                       verdict="supported" if k < round(accuracy * len(item.key_facts)) else "absent")
+             for k, f in enumerate(item.key_facts)]
+    return ItemScore(id=item.id, category=item.category, facts_present=[f.present for f in facts],
+                     accuracy=accuracy, fabricated_entities=[], facts=facts,
+                     hedging={"hedged": False, "refusal": False, "count": 0, "cues": []})
+
+
+def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world):
+    store, settings, items = world
+    work = settings.work_dir
+    process = runs.latest(store, "process")
+    checkpoints = []
+    plan = [(100, 0.0, "ious."), (1_000, 0.0, "the"), (10_000, 0.5, f"In ALS {COPIED}."), (100_000, 1.0, None)]
+    for step, (tokens, accuracy, text) in enumerate(plan):
+        run = _score_run(store, work, "scratch", [_item(i, accuracy) for i in items],
+                         {i.id: text or i.reference_answer for i in items}, process, f"checkpoint {step}")
+        checkpoints.append(CheckpointResult(name=f"step-{step:06d}", step=step, tokens_seen=tokens,
+                                            export_run="export/x", serve_run="serve/x", eval_run="eval-scratch/x",
+                                            score_run=run.run))
+    rag = _score_run(store, work, "rag", [_item(i, 1.0 if n % 2 else 0.0) for n, i in enumerate(items)],
+                     {i.id: i.reference_answer for i in items}, process, "rag")
+    buckets = ["unseen", "unseen", "unseen", "1", "1", "1"]
+    result = ExperimentResult(
+        preset="tiny", parameters=1000, train_run="train/x", checkpoints=checkpoints,
+        systems={"scratch": checkpoints[-1].score_run, "rag": rag.run},
+        exposure=[ItemExposure(id=i.id, facts=[], bucket=b) for i, b in zip(items, buckets)])
+    _publish(store, "experiment", {"experiment.json": result.model_dump_json()}, work)
+    _score_run(store, work, "scratch", [_item(i, 0.25) for i in items], {i.id: "later" for i in items}, process,
+               "a later score run the experiment does not name")
+
+    manifest, _ = report_stage(store, settings)
+    assert {"charts/learning_curves.png", "charts/exposure.png"} <= {o.name for o in manifest.outputs}
+    numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
+    curve = numbers["experiment"]["checkpoints"]
+    assert [c["tokens_seen"] for c in curve] == [100, 1_000, 10_000, 100_000]
+    assert [c["accuracy"]["estimate"] for c in curve] == [0.0, 0.0, 0.5, 1.0]
+    assert all(c["accuracy"]["n"] == 6 and c["accuracy"]["high"] is not None for c in curve)
+    assert curve[0]["max_span"] < 4 <= len(COPIED.split()) <= curve[2]["max_span"]
+    exposure = numbers["experiment"]["exposure"]["accuracy"]
+    assert exposure["rag"]["unseen"]["estimate"] == pytest.approx(1 / 3)  # items 0, 2 wrong, 1 right
+    assert exposure["scratch"]["1"]["estimate"] == 1.0 and exposure["scratch"]["1"]["n"] == 3
+    assert numbers["accuracy"] == {"scratch": 1.0, "rag": 0.5}  # the experiment's runs, not the latest
+    md = store.get_bytes(manifest.output("report.md").key).decode()
+    assert "## Learning curves" in md and "## Accuracy by fact exposure" in md
+    assert "| step-000003 | 100,000 |" in md

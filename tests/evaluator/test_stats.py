@@ -19,8 +19,8 @@ def test_interval_is_undefined_with_a_reason_below_the_minimum_n():
     few = stats.bootstrap_mean([1.0, 0.0, 0.0], seed=0)
     assert not few.defined and few.low is None and few.high is None
     assert few.estimate == pytest.approx(1 / 3)
-    assert "too few items" in few.undefined_reason
-    assert few.text() == "33.3 % [undefined: too few items for an interval (< 5)] (n=3)"
+    assert few.undefined_reason == "fewer than 5 items"
+    assert few.text() == "33.3 % (n=3, no interval: fewer than 5 items)"
     none = stats.bootstrap_mean([], seed=0)
     assert none.estimate is None and none.text() == "undefined (n=0: no items)"
 

@@ -6,12 +6,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.evaluator.leakage import leakage, longest_overlaps
+from services.evaluator import stats
+from services.evaluator.leakage import VERBATIM_WORDS, leakage, longest_overlaps
 from services.evaluator.score import corpus_documents
 from services.evaluator.scoring.facts import FactScorer
 from services.evaluator.settings import EvalConfig
 from services.evaluator.taxonomy import MATRIX_ROWS, matrix_row, proxy_label
-from shared.schemas.eval import BenchmarkItem, Response, Review, ScoreFile
+from shared.schemas.eval import BenchmarkItem, ItemScore, Response, Review, ScoreFile
+from shared.schemas.experiment import EXPOSURE_BUCKETS, CheckpointResult, ExperimentResult
+
+FIGURES = {
+    "accuracy": "accuracy",
+    "correct": f"correct (accuracy ≥ {stats.CORRECT_THRESHOLD:.0%})",
+    "fabrication": "responses with fabricated names",
+    "hedged": "hedged responses",
+    "refusal": "refusals",
+}
+"""Per-item figures whose mean over items is a system's rate; each is reported with its interval."""
 
 
 @dataclass
@@ -23,40 +34,128 @@ class SystemData:
     runs: dict[str, str] = field(default_factory=dict)  # stage -> run
 
 
-def failure_matrix(system: SystemData) -> dict:
-    """Shares of the §8.3 matrix rows: from manual reviews when there are any, else automatic proxies."""
+def item_figures(score: ItemScore) -> dict[str, float]:
+    """The per-item value of each of ``FIGURES``."""
+    return {
+        "accuracy": score.accuracy,
+        "correct": float(stats.is_correct(score.accuracy)),
+        "fabrication": float(bool(score.fabricated_entities)),
+        "hedged": float(bool(score.hedging.get("hedged"))),
+        "refusal": float(bool(score.hedging.get("refusal"))),
+    }
+
+
+def figures(scores: list[ItemScore], seed: int) -> dict[str, stats.Interval]:
+    """Every rate of a set of items with its bootstrap interval and n, plus the pooled fact shares."""
+    values = [item_figures(s) for s in scores]
+    out = {name: stats.bootstrap_mean([v[name] for v in values], seed=seed) for name in FIGURES}
+    counted = [[f for f in s.facts if f.counted] for s in scores]
+    asked = [len(fs) for fs in counted]
+    out["facts_supported"] = stats.bootstrap_ratio([sum(f.verdict == "supported" for f in fs) for fs in counted],
+                                                   asked, seed=seed)
+    out["facts_contradicted"] = stats.bootstrap_ratio(
+        [sum(f.verdict == "contradicted" for f in fs) for fs in counted], asked, seed=seed)
+    return out
+
+
+def system_figures(system: SystemData, categories: list[str], seed: int) -> dict:
+    """Overall and per-category figures; a category under ``MIN_COMPARE_N`` items is marked too small."""
+    by_category = {}
+    for category in categories:
+        chosen = [s for s in system.scores.items if s.category == category]
+        by_category[category] = {"figures": figures(chosen, seed), "n": len(chosen),
+                                 "too_small": len(chosen) < stats.MIN_COMPARE_N}
+    return {"n": len(system.scores.items), "figures": figures(system.scores.items, seed), "by_category": by_category}
+
+
+def comparisons(systems: dict[str, SystemData], categories: list[str], seed: int) -> list[dict]:
+    """Every pair of systems, overall and per category, paired on the items both answered."""
+    out = []
+    names = list(systems)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for category in [None, *categories]:
+                xa, xb = (_accuracies(systems[name], category) for name in (a, b))
+                if xa.keys() & xb.keys():
+                    out.append({"category": category, **stats.compare(a, xa, b, xb, seed=seed).model_dump()})
+    return out
+
+
+def _accuracies(system: SystemData, category: str | None) -> dict[str, float]:
+    return {s.id: s.accuracy for s in system.scores.items if category is None or s.category == category}
+
+
+def failure_matrix(system: SystemData, questions: dict[str, str] | None = None, seed: int = stats.SEED) -> dict:
+    """Shares of the §8.3 matrix rows: from manual reviews when there are any, else automatic proxies.
+
+    Refusals and non-answers are outside the matrix and get their own shares.
+    """
     if system.reviews:
         labels = [(r.correctness, r.failure_mode) for r in system.reviews]
         source = f"manual reviews ({len(labels)})"
     else:
-        labels = [proxy_label(s) for s in system.scores.items]
+        answers = {r.id: r.response for r in system.responses}
+        questions = questions or {}
+        labels = [proxy_label(s, answers.get(s.id), questions.get(s.id, "")) for s in system.scores.items]
         source = f"automatic proxies ({len(labels)} items)"
-    rows = Counter(matrix_row(c, m) for c, m in labels)
+    rows = [matrix_row(c, m) for c, m in labels]
     n = len(labels)
+    indicators = {row: [float(r == row) for r in rows] for row in MATRIX_ROWS}
+    indicators["refusal"] = [float(c == "refusal") for c, _ in labels]
+    indicators["non_answer"] = [float(m == "non_answer") for _, m in labels]
     return {
         "source": source,
         "n": n,
-        "shares": {row: rows.get(row, 0) / n for row in MATRIX_ROWS},
-        "refusal": sum(c == "refusal" for c, _ in labels) / n,
+        "shares": {row: rows.count(row) / n for row in MATRIX_ROWS},
+        "refusal": sum(indicators["refusal"]) / n,
+        "non_answer": sum(indicators["non_answer"]) / n,
+        "intervals": {name: stats.bootstrap_mean(v, seed=seed) for name, v in indicators.items()},
         "severity": dict(Counter(r.severity for r in system.reviews if r.severity)),
     }
 
 
-def wins(scratch: SystemData, rag: SystemData) -> dict:
-    a = {s.id: s.accuracy for s in scratch.scores.items}
-    b = {s.id: s.accuracy for s in rag.scores.items}
-    common = sorted(a.keys() & b.keys())
-    rag_wins = sorted((i for i in common if b[i] > a[i]), key=lambda i: a[i] - b[i])
-    scratch_wins = sorted((i for i in common if a[i] > b[i]), key=lambda i: b[i] - a[i])
+def per_question(items: list[BenchmarkItem], systems: dict[str, SystemData]) -> list[dict]:
+    """Each question with every system's answer and what became of each key fact.
+
+    A fact's verdict is the scorer's (supported, contradicted, absent); a fact found but rejected
+    (negated, another subject) without being contradicted is listed as missing with the reason.
+    """
+    rows = []
+    for item in items:
+        answers = []
+        for name, system in systems.items():
+            score = next((s for s in system.scores.items if s.id == item.id), None)
+            if score is None:
+                continue
+            response = next((r.response for r in system.responses if r.id == item.id), "")
+            supported = [f.fact for f in score.facts if f.verdict == "supported"]
+            contradicted = [f.fact for f in score.facts if f.verdict == "contradicted"]
+            missing = [f.fact + (f" ({f.rejected})" if f.rejected else "") for f in score.facts
+                       if f.verdict == "absent"]
+            answers.append({"system": name, "answer": response, "accuracy": score.accuracy,
+                            "supported": supported, "contradicted": contradicted, "missing": missing,
+                            "fabricated": list(score.fabricated_entities)})
+        if answers:
+            rows.append({"id": item.id, "question": item.question, "answers": answers})
+    return rows
+
+
+def wins(a: SystemData, b: SystemData) -> dict:
+    """Questions where one system's accuracy beats the other's, largest differences first."""
+    xa = {s.id: s.accuracy for s in a.scores.items}
+    xb = {s.id: s.accuracy for s in b.scores.items}
+    common = sorted(xa.keys() & xb.keys())
+    b_wins = sorted((i for i in common if xb[i] > xa[i]), key=lambda i: xa[i] - xb[i])
+    a_wins = sorted((i for i in common if xa[i] > xb[i]), key=lambda i: xb[i] - xa[i])
     return {
         "common": len(common),
-        "rag_wins": [(i, a[i], b[i]) for i in rag_wins],
-        "scratch_wins": [(i, a[i], b[i]) for i in scratch_wins],
-        "ties": len(common) - len(rag_wins) - len(scratch_wins),
+        "a_wins": [(i, xa[i], xb[i]) for i in a_wins],
+        "b_wins": [(i, xa[i], xb[i]) for i in b_wins],
+        "ties": len(common) - len(a_wins) - len(b_wins),
     }
 
 
-def retrieval(rag: SystemData, items: dict[str, BenchmarkItem], scorer: FactScorer) -> dict | None:
+def retrieval(rag: SystemData, items: dict[str, BenchmarkItem], scorer: FactScorer, seed: int) -> dict | None:
     """Fact recall@k: the share of key facts the retrieved chunks state (same matcher, no polarity checks)."""
     with_chunks = [r for r in rag.responses if r.retrieved is not None]
     if not with_chunks:
@@ -73,9 +172,11 @@ def retrieval(rag: SystemData, items: dict[str, BenchmarkItem], scorer: FactScor
         facts_found += sum(found)
         missed_total += len(missed)
         rows.append({"id": response.id, "recall": sum(found) / len(found), "missed": missed,
-                     "k": len(response.retrieved)})
+                     "k": len(response.retrieved), "found": sum(found), "facts": len(found)})
     return {
         "fact_recall": facts_found / facts_total,
+        "fact_recall_interval": stats.bootstrap_ratio([r["found"] for r in rows], [r["facts"] for r in rows],
+                                                      seed=seed),
         "k": max(r["k"] for r in rows),
         "items": rows,
         "items_all_facts": sum(r["recall"] == 1.0 for r in rows),
@@ -84,12 +185,13 @@ def retrieval(rag: SystemData, items: dict[str, BenchmarkItem], scorer: FactScor
     }
 
 
-def hedging_vs_accuracy(system: SystemData) -> dict:
-    hedged = [s.accuracy for s in system.scores.items if s.hedging["hedged"]]
-    confident = [s.accuracy for s in system.scores.items if not s.hedging["hedged"]]
-    mean = lambda v: sum(v) / len(v) if v else None
-    return {"hedged_n": len(hedged), "hedged_accuracy": mean(hedged),
-            "confident_n": len(confident), "confident_accuracy": mean(confident)}
+def hedging_vs_accuracy(system: SystemData, seed: int) -> dict[str, stats.Interval]:
+    """Accuracy of hedged and of confident responses, each with its interval."""
+    return {
+        "hedged": stats.bootstrap_mean([s.accuracy for s in system.scores.items if s.hedging["hedged"]], seed=seed),
+        "confident": stats.bootstrap_mean([s.accuracy for s in system.scores.items if not s.hedging["hedged"]],
+                                          seed=seed),
+    }
 
 
 def contamination(items: list[BenchmarkItem], scratch: SystemData | None, corpus: Path, config: EvalConfig) -> dict:
@@ -114,3 +216,45 @@ def contamination(items: list[BenchmarkItem], scratch: SystemData | None, corpus
             "top": sorted(overlaps.items(), key=lambda kv: -kv[1]["words"])[:5],
         }
     return out
+
+
+@dataclass
+class CheckpointData:
+    checkpoint: CheckpointResult
+    scores: ScoreFile
+    responses: list[Response]
+
+
+def learning_curves(checkpoints: list[CheckpointData], corpus: Path, seed: int) -> list[dict]:
+    """Per checkpoint: its rates and the memorised span of its answers, against tokens seen.
+
+    The span is the contamination analysis's longest word sequence shared with the corpus, per answer
+    (one corpus pass for all checkpoints). The chart uses its mean over answers, which has a bootstrap
+    interval; the maximum, also listed, has none (a bootstrap of a maximum is not consistent).
+    """
+    answers = {(c.checkpoint.name, r.id): r.response for c in checkpoints for r in c.responses}
+    overlaps = longest_overlaps(answers, corpus_documents(corpus))
+    out = []
+    for c in checkpoints:
+        spans = [v["words"] for (name, _), v in overlaps.items() if name == c.checkpoint.name]
+        f = figures(c.scores.items, seed)
+        out.append({
+            "name": c.checkpoint.name, "step": c.checkpoint.step, "tokens_seen": c.checkpoint.tokens_seen,
+            "train_loss": c.checkpoint.train_loss, "val_loss": c.checkpoint.val_loss,
+            "score_run": c.checkpoint.score_run, "accuracy": f["accuracy"], "fabrication": f["fabrication"],
+            "hedged": f["hedged"], "memorised_span": stats.bootstrap_mean(spans, seed=seed),
+            "max_span": max(spans, default=0), "verbatim_answers": sum(v >= VERBATIM_WORDS for v in spans),
+        })
+    return out
+
+
+def exposure(result: ExperimentResult, systems: dict[str, SystemData], seed: int) -> dict:
+    """Accuracy by how often the training split showed an item's key facts, per system (Kandpal et al. 2023)."""
+    bucket = {e.id: e.bucket for e in result.exposure}
+    return {
+        "items": dict(Counter(bucket.values())),
+        "accuracy": {name: {b: stats.bootstrap_mean([s.accuracy for s in system.scores.items
+                                                     if bucket.get(s.id) == b], seed=seed)
+                            for b in EXPOSURE_BUCKETS}
+                     for name, system in systems.items()},
+    }

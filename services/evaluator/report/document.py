@@ -29,6 +29,11 @@ class Section:
     blocks: list[str | Table | Chart] = field(default_factory=list)
 
 
+def _cell(text: str) -> str:
+    """A table cell on one line: a pipe would end the cell, a newline the row."""
+    return " ".join(text.split("\n")).replace("|", "\\|")
+
+
 def to_markdown(title: str, sections: list[Section]) -> str:
     out = [f"# {title}", ""]
     for section in sections:
@@ -37,7 +42,7 @@ def to_markdown(title: str, sections: list[Section]) -> str:
             if isinstance(block, Table):
                 out.append("| " + " | ".join(block.headers) + " |")
                 out.append("|" + "|".join("---" for _ in block.headers) + "|")
-                out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in block.rows]
+                out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in block.rows]
             elif isinstance(block, Chart):
                 out.append(f"![{block.caption}](charts/{block.name}.png)")
             else:

@@ -1,4 +1,9 @@
-"""The ``report`` stage: read the latest score, eval and review runs, publish report.md/.html and charts."""
+"""The ``report`` stage: read the score, eval, review and experiment runs; publish report.md/.html and charts.
+
+Systems are whatever ``score-<system>`` runs the store holds (scratch, rag, closed_book, ...). When the
+store holds an ``experiment`` run, its ``experiment.json`` names the score run of each system and of
+each checkpoint, and the report adds the learning curves and the exposure analysis.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,18 @@ import json
 import logging
 from pathlib import Path
 
+from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.report import analysis
-from services.evaluator.report.compose import TITLE, compose
+from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
 from services.evaluator.score import benchmark_input, build
 from services.evaluator.settings import EvaluatorSettings
-from shared import runs
+from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
-from shared.schemas.eval import SYSTEMS, Review, ScoreFile
+from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS, Review, ScoreFile
+from shared.schemas.experiment import ExperimentResult
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -29,16 +36,45 @@ def _input(manifest: Manifest, suffix: str) -> InputRef:
     raise ValueError(f"{manifest.run} records no input *{suffix}")
 
 
-def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False):
-    score_runs = {}
-    for system in SYSTEMS:
+def _experiment(store: ArtifactStore) -> tuple[Manifest, ExperimentResult] | None:
+    """The latest ``experiment`` run and its validated result, or None when there is none."""
+    try:
+        manifest = runs.latest(store, "experiment")
+    except RunNotFound:
+        return None
+    raw = store.get_bytes(manifest.output("experiment.json").key)
+    return manifest, ExperimentResult.model_validate_json(raw)
+
+
+def _score_runs(store: ArtifactStore, experiment: ExperimentResult | None) -> dict[str, Manifest]:
+    """System -> score run: the experiment's where it names one, else the latest ``score-<system>``."""
+    named = dict(experiment.systems) if experiment else {}
+    found = {}
+    for system in [*SYSTEMS, *(s for s in named if s not in SYSTEMS)]:
+        if system in named:
+            found[system] = runs.resolve(store, named[system])
+            continue
         try:
-            score_runs[system] = runs.latest(store, f"score-{system}")
+            found[system] = runs.latest(store, f"score-{system}")
         except RunNotFound:
             log.warning("no score-%s run: the report leaves the %s system out (run `als-lm eval score --system %s`)",
                         system, system, system)
-    if not score_runs:
-        raise RunNotFound(f"no score-scratch or score-rag run in {store.description}; run `als-lm eval score` first")
+    if not found:
+        raise RunNotFound(f"no score-<system> run in {store.description}; run `als-lm eval score` first")
+    return found
+
+
+def _scored(store: ArtifactStore, run: Manifest, dest: Path) -> tuple[ScoreFile, list, InputRef]:
+    scores = ScoreFile.model_validate_json(runs.fetch(store, run.output("scores.json"), dest / "scores.json").read_text())
+    ref = _input(run, "/responses.jsonl")
+    return scores, load_responses(runs.fetch(store, ref, dest / "responses.jsonl")), ref
+
+
+def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False):
+    found = _experiment(store)
+    experiment_run, result = found if found else (None, None)
+    score_runs = _score_runs(store, result)
+    checkpoint_runs = [runs.resolve(store, c.score_run) for c in result.checkpoints] if result else []
     review_runs = {}
     for system in score_runs:
         try:
@@ -47,25 +83,25 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
             pass
     corpus_ref = _input(next(iter(score_runs.values())), "/corpus.txt")
     inputs = [benchmark_input(settings.eval.benchmark), corpus_ref]
-    for system, run in score_runs.items():
+    for run in [*score_runs.values(), *checkpoint_runs]:
         inputs += runs.inputs_from(run, ["scores.json"]) + [_input(run, "/responses.jsonl")]
     for run in review_runs.values():
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
-    fingerprinted = settings.eval.model_dump(
-        mode="json", include={"leakage_ngram", "leakage_threshold", "fuzzy_threshold", "token_coverage",
-                              "embedding_threshold", "use_embeddings"})
+    if experiment_run is not None:
+        inputs += runs.inputs_from(experiment_run, ["experiment.json"])
+    seed = settings.seed
+    fingerprinted = stages.fingerprint_settings(
+        "report", settings, seed=seed, bootstrap={"method": stats.METHOD, "resamples": stats.RESAMPLES,
+                                                  "level": stats.LEVEL, "correct_threshold": stats.CORRECT_THRESHOLD})
 
     def body(writer: RunWriter, scratch: Path) -> None:
         items = load_benchmark(settings.eval.benchmark)
         corpus = runs.fetch(store, corpus_ref, scratch / "corpus.txt")
         systems = {}
         for system, run in score_runs.items():
-            scores = ScoreFile.model_validate_json(
-                runs.fetch(store, run.output("scores.json"), scratch / f"{system}-scores.json").read_text())
-            responses_ref = _input(run, "/responses.jsonl")
-            data = analysis.SystemData(
-                system, scores, load_responses(runs.fetch(store, responses_ref, scratch / f"{system}.jsonl")),
-                runs={f"score-{system}": run.run, f"eval-{system}": responses_ref.run})
+            scores, responses, responses_ref = _scored(store, run, scratch / system)
+            data = analysis.SystemData(system, scores, responses,
+                                       runs={f"score-{system}": run.run, f"eval-{system}": responses_ref.run})
             if system in review_runs:
                 path = runs.fetch(store, review_runs[system].output("reviews.jsonl"), scratch / f"{system}-reviews.jsonl")
                 data.reviews = [Review.model_validate_json(line) for line in path.read_text().splitlines() if line]
@@ -74,25 +110,72 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
         retrieval = None
         if "rag" in systems:
             scorer, _ = build(settings.eval, ())
-            retrieval = analysis.retrieval(systems["rag"], {i.id: i for i in items}, scorer)
+            retrieval = analysis.retrieval(systems["rag"], {i.id: i for i in items}, scorer, seed)
         contamination = analysis.contamination(items, systems.get("scratch"), corpus, settings.eval)
-        sections = compose(systems, items, retrieval, contamination, COMMAND)
+        categories = list(BENCHMARK_CATEGORIES)
+        figures = {name: analysis.system_figures(s, categories, seed) for name, s in systems.items()}
+        comparisons = analysis.comparisons(systems, categories, seed)
+        questions = {i.id: i.question for i in items}
+        matrices = {name: analysis.failure_matrix(s, questions, seed) for name, s in systems.items()}
+        experiment = None
+        if result is not None:
+            checkpoints = []
+            for checkpoint, run in zip(result.checkpoints, checkpoint_runs):
+                scores, responses, _ = _scored(store, run, scratch / "checkpoints" / checkpoint.name)
+                checkpoints.append(analysis.CheckpointData(checkpoint, scores, responses))
+            experiment = Experiment(result, experiment_run.run, analysis.learning_curves(checkpoints, corpus, seed),
+                                    analysis.exposure(result, systems, seed))
+        sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
+                           experiment)
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
             for block in section.blocks:
                 if isinstance(block, Chart):
                     writer.put_bytes(f"charts/{block.name}.png", block.png)
-        numbers = {
-            "accuracy": {s: d.scores.summary["accuracy"] for s, d in systems.items()},
-            "fabrication_rate": {s: d.scores.summary["fabrication_rate"] for s, d in systems.items()},
-            "hedged_rate": {s: d.scores.summary["hedging"]["hedged_rate"] for s, d in systems.items()},
-            "failure_matrix": {s: analysis.failure_matrix(d) for s, d in systems.items()},
-            "fact_recall": retrieval and retrieval["fact_recall"],
-            "leaked_items": contamination["leaked"],
-            "memorisation_max_words": contamination.get("memorisation", {}).get("max_words"),
-        }
+        numbers = _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed)
         writer.put_bytes("report.json", json.dumps(numbers, indent=2, default=str).encode())
-        writer.metrics.update({k: v for k, v in numbers.items() if k != "failure_matrix"})
+        writer.metrics.update({k: v for k, v in numbers.items()
+                               if k not in ("failure_matrix", "systems", "comparisons", "experiment")})
+        writer.metrics["intervals"] = {
+            s: {name: [i.estimate, i.low, i.high, i.n] for name, i in f["figures"].items()} for s, f in figures.items()}
+        writer.metrics["comparisons"] = [
+            {"a": c["a"], "b": c["b"], "difference": [c["difference"][k] for k in ("estimate", "low", "high", "n")],
+             "mcnemar_p": c["mcnemar"]["p_value"]} for c in comparisons if c["category"] is None]
 
     return runs.run_stage(store, "report", fingerprinted, inputs, body, work_dir=settings.work_dir, force=force)
+
+
+def _dump(intervals: dict[str, stats.Interval]) -> dict[str, dict]:
+    return {name: i.model_dump() for name, i in intervals.items()}
+
+
+def _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed) -> dict:
+    """``report.json``: the headline numbers, every interval, every paired comparison."""
+    out = {
+        "statistics": {"method": stats.METHOD, "level": stats.LEVEL, "resamples": stats.RESAMPLES, "seed": seed,
+                       "min_interval_n": stats.MIN_INTERVAL_N, "min_compare_n": stats.MIN_COMPARE_N,
+                       "correct_threshold": stats.CORRECT_THRESHOLD},
+        "accuracy": {s: d.scores.summary["accuracy"] for s, d in systems.items()},
+        "fabrication_rate": {s: d.scores.summary["fabrication_rate"] for s, d in systems.items()},
+        "hedged_rate": {s: d.scores.summary["hedging"]["hedged_rate"] for s, d in systems.items()},
+        "systems": {s: {"n": f["n"], "figures": _dump(f["figures"]),
+                        "by_category": {c: {"n": v["n"], "too_small": v["too_small"], "figures": _dump(v["figures"])}
+                                        for c, v in f["by_category"].items() if v["n"]}}
+                    for s, f in figures.items()},
+        "comparisons": comparisons,
+        "failure_matrix": {s: {**m, "intervals": _dump(m["intervals"])} for s, m in matrices.items()},
+        "fact_recall": retrieval and retrieval["fact_recall"],
+        "fact_recall_interval": retrieval and retrieval["fact_recall_interval"].model_dump(),
+        "leaked_items": contamination["leaked"],
+        "memorisation_max_words": contamination.get("memorisation", {}).get("max_words"),
+    }
+    if experiment is not None:
+        out["experiment"] = {
+            "run": experiment.run,
+            "checkpoints": [{k: (v.model_dump() if isinstance(v, stats.Interval) else v) for k, v in c.items()}
+                            for c in experiment.curves],
+            "exposure": {"items": experiment.exposure["items"],
+                         "accuracy": {s: _dump(by) for s, by in experiment.exposure["accuracy"].items()}},
+        }
+    return out
