@@ -5,6 +5,7 @@ Precedence, lowest first: defaults, ``.env`` and ``ALS_TRAIN__*``, the YAML file
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -30,6 +31,69 @@ def _setting_options(command):
     return command
 
 
+PLAN_OPTIONS = (
+    click.option("--gpu", metavar="NAME", help="--plan: a known GPU (rtx3060-12gb, rtx4090-24gb, a100-40gb, "
+                 "a100-80gb, h100-80gb, h200-141gb)"),
+    click.option("--gpu-memory-gb", type=float, help="--plan: GPU memory in GiB (with --gpu-tflops, or overriding --gpu)"),
+    click.option("--gpu-tflops", type=float, help="--plan: dense bf16 peak in TFLOP/s"),
+    click.option("--pcie-gbs", type=float, help="--plan: host<->GPU copy bandwidth in GB/s [default: the GPU's]"),
+    click.option("--mfu", type=float, help="--plan: fraction of the bf16 peak the kernels reach [default: 0.35]"),
+    click.option("--reserve-gb", type=float, help="--plan: GiB kept for the CUDA context and slack [default: 1]"),
+    click.option("--host-memory-gb", type=float, help="--plan: host RAM in GiB [default: this machine's]"),
+    click.option("--cpu-adam-ns", type=float,
+                 help="--plan: CPU Adam ns a parameter [default: measured here, on a slice]"),
+    click.option("--vocab-size", type=int, help="--plan: vocabulary [default: the seed's 16384]"),
+    click.option("--top", type=int, default=10, show_default=True, help="--plan: rows in the table"),
+    click.option("--json", "as_json", is_flag=True, help="--plan: the whole plan as JSON"),
+)
+
+
+def _plan_options(function):
+    """The --plan flag and its options, collected into one ``plan_options`` dict."""
+    names = ("gpu", "gpu_memory_gb", "gpu_tflops", "pcie_gbs", "mfu", "reserve_gb", "host_memory_gb",
+             "cpu_adam_ns", "vocab_size", "top", "as_json")
+
+    @functools.wraps(function)
+    def command(*args, **kwargs):
+        return function(*args, plan_options={n: kwargs.pop(n) for n in names}, **kwargs)
+
+    for option in reversed(PLAN_OPTIONS):
+        command = option(command)
+    return click.option("--plan", is_flag=True, help="Print the GPU plan (memory, speed, fastest fitting "
+                        "configuration) for these settings; trains nothing.")(command)
+
+
+def _plan(cfg: TrainConfig, gpu: str | None, gpu_memory_gb: float | None, gpu_tflops: float | None,
+          pcie_gbs: float | None, mfu: float | None, reserve_gb: float | None, host_memory_gb: float | None,
+          cpu_adam_ns: float | None, vocab_size: int | None, top: int, as_json: bool) -> None:
+    from dataclasses import replace
+
+    from services.trainer import plan
+    from services.trainer.gpus import GPU, lookup
+
+    if gpu is not None:
+        card = lookup(gpu)
+    elif gpu_memory_gb is None or gpu_tflops is None:
+        raise click.UsageError("--plan needs --gpu NAME, or --gpu-memory-gb with --gpu-tflops")
+    else:
+        card = GPU(f"custom GPU ({gpu_memory_gb:g} GiB, {gpu_tflops:g} TFLOP/s)", gpu_memory_gb, gpu_tflops, 24.0)
+    for value, name in ((gpu_memory_gb, "memory_gib"), (gpu_tflops, "bf16_tflops"), (pcie_gbs, "pcie_gbs")):
+        if value is not None:
+            if value <= 0:
+                raise click.UsageError(f"--{name} must be positive, not {value}")
+            card = replace(card, **{name: value})
+    result = plan.make_plan(
+        cfg, card, mfu=plan.DEFAULT_MFU if mfu is None else mfu,
+        reserve_gib=plan.DEFAULT_RESERVE_GIB if reserve_gb is None else reserve_gb,
+        host_memory_gib=host_memory_gb, cpu_adam_ns_per_param=cpu_adam_ns, vocab_size=vocab_size or plan.SEED_VOCAB)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        plan.print_plan(result, top)
+    if not result.asked.fits:
+        raise SystemExit(1)  # the table shows what would fit; the exit status says the asked one does not
+
+
 def settings_from(config_file: Path | None, options: dict) -> TrainerSettings:
     section = load(TrainerSettings).train.model_dump()
     if config_file is not None:
@@ -48,15 +112,22 @@ def settings_from(config_file: Path | None, options: dict) -> TrainerSettings:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file of train settings, e.g. services/trainer/configs/tiny-cpu.yaml")
 @click.option("--force", is_flag=True, help="Train even if an identical run is already published.")
+@_plan_options
 @_setting_options
 @click.pass_context
-def train(ctx: click.Context, config_file: Path | None, force: bool, **options) -> None:
+def train(ctx: click.Context, config_file: Path | None, force: bool, plan: bool, plan_options: dict,
+          **options) -> None:
     """Train the GPT-2 model on the latest tokenize run and publish the `train` stage.
 
     Interrupted runs (SIGTERM, a crash) resume from their last complete checkpoint when rerun.
     With a launcher: `deepspeed --hostfile hosts -m services.trainer.cli ...` (see docs/training.md).
+    `--plan --gpu NAME` prints whether these settings fit that GPU, how long they take and the
+    fastest configuration that fits, without training (docs/training.md).
     """
     if ctx.invoked_subcommand is not None:
+        return
+    if plan:
+        _plan(settings_from(config_file, options).train, **plan_options)
         return
     from services.trainer import stage
     from services.trainer.train import TrainingInterrupted
