@@ -14,7 +14,9 @@ from typing import Any
 from services.processor.clean import Abbreviations, MinLength, Normalize, StripMarkup
 from services.processor.dedup import MinHashSignature, NearDedup, ParagraphDedup
 from services.processor.pipeline import Document, RunLog, Step, run
+from services.processor.quality import QualityReport
 from services.processor.reader import read_raw
+from services.processor.residue import Residue
 from services.processor.settings import ProcessConfig
 from services.processor.split import validation_ids
 from services.processor.stats import CorpusStats, render_markdown
@@ -25,11 +27,13 @@ OUTPUTS = ("train.jsonl", "val.jsonl", "corpus.txt", "excluded.jsonl", "stats.js
 
 def build_steps(cfg: ProcessConfig) -> list[Step]:
     """The seed's steps in the order they run. Per-document work comes first so it can fan out to
-    workers, and volatile sentences go before dedup so pages that differ only by a "last updated"
+    workers; parsing residue (dropped citations, figure references, links, back matter) is cleaned
+    once the text is normalised, and volatile sentences go before dedup so pages that differ only by a "last updated"
     line are seen as the duplicates they are; length is checked last, after dedup shortened texts."""
     return [
         StripMarkup(),
         Normalize(),
+        Residue(),
         VolatileFilter(cfg.volatile_patterns),
         Abbreviations(),
         MinHashSignature(cfg.num_perm, cfg.shingle_words),
@@ -68,6 +72,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     start = time.process_time()
     val = validation_ids(index, cfg.val_fraction, seed)
     stats = CorpusStats(terms)
+    quality = QualityReport(seed)
     with open(kept_path, encoding="utf-8") as kept, \
             open(out / "train.jsonl", "w", encoding="utf-8") as train, \
             open(out / "val.jsonl", "w", encoding="utf-8") as valf, \
@@ -81,9 +86,10 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
                 corpus.write(("" if first else "\n\n") + doc.text)
                 first = False
             stats.add(doc, split)
+            quality.add(doc.id, doc.source, doc.text)
         corpus.write("\n")
     kept_path.unlink()
-    summary = stats.summary(steps)
+    summary = {**stats.summary(steps), "quality": quality.summary(steps)}
     (out / "stats.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "stats.md").write_text(render_markdown(summary), encoding="utf-8")
     log.seconds["split_and_stats"] = time.process_time() - start

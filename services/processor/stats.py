@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from services.processor.pipeline import Document, words
+from services.processor.quality import render_markdown as render_quality
 from services.processor.terms import TermCounter
 
 FREQUENCY_BANDS = ((1, 1), (2, 9), (10, 99), (100, 999), (1000, None))
@@ -145,7 +146,11 @@ def render_markdown(s: dict[str, Any]) -> str:
         "|---|---:|---:|---|",
     ]
     for step, counts in s["steps"].items():
-        did = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k not in ("documents_in", "documents_out"))
+        # Characters removed per source and rule are in the quality section.
+        did = ", ".join(f"{k} {v:,}" for k, v in counts.items()
+                        if k not in ("documents_in", "documents_out") and not k.startswith("chars_removed:"))
         lines.append(f"| {step} | {counts.get('documents_in', counts.get('lines', 0)):,} | "
                      f"{counts.get('documents_out', 0):,} | {did or '—'} |")
+    if "quality" in s:
+        lines += ["", *render_quality(s["quality"])]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,14 @@
 """JATS XML from PMC ``efetch`` (``<pmc-articleset>``): title, abstract, body prose and licence.
 
 Figures, tables, reference lists, supplementary material and formulas are dropped: they are
-captions, numbers and citations, not prose (§2.2.1). Inline citation markers go too, and the
-brackets they leave behind.
+captions, numbers and citations, not prose (§2.2.1). Inline citation markers go too, with the
+separators between them and the brackets they leave behind, and so do back-matter sections
+(acknowledgements, contributions, funding, competing interests, data availability,
+abbreviations, supplements) wherever a publisher puts them: in ``<back>``, which is never read,
+or as ordinary body sections, which are recognised by their type or title.
+
+These are structural rules, decided where the structure is still visible; the processor's
+``residue`` step cleans what any source (web pages included) leaves in plain text.
 """
 
 from __future__ import annotations
@@ -18,15 +24,41 @@ from services.scraper.parsing import Malformed, squash, xml_root
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 ALI = "http://www.niso.org/schemas/ali/1.0/"
 
+MATHML = "{http://www.w3.org/1998/Math/MathML}math"
 DROPPED = (
     "fig", "fig-group", "table-wrap", "table-wrap-group", "supplementary-material", "ref-list",
-    "disp-formula", "inline-formula", "media", "graphic", "inline-graphic",
+    "disp-formula", "inline-formula", "disp-formula-group", "tex-math", MATHML, "chem-struct-wrap",
+    "media", "graphic", "inline-graphic", "ack", "fn-group", "glossary", "uri",
 )
-DROPPED_SEC_TYPES = {"supplementary-material", "display-objects"}
+DROPPED_SEC_TYPES = {
+    "supplementary-material", "display-objects", "COI-statement", "coi-statement", "data-availability",
+    "funding", "ack", "acknowledgment", "acknowledgement", "author-contributions", "contributions",
+    "abbreviations", "ethics-statement-disclosure",
+}
+# Body sections that are back matter whatever their sec-type says, recognised by their title
+# (after numbering and a trailing colon are stripped; case-insensitive).
+BACK_MATTER_TITLE = re.compile(
+    r"(?:acknowledge?ments?|author(?:s'?|'s)?\s+contributions?|contributors?(?:hip)?|contributions|"
+    r"funding(?:\s+(?:information|sources?|statement|and\s+.*))?|sources?\s+of\s+funding|financial\s+(?:support|disclosures?)|"
+    r"grant\s+support|competing\s+interests?|conflicts?\s+of\s+interests?(?:\s+statement)?|"
+    r"declaration\s+of\s+(?:competing\s+)?interests?|(?:financial\s+)?disclosures?(?:\s+statement)?|"
+    r"duality\s+of\s+interest|data\s+(?:availability|sharing|access)(?:\s+statement)?|"
+    r"availability\s+of\s+(?:data|supporting\s+data)(?:\s+and\s+materials?)?|list\s+of\s+abbreviations|abbreviations?(?:\s+used)?|"
+    r"supplementary\s+(?:materials?|information|data|files?)|supporting\s+information|additional\s+files?|"
+    r"pre-?publication\s+history|consent\s+for\s+publication|publisher'?s\s+note|footnotes?|notes|references?)",
+    re.IGNORECASE,
+)
+# "2.", "2.1", "2.1.", "IV.", "B." (a bare capital letter or numeral without its stop is a word).
+_SECTION_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)\s+(?=\S)")
 NOT_THE_ABSTRACT = {"graphical", "teaser", "toc", "precis", "web-summary"}
 ALLOWED_LICENCES = ("CC-BY", "CC-BY-NC", "CC0", "public-domain")
 
-_EMPTY_BRACKETS = re.compile(r"\s*[\[(][\s,;–-]*[\])]")
+_EMPTY_BRACKETS = re.compile(
+    r"\s*[\[(](?:\s|[,;–-]|\b(?:see|e\.g\.|i\.e\.|cf\.|and|also|reviewed\s+in|for\s+(?:a\s+)?review(?:\s+see)?)\b)*[\])]",
+    re.IGNORECASE)
+_SEPARATORS_ONLY = re.compile(r"^[\s,;–—-]*$")
+_SEPARATOR_RUN = re.compile(r"([,;])(?:\s*[,;])+")
+_SEPARATOR_BEFORE_STOP = re.compile(r"\s*[,;]+(?=[.!?:](?:\s|$))")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:])")
 _CC_URL = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)", re.IGNORECASE)
 
@@ -86,20 +118,54 @@ def classify_licence(url: str | None, text: str) -> Licence:
 
 
 def _licence(meta: etree._Element) -> Licence:
+    """From ``permissions/license``; older NLM 2.x articles state it only in a copyright statement,
+    inside ``permissions`` or directly in ``article-meta``."""
     found = Licence("unknown", None)
     for lic in meta.iterfind("permissions/license"):
         url = lic.get(XLINK_HREF) or next((squash(r.text or "") for r in lic.iter(f"{{{ALI}}}license_ref")), None)
         found = classify_licence(url, squash("".join(lic.itertext())))
         if found.id != "unknown":
             return found
+    for statement in [*meta.iterfind("permissions/copyright-statement"), *meta.iterfind("copyright-statement")]:
+        found = classify_licence(None, squash("".join(statement.itertext())))
+        if found.id != "unknown":
+            return found
     return found
+
+
+def section_title(title: str) -> str:
+    """A heading as prose expects it: no numbering ("2.1 Methods"), no trailing colon
+    ("Background:"), and a capital letter where a publisher sets every heading in lower case."""
+    title = _SECTION_NUMBER.sub("", title.strip()).rstrip(":").strip()
+    if title and title == title.lower():
+        title = title[0].upper() + title[1:]
+    return title
+
+
+def is_back_matter(sec: etree._Element) -> bool:
+    if sec.get("sec-type") in DROPPED_SEC_TYPES:
+        return True
+    title = sec.find("title")
+    text = squash("".join(title.itertext())) if title is not None else ""
+    return bool(text) and BACK_MATTER_TITLE.fullmatch(section_title(text)) is not None
+
+
+def _is_citation(el: etree._Element | None) -> bool:
+    return el is not None and el.tag == "xref" and el.get("ref-type") == "bibr"
 
 
 def _drop(tree: etree._Element) -> None:
     """Remove non-prose elements, keeping the text that follows each one."""
     doomed = list(tree.iter(*DROPPED))
-    doomed += [e for e in tree.iter("xref") if e.get("ref-type") == "bibr"]
-    doomed += [e for e in tree.iter("sec") if e.get("sec-type") in DROPPED_SEC_TYPES]
+    citations = [e for e in tree.iter("xref") if e.get("ref-type") == "bibr"]
+    # "[1], [2]-[4]": the separators between consecutive citations are part of the citation.
+    for el in citations:
+        if _is_citation(el.getnext()) and _SEPARATORS_ONLY.match(el.tail or ""):
+            el.tail = None
+    doomed += citations
+    doomed += [e for e in tree.iter("sec") if is_back_matter(e)]
+    # A link whose text is its address is not prose; a named link ("the WHO report") keeps its words.
+    doomed += [e for e in tree.iter("ext-link") if re.match(r"\s*(?:https?://|www\.|doi:)", "".join(e.itertext()))]
     for el in doomed:
         _remove(el)
     # Superscript citation groups are left holding only their commas.
@@ -124,6 +190,7 @@ def _remove(el: etree._Element) -> None:
 
 def _inline(el: etree._Element) -> str:
     text = _EMPTY_BRACKETS.sub("", squash("".join(el.itertext())))
+    text = _SEPARATOR_BEFORE_STOP.sub("", _SEPARATOR_RUN.sub(r"\1", text))
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
 
 
@@ -134,8 +201,8 @@ def _blocks(container: etree._Element) -> list[str]:
         tag = child.tag if isinstance(child.tag, str) else ""
         if tag == "sec":
             title = child.find("title")
-            if title is not None and _inline(title):
-                blocks.append(_inline(title))
+            if title is not None and (heading := section_title(_inline(title))):
+                blocks.append(heading)
             blocks.extend(_blocks(child))
         elif tag == "list":
             items = [f"- {t}" for item in child.iterfind("list-item") if (t := _inline(item))]
@@ -178,7 +245,8 @@ def parse_article(article: etree._Element) -> Article:
         body="\n\n".join(_blocks(body)) if body is not None else "",
         licence=_licence(meta),
         article_type=article.get("article-type"),
-        journal=_first(article, "front/journal-meta/journal-title-group/journal-title"),
+        journal=_first(article, "front/journal-meta/journal-title-group/journal-title")
+        or _first(article, "front/journal-meta/journal-title"),  # NLM 2.x has no title group
         year=year.text.strip() if year is not None and year.text else None,
         doi=ids.get("doi"),
         pmid=ids.get("pmid"),

@@ -1,0 +1,134 @@
+"""Residue of parsing, removed by general rules (issue 15): what dropped citations, dropped figures,
+links and back matter leave in plain text, whichever source it came from.
+
+The JATS parser already removes citations and back-matter sections where the XML still says what
+they are; web pages, Wikipedia extracts and any future source arrive as plain text, so the same
+classes of debris are cleaned here too, by pattern, not per file. Every rule counts the characters
+it removes (per source), so ``stats.md`` shows what each rule cost the corpus. The patterns that
+*measure* what is left after cleaning live in ``quality.py``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.processor.pipeline import Document, RunLog, Step
+
+_REF_LABEL = (r"(?:(?:Supplementary|Supplemental|Additional)\s+)?"
+              r"(?:Figs?\.|Figures?|Tables?|Files?|Data|Materials?|Appendix|Eqs?\.|Equations?|Movies?|Videos?|Boxes|Box)")
+_REF_ID = r"(?:S?\d+[A-Za-z]?(?:\s*[-–]\s*S?\d*[A-Za-z]?)?|[A-Z]\b)"
+_REF = rf"{_REF_LABEL}\s*{_REF_ID}(?:\s*(?:[,;&]|and)\s*{_REF_ID})*"
+_REFS = rf"(?:see\s+(?:also\s+)?)?{_REF}(?:\s*(?:[,;]|and)\s*(?:see\s+)?{_REF})*"
+
+# (name, pattern, replacement); applied in this order to the whole text.
+SUBSTITUTIONS: list[tuple[str, re.Pattern[str], str]] = [
+    # A link's address is not prose; "available at" and "see" before it go with it.
+    ("urls", re.compile(r"\s*(?:\b(?:(?:freely\s+|publicly\s+)?available\s+(?:online\s+)?(?:at|from)|accessible\s+at|"
+                        r"accessed\s+at|viewed\s+at|see|at|from|via)\s+)?(?:https?://|www\d?\.)[^\s<>\]\)]*[^\s<>\]).,;:!?'\"]",
+                        re.IGNORECASE), ""),
+    # "(Figure 1)", "(Figs. 2 and 3)", "(see Table S1)": the figure or table itself was dropped.
+    ("figure_refs", re.compile(rf"\s*\(\s*{_REFS}\s*\)"), ""),
+    # "(Figure 2; p = 0.004)" keeps what follows the reference.
+    ("figure_refs", re.compile(rf"(?<=\()\s*{_REFS}\s*[;,]\s*"), ""),
+    # "[12]", "[3-5, 9]": numbered citations that arrived as text.
+    ("bracket_citations", re.compile(r"\s*\[\d{1,3}(?:\s*[-–,]\s*\d{1,3})*\]"), ""),
+    # "( )", "[ , ]", "(see )", "(e.g., )": brackets whose citations were dropped.
+    ("empty_brackets", re.compile(r"\s*[\[(](?:\s|[,;–-]|\b(?:see|e\.g\.|i\.e\.|cf\.|and|also|reviewed\s+in)(?!\w))*[\])]",
+                                  re.IGNORECASE), ""),
+    # ",,", "; ;": the separators between dropped citations.
+    ("separator_runs", re.compile(r"([,;])(?:[ \t]*[,;])+"), r"\1"),
+    # "lipids, ." and "(2011; )": a separator left with nothing after it.
+    ("separator_runs", re.compile(r"[ \t]*[,;]+[ \t]*(?=[.!?)\]](?:\s|$))"), ""),
+]
+
+# Back matter as plain text: a heading that is nothing but its name ("Acknowledgements",
+# "2. Competing interests"), or a line opening with such a label and a colon ("Funding: ...",
+# "Corresponding Author: ..."). Whole-title matches only, so "Funding for ALS research" or
+# "Disclosure of the diagnosis" in a patient's narrative stay prose.
+_BACK_MATTER_NAME = (
+    r"(?:acknowledge?ments?|author(?:s'?|'s)?\s+contributions?|contributors|funding(?:\s+(?:information|sources?|statement))?|"
+    r"sources?\s+of\s+funding|grant\s+support|financial\s+(?:support|disclosures?)|competing\s+interests?|"
+    r"conflicts?\s+of\s+interests?(?:\s+statement)?|declaration\s+of\s+(?:competing\s+)?interests?|"
+    r"(?:editors'?\s+)?disclosures?(?:\s+statement)?|disclaimer|data\s+(?:availability|sharing)(?:\s+statement)?|"
+    r"availability\s+of\s+data(?:\s+and\s+materials?)?|(?:list\s+of\s+)?abbreviations|"
+    r"supplementary\s+(?:materials?|information|data)|supporting\s+information|corresponding\s+author|"
+    r"(?:current\s+)?author\s+addresses|reproducible\s+research\s+statement|references|bibliography)"
+)
+BACK_MATTER_HEADING = re.compile(rf"(?:\d+(?:\.\d+)*\.?\s+)?{_BACK_MATTER_NAME}:?", re.IGNORECASE)
+BACK_MATTER_LABEL = re.compile(rf"{_BACK_MATTER_NAME}:\s+\S", re.IGNORECASE)
+# Bibliography entries: two or more of these in one line.
+REFERENCE_MARKS = [
+    re.compile(r"\bet al\b\s*\.?"),
+    re.compile(r"\b(?:19|20)\d{2}\s*[;:]\s*\d+"),
+    re.compile(r"\bdoi:\s*10\.|\b10\.\d{4,}/"),
+    re.compile(r"\[PMID:?\s*\d+\]|\bPMID:?\s*\d+"),
+    re.compile(r"\b(?:Crossref|Google Scholar|PubMed|Medline)\b"),
+    re.compile(r"\b\d+\s*\(\d+\)\s*:\s*\d+|\b\d+\s*:\s*\d+\s*[-–]\s*\d+"),
+]
+
+
+def back_matter_label(line: str) -> bool:
+    return BACK_MATTER_HEADING.fullmatch(line) is not None or BACK_MATTER_LABEL.match(line) is not None
+
+
+def is_reference_entry(line: str) -> bool:
+    return sum(1 for p in REFERENCE_MARKS if p.search(line)) >= 2
+
+
+class Residue(Step):
+    """Cleans parsing debris by the rules above and counts, per source, the characters each removes
+    (``chars_removed:<source>:<rule>``). Line rules: bibliography entries go; a back-matter heading
+    or label line goes, and when one stands in the last ``TAIL_SHARE`` of a document everything
+    after it goes too (acknowledgements, contributions and disclosures close a text)."""
+
+    name = "residue"
+    TAIL_SHARE = 0.4
+
+    def count(self, log: RunLog, doc: Document, rule: str, removed: int) -> None:
+        if removed > 0:
+            log.count(self.name, f"chars_removed:{doc.source}:{rule}", removed)
+
+    def apply(self, doc: Document, log: RunLog) -> Document | None:
+        text = self.lines(doc, log)
+        for rule, pattern, replacement in SUBSTITUTIONS:
+            before = len(text)
+            text = pattern.sub(replacement, text)
+            self.count(log, doc, rule, before - len(text))
+        if text != doc.text:
+            log.count(self.name, "documents_changed:residue")
+        if not text.strip():
+            log.exclude(self.name, "document", "only_residue", doc.id, doc.text)
+            return None
+        doc.text = text
+        return doc
+
+    def lines(self, doc: Document, log: RunLog) -> str:
+        text = doc.text
+        if not _might_have_line_residue(text):
+            return text
+        lines = text.split("\n")
+        kept: list[str] = []
+        position, tail_from = 0, len(text) * (1 - self.TAIL_SHARE)
+        for i, line in enumerate(lines):
+            if line and back_matter_label(line):
+                if position >= tail_from:
+                    rest = "\n".join(lines[i:])
+                    self.count(log, doc, "back_matter", len(rest) + 1)
+                    break
+                self.count(log, doc, "back_matter", len(line) + 1)
+            elif line and is_reference_entry(line):
+                self.count(log, doc, "reference_entries", len(line) + 1)
+            else:
+                kept.append(line)
+            position += len(line) + 1
+        if len(kept) == len(lines):
+            return text
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")
+
+
+_QUICK = re.compile(rf"(?im)^(?:\d+(?:\.\d+)*\.?\s+)?{_BACK_MATTER_NAME}:|^{_BACK_MATTER_NAME}$|et al|doi|PMID")
+
+
+def _might_have_line_residue(text: str) -> bool:
+    """Most documents have no back matter or bibliography; one search spares them the line scan."""
+    return _QUICK.search(text) is not None
