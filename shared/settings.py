@@ -9,11 +9,41 @@ from __future__ import annotations
 
 import json
 import os
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A field's ``json_schema_extra`` says whether it enters the fingerprint of the stages that read
+# its section (docs/architecture.md, "Skip-if-unchanged"). Unmarked fields enter it, so a new
+# field can only cause an unneeded rerun, never a stale result.
+NOT_FINGERPRINTED: dict[str, Any] = {"fingerprint": False}
+"""How a stage runs (where, how fast, how loudly), never what it publishes: a change never reruns it."""
+
+
+def affects(*stages: str) -> dict[str, Any]:
+    """``json_schema_extra`` of a field that changes the results of these stages only (``fnmatch``
+    patterns over stage names, e.g. ``"score-*"``) though other stages read its section."""
+    return {"fingerprint": list(stages)}
+
+
+def fingerprinted(section: BaseModel, stage: str) -> dict[str, Any]:
+    """The fields of ``section`` that change what ``stage`` publishes, as JSON data (nested sections
+    recursively): every field except those marked ``NOT_FINGERPRINTED`` or ``affects`` other stages."""
+    data = section.model_dump(mode="json")
+    kept: dict[str, Any] = {}
+    for name, field in type(section).model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        mark = extra.get("fingerprint", True)
+        if mark is False or (isinstance(mark, list) and not any(fnmatchcase(stage, p) for p in mark)):
+            continue
+        if name not in data:  # exclude=True: never serialised, so never part of a result
+            continue
+        value = getattr(section, name)
+        kept[name] = fingerprinted(value, stage) if isinstance(value, BaseModel) else data[name]
+    return kept
 
 
 def cache_dir() -> Path:
@@ -45,13 +75,19 @@ class CommonSettings(BaseSettings):
         validate_default=True,
     )
 
-    store: StoreSettings = StoreSettings()
-    work_dir: Path = Field(Path("volumes/work"), description="scratch space for stage runs")
+    # The same pipeline on the local store and on MinIO gives the same fingerprints.
+    store: StoreSettings = Field(StoreSettings(), json_schema_extra=NOT_FINGERPRINTED)
+    work_dir: Path = Field(
+        Path("volumes/work"), description="scratch space for stage runs", json_schema_extra=NOT_FINGERPRINTED
+    )
     seed: int = Field(1337, description="seeds splits, sampling and training so reruns match")
     ollama_host: str = Field(
-        "http://127.0.0.1:11434", description="the Ollama server that serves als-lm and the RAG generator"
+        "http://127.0.0.1:11434", description="the Ollama server that serves als-lm and the RAG generator",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="--quiet shows warnings only")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="--quiet shows warnings only", json_schema_extra=NOT_FINGERPRINTED
+    )
 
 
 class SettingsError(ValueError):

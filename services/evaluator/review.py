@@ -18,7 +18,7 @@ import click
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.settings import EvaluatorSettings
 from services.evaluator.taxonomy import review_sample
-from shared import runs
+from shared import runs, stages
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.eval import FAILURE_MODES, SEVERITIES, SYSTEMS, Review, ScoreFile
@@ -121,8 +121,8 @@ def publish(store: ArtifactStore, settings: EvaluatorSettings, system: str, scor
         writer.put_json("sample.json", sample)
         writer.metrics.update(reviewed=len(reviews), sample=len(sample))
 
-    settings_dict = {"system": system, "sample_size": settings.eval.review_sample_size, "seed": settings.seed,
-                     "reviews_sha256": hashlib.sha256(content).hexdigest()}
+    settings_dict = stages.fingerprint_settings(f"review-{system}", settings, system=system,
+                                                reviews_sha256=hashlib.sha256(content).hexdigest())
     manifest, _ = runs.run_stage(store, f"review-{system}", settings_dict, runs.inputs_from(score_run, ["scores.json"]),
                                  body, work_dir=settings.work_dir)
     return manifest

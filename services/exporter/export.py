@@ -22,7 +22,7 @@ from services.exporter.llama import GGUFError
 from services.exporter.modelfile import render
 from services.exporter.quantize import inspect, quantize
 from services.exporter.settings import ExporterSettings
-from shared import runs
+from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.export import ExportReport, GGUFVariant
@@ -145,7 +145,7 @@ def run_export(store: ArtifactStore, settings: ExporterSettings, force: bool = F
         writer.metrics.update({f"size_{v.name}": v.size_bytes for v in variants})
         writer.metrics["max_abs_logit_diff"] = diffs
 
-    return runs.run_stage(store, "export", cfg.model_dump(mode="json"), list(refs.values()), body,
+    return runs.run_stage(store, "export", stages.fingerprint_settings("export", settings), list(refs.values()), body,
                           work_dir=settings.work_dir, force=force)
 
 

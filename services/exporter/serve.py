@@ -19,11 +19,12 @@ import psutil
 
 from services.exporter.modelfile import parameters
 from services.exporter.settings import TEMPLATE, ExportConfig, ExporterSettings
-from shared import runs
+from shared import runs, stages
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.export import ExportReport, PromptCheck, ServeReport, TagCheck
 from shared.servers import ServerError
+from shared.settings import fingerprinted
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def run_serve(store: ArtifactStore, settings: ExporterSettings, force: bool = Fa
     if export.stage != "export":
         raise RunNotFound(f"{serve.export_run!r} is a {export.stage} run, not an export run")
     # The tags get exactly what the export run's Modelfile says, whatever the settings are now.
-    cfg = ExportConfig.model_validate(export.settings)
+    # Runs published before the stage graph recorded the export section unnested.
+    cfg = ExportConfig.model_validate(export.settings.get("export", export.settings))
     report = ExportReport.model_validate_json(store.get_bytes(export.output("report.json").key))
     refs = {q: export.output(f"gguf/{cfg.model_name}-{q}.gguf") for q in cfg.quants}
     client, version = connect(serve.host, serve.timeout_s)
@@ -142,9 +144,7 @@ def run_serve(store: ArtifactStore, settings: ExporterSettings, force: bool = Fa
                 "runner_rss_bytes": c.runner_rss_bytes,
             }
 
-    # Where the server is and how long to wait for it do not change what is published.
-    settings_dict = {"export": cfg.model_dump(mode="json"),
-                     "serve": serve.model_dump(mode="json", exclude={"host", "timeout_s"})}
+    settings_dict = stages.fingerprint_settings("serve", settings, export=fingerprinted(cfg, "serve"))
     return runs.run_stage(store, "serve", settings_dict, runs.inputs_from(export, [r.name for r in refs.values()]),
                           body, work_dir=settings.work_dir, force=force)
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NOT_FINGERPRINTED, CommonSettings
 
 Quant = Literal["Q8_0", "Q5_K_M", "Q4_K_M"]
 QUANTS: tuple[str, ...] = Quant.__args__
@@ -69,7 +69,8 @@ class ExportConfig(BaseModel):
     system: str = SYSTEM_PROMPT
     ppl_max_tokens: int = Field(8192, ge=64, description="validation tokens scored for each perplexity")
     ppl_window: int = Field(256, ge=16, description="context window (tokens) for the perplexity evaluation")
-    threads: int = Field(2, ge=1, description="CPU threads for llama.cpp quantization and evaluation")
+    threads: int = Field(2, ge=1, description="CPU threads for llama.cpp quantization and evaluation",
+                         json_schema_extra=NOT_FINGERPRINTED)
 
     @field_validator("quants")
     @classmethod
@@ -89,12 +90,14 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     export_run: str = Field("export", description="the export run to serve: 'export' or 'export/<run_id>'")
-    host: str | None = Field(None, description="Ollama server URL; None = ALS_OLLAMA_HOST")
+    host: str | None = Field(None, description="Ollama server URL; None = ALS_OLLAMA_HOST",
+                             json_schema_extra=NOT_FINGERPRINTED)
     prompts: list[str] = Field(
         ["What is ALS?", "What genes are associated with ALS?"], description="verification prompts (§6.4)"
     )
     verify_tokens: int = Field(64, ge=1, description="tokens generated per verification prompt")
-    timeout_s: float = Field(300.0, gt=0, description="HTTP timeout for blob upload, create and generation")
+    timeout_s: float = Field(300.0, gt=0, description="HTTP timeout for blob upload, create and generation",
+                             json_schema_extra=NOT_FINGERPRINTED)
 
 
 class ChatConfig(BaseModel):

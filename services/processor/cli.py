@@ -9,7 +9,7 @@ import click
 
 from services.processor.settings import ProcessorSettings
 from services.processor.terms import TERMS_FILE, load_terms
-from shared import runs
+from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.corpus import TokenShardsMeta
@@ -55,9 +55,7 @@ def process(force: bool) -> None:
             + ", ".join(sorted({i.run for i in inputs}))
         )
     cfg = settings.process
-    # Workers change speed, not output, so they stay out of the fingerprint.
-    fingerprinted = {**cfg.model_dump(exclude={"workers"}), "seed": settings.seed,
-                     "medical_terms_sha256": sha256_file(TERMS_FILE)}
+    fingerprinted = stages.fingerprint_settings("process", settings, medical_terms_sha256=sha256_file(TERMS_FILE))
 
     def body(writer: RunWriter, scratch: Path) -> None:
         raw = [runs.fetch(store, ref, scratch / "raw" / ref.key) for ref in docs]
@@ -89,7 +87,7 @@ def tokenize(force: bool) -> None:
     source = runs.latest(store, "process")
     inputs = runs.inputs_from(source, ["corpus.txt", "train.jsonl", "val.jsonl"])
     cfg = settings.tokenizer
-    fingerprinted = {**cfg.model_dump(), "medical_terms_sha256": sha256_file(TERMS_FILE)}
+    fingerprinted = stages.fingerprint_settings("tokenize", settings, medical_terms_sha256=sha256_file(TERMS_FILE))
 
     def body(writer: RunWriter, scratch: Path) -> None:
         files = {ref.key.rsplit("/", 1)[1]: runs.fetch(store, ref, scratch / ref.key.rsplit("/", 1)[1])

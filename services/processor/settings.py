@@ -9,7 +9,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NOT_FINGERPRINTED, CommonSettings
 
 MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 
@@ -53,7 +53,8 @@ class ProcessConfig(BaseModel):
         VOLATILE_PATTERNS, description="name -> regex; sentences matching any are removed (§2.3 step 3)"
     )
     workers: int = Field(
-        1, ge=1, le=64, description="processes for the per-document steps; does not change the output"
+        1, ge=1, le=64, description="processes for the per-document steps; does not change the output",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
 
     @field_validator("volatile_patterns")

@@ -6,7 +6,6 @@ An interrupted crawl keeps its state under the job directory; the same command r
 
 from __future__ import annotations
 
-import json
 import logging
 
 import click
@@ -17,6 +16,7 @@ from services.scraper.settings import ScraperSettings
 from shared.manifest import InputRef, Manifest
 from shared.runs import fingerprint, run_stage
 from shared.settings import load
+from shared.stages import fingerprint_settings
 from shared.store import ArtifactStore, open_store, sha256_file
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def publish_sample(store: ArtifactStore, settings: ScraperSettings, force: bool)
     def body(writer, scratch):
         publish(writer, scratch, docs, [], shard_documents=settings.scrape.shard_documents)
 
-    return run_stage(store, "scrape-sample", {"shard_documents": settings.scrape.shard_documents},
+    return run_stage(store, "scrape-sample", fingerprint_settings("scrape-sample", settings),
                      [bundled(f) for f in files], body, work_dir=settings.work_dir, force=force)
 
 
@@ -45,12 +45,7 @@ def publish_crawl(store: ArtifactStore, settings: ScraperSettings, spider: str, 
 
     cfg = settings.scrape
     stage = f"scrape-{spider}"
-    section = getattr(cfg, spider)
-    run_settings = {
-        "max_documents": cfg.max_documents,
-        "user_agent": cfg.user_agent,
-        spider: json.loads(section.model_dump_json(exclude={"sources_file"})),
-    }
+    run_settings = fingerprint_settings(stage, settings)
     inputs = [bundled(cfg.web.sources_file)] if spider in ("web", "wikipedia") else []
     job_holder: list[JobStore] = []
 

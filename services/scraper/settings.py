@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NOT_FINGERPRINTED, CommonSettings, affects
 
 HERE = Path(__file__).resolve().parent
+CRAWLS = ("scrape-pmc", "scrape-clinicaltrials", "scrape-web", "scrape-wikipedia")
 
 # §2.2.1: MeSH and keyword combinations.
 PMC_QUERIES = [
@@ -39,10 +40,14 @@ class PmcConfig(BaseModel):
     )
     search_batch: int = Field(500, ge=1, le=10_000, description="esearch retmax: ids per page (§2.2.1)")
     fetch_batch: int = Field(50, ge=1, le=200, description="ids per efetch request")
-    requests_per_second: float = Field(3.0, gt=0, le=3.0, description="NCBI's limit without an API key")
-    requests_per_second_with_key: float = Field(10.0, gt=0, le=10.0, description="NCBI's limit with a key")
-    tool: str = Field("als-lm", description="the `tool` parameter NCBI asks every client to send")
-    email: str | None = Field(None, description="the `email` parameter NCBI uses to contact heavy users")
+    requests_per_second: float = Field(3.0, gt=0, le=3.0, description="NCBI's limit without an API key",
+                                       json_schema_extra=NOT_FINGERPRINTED)
+    requests_per_second_with_key: float = Field(10.0, gt=0, le=10.0, description="NCBI's limit with a key",
+                                                json_schema_extra=NOT_FINGERPRINTED)
+    tool: str = Field("als-lm", description="the `tool` parameter NCBI asks every client to send",
+                      json_schema_extra=NOT_FINGERPRINTED)
+    email: str | None = Field(None, description="the `email` parameter NCBI uses to contact heavy users",
+                              json_schema_extra=NOT_FINGERPRINTED)
 
 
 class ClinicalTrialsConfig(BaseModel):
@@ -52,48 +57,62 @@ class ClinicalTrialsConfig(BaseModel):
     condition: str = Field("amyotrophic lateral sclerosis", description="query.cond (§2.2.2)")
     page_size: int = Field(100, ge=1, le=1000, description="studies per page (the API's maximum is 1000)")
     requests_per_second: float = Field(
-        0.8, gt=0, le=10.0, description="the API allows about 50 requests a minute per client"
+        0.8, gt=0, le=10.0, description="the API allows about 50 requests a minute per client",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
 
 
 class WebConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sources_file: Path = Field(HERE / "sources.yaml", description="the curated list (URL, category, licence, ethics)")
+    sources_file: Path = Field(HERE / "sources.yaml", description="the curated list (URL, category, licence, ethics)",
+                               json_schema_extra=NOT_FINGERPRINTED)  # its content is a run input
     min_text_chars: int = Field(
         400, ge=1, description="a page whose main text is shorter is rejected (error page served with 200)"
     )
-    requests_per_second: float = Field(1.0, gt=0, le=10.0, description="per site")
+    requests_per_second: float = Field(1.0, gt=0, le=10.0, description="per site", json_schema_extra=NOT_FINGERPRINTED)
 
 
 class WikipediaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_url: str = Field("https://en.wikipedia.org/w/api.php", description="MediaWiki action API endpoint")
-    maxlag: int = Field(5, ge=0, description="MediaWiki's maxlag: back off when replicas lag (API etiquette)")
-    requests_per_second: float = Field(2.0, gt=0, le=10.0, description="requests are serial, as the etiquette asks")
+    maxlag: int = Field(5, ge=0, description="MediaWiki's maxlag: back off when replicas lag (API etiquette)",
+                        json_schema_extra=NOT_FINGERPRINTED)
+    requests_per_second: float = Field(2.0, gt=0, le=10.0, description="requests are serial, as the etiquette asks",
+                                       json_schema_extra=NOT_FINGERPRINTED)
 
 
 class ScrapeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_documents: int | None = Field(None, ge=1, description="stop after this many documents; None = all")
+    max_documents: int | None = Field(None, ge=1, description="stop after this many documents; None = all",
+                                      json_schema_extra=affects(*CRAWLS))
     job_dir: Path | None = Field(
-        None, description="resumable crawl state; None = <work_dir>/scrape-jobs. Removed once a run is published"
+        None, description="resumable crawl state; None = <work_dir>/scrape-jobs. Removed once a run is published",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
-    user_agent: str = Field("ALS-LM research crawler (+https://github.com/als-lm)", min_length=1)
-    ncbi_api_key: SecretStr | None = Field(None, description="raises the PMC rate to 10 requests/s")
-    retry_times: int = Field(5, ge=0, description="retries of 429/5xx and network errors")
-    backoff_base: float = Field(1.0, ge=0, description="first retry waits this many seconds, then doubles")
-    backoff_max: float = Field(60.0, ge=0, description="longest wait between retries, Retry-After included")
-    autothrottle_max_delay: float = Field(30.0, gt=0, description="AutoThrottle's ceiling on the delay, seconds")
-    download_timeout: float = Field(60.0, gt=0)
+    # robots.txt rules and some sites' answers depend on the user agent
+    user_agent: str = Field("ALS-LM research crawler (+https://github.com/als-lm)", min_length=1,
+                            json_schema_extra=affects(*CRAWLS))
+    ncbi_api_key: SecretStr | None = Field(None, description="raises the PMC rate to 10 requests/s",
+                                           json_schema_extra=NOT_FINGERPRINTED)
+    retry_times: int = Field(5, ge=0, description="retries of 429/5xx and network errors",
+                             json_schema_extra=NOT_FINGERPRINTED)
+    backoff_base: float = Field(1.0, ge=0, description="first retry waits this many seconds, then doubles",
+                                json_schema_extra=NOT_FINGERPRINTED)
+    backoff_max: float = Field(60.0, ge=0, description="longest wait between retries, Retry-After included",
+                               json_schema_extra=NOT_FINGERPRINTED)
+    autothrottle_max_delay: float = Field(30.0, gt=0, description="AutoThrottle's ceiling on the delay, seconds",
+                                          json_schema_extra=NOT_FINGERPRINTED)
+    download_timeout: float = Field(60.0, gt=0, json_schema_extra=NOT_FINGERPRINTED)
     shard_documents: int = Field(5000, ge=1, description="documents per published docs/part-NNNNN.jsonl")
-    sample_dir: Path = Field(HERE / "sample", description="the bundled sample corpus (*.jsonl)")
-    pmc: PmcConfig = PmcConfig()
-    clinicaltrials: ClinicalTrialsConfig = ClinicalTrialsConfig()
-    web: WebConfig = WebConfig()
-    wikipedia: WikipediaConfig = WikipediaConfig()
+    sample_dir: Path = Field(HERE / "sample", description="the bundled sample corpus (*.jsonl)",
+                             json_schema_extra=NOT_FINGERPRINTED)  # its files are run inputs
+    pmc: PmcConfig = Field(PmcConfig(), json_schema_extra=affects("scrape-pmc"))
+    clinicaltrials: ClinicalTrialsConfig = Field(ClinicalTrialsConfig(), json_schema_extra=affects("scrape-clinicaltrials"))
+    web: WebConfig = Field(WebConfig(), json_schema_extra=affects("scrape-web"))
+    wikipedia: WikipediaConfig = Field(WikipediaConfig(), json_schema_extra=affects("scrape-wikipedia"))
 
     @model_validator(mode="after")
     def _backoff_order(self) -> ScrapeConfig:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import NOT_FINGERPRINTED, CommonSettings
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -44,7 +44,8 @@ class TrainConfig(BaseModel):
     eval_interval: int = Field(500, gt=0, description="steps between validation losses")
     eval_batches: int = Field(20, gt=0, description="micro-batches per validation loss")
     checkpoint_interval: int = Field(1000, gt=0, description="steps between checkpoints")
-    keep_checkpoints: int = Field(3, gt=0, description="recent checkpoints kept besides the best")
+    keep_checkpoints: int = Field(3, gt=0, description="recent checkpoints kept besides the best",
+                                  json_schema_extra=NOT_FINGERPRINTED)
     early_stopping_patience: int = Field(5, ge=0, description="evaluations without improvement; 0 = never")
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
@@ -60,7 +61,8 @@ class TrainConfig(BaseModel):
         None, gt=0, description="device peak for MFU; None = known GPUs' bf16 dense peak, empty on CPU"
     )
     checkpoint_dir: Path | None = Field(
-        None, description="None = <work_dir>/train/<lineage>; resume picks its last complete checkpoint"
+        None, description="None = <work_dir>/train/<lineage>; resume picks its last complete checkpoint",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
     resume: bool = Field(True, description="continue from the last complete checkpoint when there is one")
 

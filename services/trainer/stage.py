@@ -19,7 +19,7 @@ from services.trainer import monitor
 from services.trainer.data import unigram_loss
 from services.trainer.settings import TrainerSettings
 from services.trainer.train import Trainer, export_model, init_distributed, model_config, resolve_device
-from shared import runs
+from shared import runs, stages
 from shared.manifest import Manifest
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
@@ -43,7 +43,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
     store = open_store(settings.store)
     tokenize = runs.latest(store, "tokenize")
     inputs = runs.inputs_from(tokenize, INPUTS)
-    stage_settings = {"train": cfg.model_dump(mode="json"), "seed": settings.seed}
+    stage_settings = stages.fingerprint_settings("train", settings)
 
     init_distributed(device)
     rank = dist.get_rank()

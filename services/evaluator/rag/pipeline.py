@@ -18,9 +18,9 @@ from chromadb.api.models.Collection import Collection
 from services.evaluator.rag import generate, index
 from services.evaluator.rag.chunking import chunk_documents
 from services.evaluator.rag.embeddings import Embedder
-from services.evaluator.settings import EvaluatorSettings, RagConfig
+from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
-from shared import runs
+from shared import runs, stages
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.corpus import CleanDocument
@@ -47,11 +47,6 @@ def prompt(question: str, chunks: list[RetrievedChunk]) -> str:
         f"[{i}] {c.title or 'untitled'} (source: {c.source_id})\n{c.text}" for i, c in enumerate(chunks, 1)
     )
     return PROMPT.format(retrieved_chunks=context, query=question)
-
-
-def index_settings(cfg: RagConfig) -> dict:
-    """What the index depends on; retrieval and generation settings do not change it."""
-    return cfg.model_dump(include={"chunk_tokens", "chunk_overlap", "embedding_model", "collection"})
 
 
 def run_index(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False) -> tuple[Manifest, bool]:
@@ -91,7 +86,7 @@ def run_index(store: ArtifactStore, settings: EvaluatorSettings, force: bool = F
             chunks_per_s=round(len(chunks) / seconds, 2), tokens_per_s=round(tokens / seconds, 1),
         )
 
-    return runs.run_stage(store, STAGE, index_settings(cfg), inputs, body, work_dir=settings.work_dir,
+    return runs.run_stage(store, STAGE, stages.fingerprint_settings(STAGE, settings), inputs, body, work_dir=settings.work_dir,
                           force=force)
 
 

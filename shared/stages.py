@@ -1,0 +1,149 @@
+"""The stage graph: one declaration per stage, the single place that says which stage reads which.
+
+Stages still meet only in the artifact store; this module writes down the flow they follow, so
+the missing-run hints, the settings that enter each fingerprint, the table in
+docs/architecture.md and ``als-lm artifacts trace`` all come from the same declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.schemas.corpus import CleanDocument, RawDocument, TokenShardsMeta
+from shared.schemas.eval import SYSTEMS, Response, Review, ScoreFile
+from shared.schemas.export import ExportReport, ServeReport
+from shared.settings import fingerprinted
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output a stage publishes: a name inside its run (``*`` for numbered parts) and, where the
+    artifact crosses a service boundary, the schema its content validates against."""
+
+    name: str
+    schema: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True)
+class Reads:
+    """An upstream stage (a pattern: ``scrape-*`` is every scraper) and the outputs read from it."""
+
+    stage: str
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    command: str
+    """What runs it: the arguments after ``als-lm``."""
+    service: str
+    """The service (and image) that runs it; its settings class holds the sections below."""
+    reads: tuple[Reads, ...]
+    writes: tuple[Output, ...]
+    settings: tuple[str, ...]
+    """Settings sections (or common fields) whose fields enter the fingerprint, except fields marked
+    ``NOT_FINGERPRINTED`` or ``affects`` other stages (shared/settings.py)."""
+    optional: bool = False
+    """Not needed downstream: a missing run of it leaves a part out instead of stopping a stage."""
+
+
+SCRAPERS = ("sample", "pmc", "clinicaltrials", "web", "wikipedia")
+REVIEWED = ("scratch", "rag")  # the systems `als-lm eval review` samples
+
+_SCRAPE = tuple(
+    Stage(f"scrape-{source}", f"scrape {source}", "scraper", (),
+          (Output("docs/part-*.jsonl", RawDocument), Output("rejected.jsonl")), ("scrape",))
+    for source in SCRAPERS
+)
+
+_PIPELINE = (
+    Stage("process", "process", "processor",
+          (Reads("scrape-*", ("docs/part-*.jsonl", "rejected.jsonl")),),
+          (Output("train.jsonl", CleanDocument), Output("val.jsonl", CleanDocument), Output("corpus.txt"),
+           Output("excluded.jsonl"), Output("stats.md"), Output("stats.json")),
+          ("process", "seed")),
+    Stage("tokenize", "tokenize", "processor",
+          (Reads("process", ("corpus.txt", "train.jsonl", "val.jsonl")),),
+          (Output("tokenizer.json"), Output("validation.md"), Output("validation.json"), Output("train.bin"),
+           Output("val.bin"), Output("meta.json", TokenShardsMeta)),
+          ("tokenizer",)),
+    Stage("train", "train", "trainer",
+          (Reads("tokenize", ("train.bin", "val.bin", "meta.json", "tokenizer.json")),),
+          (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png")),
+          ("train", "seed")),
+    Stage("export", "export run", "exporter",
+          (Reads("train", ("model.pt", "tokenizer.json")), Reads("tokenize", ("val.bin",))),
+          (Output("hf/*"), Output("gguf/*.gguf"), Output("Modelfile"), Output("report.json", ExportReport),
+           Output("report.md")),
+          ("export",)),
+    Stage("serve", "export ollama", "exporter",
+          (Reads("export", ("gguf/*.gguf",)),),
+          (Output("report.json", ServeReport), Output("report.md")),
+          ("serve",)),
+    Stage("rag-index", "rag index", "evaluator",
+          (Reads("process", ("train.jsonl", "val.jsonl")),),
+          (Output("chunks.jsonl"), Output("chroma/*")),
+          ("rag",)),
+)
+
+_EVAL_READS = {
+    "scratch": (Reads("serve", ("report.json",)),),
+    "rag": (Reads("rag-index", ("chunks.jsonl", "chroma/*")),),
+    "closed_book": (),  # the RAG generator without retrieved context: it reads nothing published
+}
+_EVAL_WRITES = {"rag": (Output("responses.jsonl", Response), Output("retrieval.json"))}
+
+_EVALUATION = (
+    *(Stage(f"eval-{system}", f"eval run --system {system}", "evaluator", _EVAL_READS[system],
+            _EVAL_WRITES.get(system, (Output("responses.jsonl", Response),)),
+            ("eval", "seed") if system == "scratch" else ("eval", "rag", "seed"))
+      for system in SYSTEMS),
+    *(Stage(f"score-{system}", f"eval score --system {system}", "evaluator",
+            (Reads(f"eval-{system}", ("responses.jsonl",)), Reads("process", ("corpus.txt",))),
+            (Output("scores.json", ScoreFile),),
+            ("eval",))
+      for system in SYSTEMS),
+    *(Stage(f"review-{system}", f"eval review --system {system}", "evaluator",
+            (Reads(f"score-{system}", ("scores.json",)),),
+            (Output("reviews.jsonl", Review), Output("sample.json")),
+            ("eval", "seed"), optional=True)
+      for system in REVIEWED),
+    Stage("report", "report", "evaluator",
+          (Reads("score-*", ("scores.json",)), Reads("eval-*", ("responses.jsonl",)), Reads("process", ("corpus.txt",)),
+           Reads("review-*", ("reviews.jsonl",))),
+          (Output("report.md"), Output("report.html"), Output("report.json"), Output("charts/*.png")),
+          ("eval",)),
+)
+
+STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION)}
+
+
+def declared(name: str) -> Stage | None:
+    """The declaration of stage ``name``, or None for a stage nobody declared (hand-made runs)."""
+    return STAGES.get(name)
+
+
+def matching(pattern: str) -> list[Stage]:
+    """The declared stages a ``Reads.stage`` pattern (or a stage name) names."""
+    return [s for s in STAGES.values() if fnmatchcase(s.name, pattern)]
+
+
+def fingerprint_settings(stage: str, settings: BaseModel, **derived: Any) -> dict[str, Any]:
+    """The settings a run of ``stage`` records and fingerprints: the result-affecting fields of the
+    sections it declares, plus values derived at run time (a model's digest, a data file's hash)."""
+    sections = set(STAGES[stage].settings)
+    return {**{k: v for k, v in fingerprinted(settings, stage).items() if k in sections}, **derived}
+
+
+def hint(stage: str) -> str:
+    """How to produce a run of ``stage``: names a real command (tests/foundation/test_stages.py)."""
+    found = STAGES.get(stage)
+    if found is None:
+        family = matching(stage.split("-", 1)[0] + "-*")
+        return f"run `als-lm {family[0].command.split()[0]}` first" if family else "publish it first"
+    return f"run `als-lm {found.command}` first"

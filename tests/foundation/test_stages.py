@@ -1,0 +1,114 @@
+"""The stage graph (shared/stages.py): fingerprints built from the fields, hints that name real
+commands, reads that name declared outputs."""
+
+from __future__ import annotations
+
+import typing
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, SecretStr
+
+from als_lm.config_cmd import settings_class
+from shared import stages
+
+
+def _leaves(model: BaseModel, path: tuple[str, ...] = ()):
+    """(path, field, marks along the path) for every non-section field under ``model``."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if isinstance(value, BaseModel):
+            for sub_path, sub_field, marks in _leaves(value, (*path, name)):
+                yield sub_path, sub_field, [extra.get("fingerprint", True), *marks]
+        else:
+            yield (*path, name), field, [extra.get("fingerprint", True)]
+
+
+def _other(value, annotation):
+    """A different value of the field's type (validation is bypassed, serialisation is not)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return next(a for a in args if a != value)
+    if value is None:
+        choice = args[0]
+        if typing.get_origin(choice) is typing.Literal:
+            return typing.get_args(choice)[0]
+        return {int: 1, float: 1.5, bool: True, str: "x", Path: Path("x"), SecretStr: SecretStr("x")}[choice]
+    for kind, change in ((bool, lambda v: not v), (int, lambda v: v + 1), (float, lambda v: v * 2 + 1),
+                         (str, lambda v: v + "x"), (Path, lambda v: v / "x"),
+                         (list, lambda v: [*v, v[0]] if v else ["x"]), (dict, lambda v: {**v, "x": "y"})):
+        if isinstance(value, kind):
+            return change(value)
+    raise AssertionError(f"no changed value for {value!r}: extend _other")
+
+
+def _replaced(model: BaseModel, path: tuple[str, ...], value) -> BaseModel:
+    inner = value if len(path) == 1 else _replaced(getattr(model, path[0]), path[1:], value)
+    return model.model_copy(update={path[0]: inner})
+
+
+def _affects(marks: list, stage: str) -> bool:
+    return all(m is True or (m is not False and any(fnmatchcase(stage, p) for p in m)) for m in marks)
+
+
+@pytest.mark.parametrize("name", list(stages.STAGES))
+def test_every_result_affecting_field_changes_the_fingerprint_and_no_other_does(name):
+    stage = stages.STAGES[name]
+    settings = settings_class(stage.service)()
+    base = stages.fingerprint_settings(name, settings)
+    checked = 0
+    for path, field, marks in _leaves(settings):
+        changed = stages.fingerprint_settings(name, _replaced(settings, path, _other(
+            _get(settings, path), field.annotation)))
+        expected = path[0] in stage.settings and _affects(marks, name)
+        where = ".".join(path)
+        if expected:
+            checked += 1
+            assert changed != base, f"{name}: {where} changes results but is not in its fingerprint"
+        else:
+            assert changed == base, f"{name}: {where} is marked as not changing its results, yet reruns it"
+    assert checked, f"{name} fingerprints no setting at all"
+
+
+def _get(model: BaseModel, path: tuple[str, ...]):
+    for name in path:
+        model = getattr(model, name)
+    return model
+
+
+def test_a_changed_ollama_host_worker_count_or_store_never_reruns_a_stage():
+    processor = settings_class("processor")()
+    assert stages.fingerprint_settings("process", processor) == stages.fingerprint_settings(
+        "process", processor.model_copy(update={"process": processor.process.model_copy(update={"workers": 8}),
+                                                "work_dir": Path("/elsewhere")}))
+    exporter = settings_class("exporter")()
+    moved = exporter.model_copy(update={"ollama_host": "http://ollama:11434",
+                                        "serve": exporter.serve.model_copy(update={"host": "http://ollama:11434"})})
+    assert stages.fingerprint_settings("serve", exporter) == stages.fingerprint_settings("serve", moved)
+
+
+def test_every_affects_marker_names_a_declared_stage():
+    for service in {s.service for s in stages.STAGES.values()}:
+        for path, _, marks in _leaves(settings_class(service)()):
+            for mark in marks:
+                for pattern in mark if isinstance(mark, list) else []:
+                    assert stages.matching(pattern), f"{'.'.join(path)} affects {pattern!r}, which no stage is"
+
+
+def test_declared_sections_exist_in_the_stage_service_settings():
+    for stage in stages.STAGES.values():
+        fields = settings_class(stage.service).model_fields
+        assert set(stage.settings) <= set(fields), f"{stage.name} declares sections its service lacks"
+
+
+def test_every_read_names_a_declared_stage_and_one_of_its_outputs():
+    for stage in stages.STAGES.values():
+        for read in stage.reads:
+            upstream = stages.matching(read.stage)
+            assert upstream, f"{stage.name} reads {read.stage!r}, which no stage is"
+            for up in upstream:
+                written = {o.name for o in up.writes}
+                for name in read.outputs:
+                    assert name in written, f"{stage.name} reads {name} of {up.name}, which writes {sorted(written)}"
