@@ -5,21 +5,23 @@ served app's privacy settings."""
 from __future__ import annotations
 
 import httpx
+import pandas as pd
 import pytest
 
 from services.evaluator.score import score_stage
-from services.evaluator.ui import benchmark, review
+from services.evaluator.ui import benchmark, review, training
 from services.evaluator.ui.app import launch
 from services.evaluator.ui.settings import UISettings
 from shared import runs
 from shared.schemas.eval import Response
+from shared.schemas.model import METRICS_COLUMNS, MetricsRow
 from shared.servers import free_port
 from shared.settings import load
 from shared.store import LocalStore
 from tests.ui.conftest import publish_corpus
 
 ANSWERS = {
-    "scratch": {"drug-001": "Riluzole does not affect glutamate. It is combined with zorbalimab.",
+    "scratch": {"drug-001": "Riluzole does not inhibit glutamate release. It is combined with zorbalimab.",
                 "gene-001": "SOD1 was the first gene linked to ALS, found in familial ALS in 1993."},
     "rag": {"drug-001": "Riluzole protects neurons from glutamate excitotoxicity and blocks sodium channels.",
             "gene-001": "The context does not say."},
@@ -55,6 +57,42 @@ def test_benchmark_table_filters_and_shows_a_marked_answer(scored):
     answer, facts = benchmark.detail(loaded, "scratch", "drug-001")
     assert '<mark class="negated"' in answer and '<mark class="fabricated"' in answer
     assert "zorbalimab" in facts
+
+
+def test_benchmark_rates_carry_their_interval_and_n_for_the_rows_shown(scored):
+    settings, store = scored
+    loaded = benchmark.load(store, [], {}, settings.work_dir / "ui", settings.seed)
+    summary = loaded.summary()
+    rag = loaded.table[loaded.table.system == "rag"]
+    assert f"**rag**: mean accuracy {100 * rag.accuracy.mean():.1f} % (n=2, no interval: fewer than 5 items)" in summary
+    assert "fabricated names 50.0 % (n=2" in summary.split("**rag**")[0]  # scratch invented zorbalimab
+    many = pd.concat([loaded.table] * 5, ignore_index=True)  # 10 rows per system: intervals defined
+    shown = benchmark.figures(many[many.system == "scratch"], settings.seed)["scratch"]
+    assert shown["accuracy"].n == 10 and shown["accuracy"].low <= shown["accuracy"].estimate <= shown["accuracy"].high
+    assert shown["fabricated"].estimate == 0.5
+    assert shown["accuracy"] == benchmark.figures(many, settings.seed)["scratch"]["accuracy"]  # same seed, same CI
+
+
+def test_training_page_lists_stored_train_runs_and_plots_their_metrics(scored):
+    settings, store = scored
+    assert training.choices(store) == [(training.LIVE_LABEL, training.LIVE)]
+    rows = [MetricsRow(step=s, train_loss=5.0 - s / 10, val_loss=4.5 if s == 20 else None, lr=1e-3,
+                       tokens_seen=s * 512, tokens_per_s=900.0, elapsed_s=s * 0.5) for s in (10, 20)]
+    csv = ",".join(METRICS_COLUMNS) + "\n" + "".join(",".join(r.csv_cells()) + "\n" for r in rows)
+
+    def body(writer, scratch):
+        writer.put_bytes("metrics.csv", csv.encode())
+        writer.metrics.update(preset="tiny", steps=20, best_val_loss=4.5)
+
+    manifest, _ = runs.run_stage(store, "train", {"preset": "tiny"}, [], body, work_dir=settings.work_dir)
+    (live, stored) = training.choices(store)
+    assert live[1] == training.LIVE and stored == (f"{manifest.run} (tiny · 20 steps · best val loss 4.500)",
+                                                   manifest.run)
+    loss, lr, _, status = training.stored_curves(store, manifest.run, settings.work_dir / "ui")
+    assert list(loss[loss.series == "train_loss"].value) == [4.0, 3.0] and list(lr.step) == [10, 20]
+    assert status.startswith(f"`{manifest.run}` · step **20**") and "best val loss 4.5" in status
+    *_, missing = training.stored_curves(store, "train/nope", settings.work_dir / "ui")
+    assert missing.startswith("⚠") and "train/nope" in missing
 
 
 def test_review_saves_each_item_and_resumes_where_it_stopped(scored):

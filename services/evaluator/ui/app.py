@@ -13,7 +13,7 @@ import logging
 import gradio as gr
 
 from services.evaluator.inputs import load_benchmark
-from services.evaluator.ui import benchmark, handlers, highlight, review
+from services.evaluator.ui import benchmark, handlers, highlight, review, training
 from services.evaluator.ui.backends import RAG, SCRATCH, Backends
 from services.evaluator.ui.scorer import AnswerScorer
 from services.evaluator.ui.settings import UISettings
@@ -23,6 +23,7 @@ from shared.store import ArtifactStore, open_store
 log = logging.getLogger(__name__)
 
 GENERATE = "generate"  # the concurrency group of every event that asks a model
+MAX_LINES = 8  # question boxes: lines=1 makes Enter send; Shift+Enter adds lines up to this height
 
 
 def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
@@ -42,8 +43,9 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=3):
                         conversation = gr.Chatbot(label="Conversation", height=380, elem_id="chat-conversation")
-                        question = gr.Textbox(label="Question", placeholder="What is the mechanism of riluzole?",
-                                              lines=2, elem_id="chat-question")
+                        question = gr.Textbox(label="Question (Enter sends, Shift+Enter adds a line)",
+                                              placeholder="What is the mechanism of riluzole?",
+                                              lines=1, max_lines=MAX_LINES, elem_id="chat-question")
                         with gr.Row():
                             ask = gr.Button("Ask", variant="primary", elem_id="chat-ask")
                             clear = gr.Button("Clear")
@@ -67,7 +69,8 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 with gr.Row():
                     pick = gr.Dropdown([(f"{i.id}: {i.question}", i.question) for i in items], value=None,
                                        label="Benchmark question (or type your own below)", elem_id="compare-pick")
-                c_question = gr.Textbox(label="Question", lines=2, elem_id="compare-question")
+                c_question = gr.Textbox(label="Question (Enter sends, Shift+Enter adds a line)", lines=1,
+                                        max_lines=MAX_LINES, elem_id="compare-question")
                 c_ask = gr.Button("Compare", variant="primary", elem_id="compare-ask")
                 c_status = gr.Markdown(elem_id="compare-status")
                 gr.HTML(highlight.legend_html())
@@ -85,8 +88,8 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 pick.change(lambda q: q, pick, c_question, api_name=False)
                 compare_fn = functools.partial(handlers.compare, backends, scorer, by_question,
                                                cfg.max_question_chars)
-                c_ask.click(compare_fn, c_question, [s_answer, s_facts, r_answer, r_facts, c_sources, c_status],
-                            api_name="compare", **limits)
+                gr.on([c_ask.click, c_question.submit], compare_fn, c_question,
+                      [s_answer, s_facts, r_answer, r_facts, c_sources, c_status], api_name="compare", **limits)
 
             with gr.Tab("Benchmark", id="benchmark"):
                 evaluation = gr.State()
@@ -103,6 +106,7 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                                         elem_id="bench-run-limit")
                     run = gr.Button("Run and score", elem_id="bench-run")
                 b_status = gr.Markdown(elem_id="bench-status")
+                b_figures = gr.Markdown(elem_id="bench-figures")
                 table = gr.Dataframe(headers=benchmark.COLUMNS, interactive=False, wrap=True, max_height=420,
                                      elem_id="bench-table")
                 gr.Markdown("Select a row to see its answer with the key facts marked.")
@@ -112,15 +116,19 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 charts = gr.Gallery(label="Report charts", columns=3, elem_id="bench-charts")
                 filters = [f_system, f_category, f_mode]
 
+                def shown_figures(table):
+                    return f"Rows shown — {benchmark.figures_markdown(table, settings.seed)}" if len(table) else ""
+
                 def load_latest(system_, category_, mode_):
-                    loaded = benchmark.load(store, items, review.all_reviews(store, settings), cache)
-                    return (loaded, benchmark.filter_table(loaded.table, system_, category_, mode_),
-                            [str(p) for p in loaded.charts], loaded.summary())
+                    loaded = benchmark.load(store, items, review.all_reviews(store, settings), cache, settings.seed)
+                    shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
+                    return loaded, shown, [str(p) for p in loaded.charts], loaded.summary(), shown_figures(shown)
 
                 def refilter(loaded, system_, category_, mode_):
                     if loaded is None:
-                        return gr.skip()
-                    return benchmark.filter_table(loaded.table, system_, category_, mode_)
+                        return gr.skip(), gr.skip()
+                    shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
+                    return shown, shown_figures(shown)
 
                 def show_row(loaded, evt: gr.SelectData):
                     if loaded is None or evt.row_value is None:
@@ -130,20 +138,25 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
 
                 def run_then_load(system_, limit_, *filter_values):
                     status = benchmark.run_and_score(store, settings, system_, int(limit_ or 0) or None)
-                    loaded, shown, gallery, summary = load_latest(*filter_values)
-                    return loaded, shown, gallery, f"{status}\n\n{summary}"
+                    loaded, shown, gallery, summary, shown_text = load_latest(*filter_values)
+                    return loaded, shown, gallery, f"{status}\n\n{summary}", shown_text
 
-                load.click(load_latest, filters, [evaluation, table, charts, b_status], api_name="benchmark")
-                run.click(run_then_load, [r_system, r_limit, *filters], [evaluation, table, charts, b_status],
+                loaded_outputs = [evaluation, table, charts, b_status, b_figures]
+                load.click(load_latest, filters, loaded_outputs, api_name="benchmark")
+                run.click(run_then_load, [r_system, r_limit, *filters], loaded_outputs,
                           api_name="benchmark_run", concurrency_limit=1)
                 for f in filters:
-                    f.change(refilter, [evaluation, *filters], table, api_name=False)
+                    f.change(refilter, [evaluation, *filters], [table, b_figures], api_name=False)
                 table.select(show_row, evaluation, [b_answer, b_facts], api_name=False)
 
             with gr.Tab("Review", id="review"):
                 review.page(settings, store, items)
 
             with gr.Tab("Training", id="training"):
+                with gr.Row():
+                    t_run = gr.Dropdown([(training.LIVE_LABEL, training.LIVE)], value=training.LIVE,
+                                        label="Training run", elem_id="train-run", scale=3)
+                    t_rescan = gr.Button("Find stored runs", elem_id="train-rescan", scale=1)
                 t_path = gr.Textbox(label="Live metrics CSV (the trainer's metrics.csv; empty: the newest one)",
                                     elem_id="train-path")
                 t_status = gr.Markdown(elem_id="train-status")
@@ -153,15 +166,28 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                     tput = gr.LinePlot(x="step", y="value", color="series", title="tokens / s", height=280)
                 timer = gr.Timer(cfg.training_refresh_s)
 
-                def refresh(path: str):
-                    """Reread the CSV; an empty path finds the newest run's, which may start after the UI."""
+                def show(run_: str, path: str):
+                    """A stored run's curves, or the live CSV reread (an empty path finds the newest run's,
+                    which may start after the UI)."""
+                    if run_ != training.LIVE:
+                        return (gr.skip(), *training.stored_curves(store, run_, cache))
                     found = path or str(handlers.find_metrics_csv(cfg.metrics_csv, settings.work_dir) or "")
                     return (gr.skip() if path else found, *handlers.training_curves(found))
 
+                def tick(run_: str, path: str):
+                    """Only the live CSV changes; a stored run is drawn once."""
+                    return show(run_, path) if run_ == training.LIVE else (gr.skip(),) * 5
+
+                def rescan():
+                    return gr.update(choices=training.choices(store))
+
                 outputs = [t_path, loss, lr, tput, t_status]
-                timer.tick(refresh, t_path, outputs, api_name=False, show_progress="hidden")
-                t_path.submit(refresh, t_path, outputs, api_name="training")
-                demo.load(refresh, t_path, outputs, api_name=False)
+                timer.tick(tick, [t_run, t_path], outputs, api_name=False, show_progress="hidden")
+                t_path.submit(show, [t_run, t_path], outputs, api_name="training")
+                t_run.change(show, [t_run, t_path], outputs, api_name=False)
+                t_rescan.click(rescan, None, t_run, api_name=False)
+                demo.load(rescan, None, t_run, api_name=False)
+                demo.load(show, [t_run, t_path], outputs, api_name=False)
     return demo
 
 

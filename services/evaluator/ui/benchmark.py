@@ -3,6 +3,8 @@
 Everything comes from published runs (``score-<system>``, the ``eval-<system>`` responses they
 scored, ``report``), fetched and verified like any stage input. A failure mode is the reviewer's
 when the item was reviewed, otherwise the taxonomy's automatic proxy, and the table says which.
+Every rate on the page carries its 95 % bootstrap interval and n (``services/evaluator/stats.py``),
+recomputed for the rows the filters leave.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from services.evaluator import taxonomy
+from services.evaluator import stats, taxonomy
 from services.evaluator.inputs import load_responses
 from services.evaluator.runner import run_eval
 from services.evaluator.score import score_stage
@@ -30,20 +32,39 @@ COLUMNS = ["system", "id", "category", "accuracy", "facts", "fabricated", "hedge
            "failure_mode", "label", "question"]
 
 
+FIGURES = {"accuracy": "mean accuracy", "fabricated": "fabricated names", "hedged": "hedged"}
+
+
+def figures(table: pd.DataFrame, seed: int = stats.SEED) -> dict[str, dict[str, stats.Interval]]:
+    """Per system in ``table``: mean accuracy and the fabrication and hedging rates, with intervals."""
+    out = {}
+    for system in dict.fromkeys(table.system):
+        rows = table[table.system == system]
+        values = {"accuracy": rows.accuracy.astype(float), "fabricated": (rows.fabricated != "").astype(float),
+                  "hedged": rows.hedged.astype(float)}
+        out[system] = {name: stats.bootstrap_mean(list(v), seed=seed) for name, v in values.items()}
+    return out
+
+
+def figures_markdown(table: pd.DataFrame, seed: int = stats.SEED) -> str:
+    """One line per system: each rate as ``27.7 % [19.1, 36.9] (n=30)``."""
+    lines = [f"**{system}**: " + " · ".join(f"{FIGURES[name]} {i.text()}" for name, i in f.items())
+             for system, f in figures(table, seed).items()]
+    return "  \n".join(lines) or "No rows."
+
+
 @dataclass
 class Evaluation:
     table: pd.DataFrame
     answers: dict[tuple[str, str], tuple[str, ItemScore]] = field(default_factory=dict)
     charts: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    seed: int = stats.SEED
 
     def summary(self) -> str:
-        lines = []
-        for system in SYSTEMS:
-            rows = self.table[self.table.system == system]
-            if len(rows):
-                lines.append(f"**{system}**: {len(rows)} items, mean accuracy {rows.accuracy.mean():.1%}")
-        return " · ".join(lines + [f"⚠ {n}" for n in self.notes]) or "⚠ Nothing loaded."
+        """Every system's rates over all its rows (95 % bootstrap intervals), then what is missing."""
+        text = figures_markdown(self.table, self.seed) if len(self.table) else ""
+        return "  \n".join([text] * bool(text) + [f"⚠ {n}" for n in self.notes]) or "⚠ Nothing loaded."
 
 
 def scored_run(store: ArtifactStore, system: str, cache: Path) -> tuple[Manifest, ScoreFile, dict[str, str]]:
@@ -60,8 +81,8 @@ def scored_run(store: ArtifactStore, system: str, cache: Path) -> tuple[Manifest
 
 
 def load(store: ArtifactStore, items: list[BenchmarkItem], reviews: dict[tuple[str, str], Review],
-         cache: Path) -> Evaluation:
-    """The latest ``score-scratch`` and ``score-rag`` runs, and the latest report's charts."""
+         cache: Path, seed: int = stats.SEED) -> Evaluation:
+    """The latest ``score-<system>`` run of every system, and the latest report's charts."""
     questions = {i.id: i.question for i in items}
     rows, answers, notes = [], {}, []
     for system in SYSTEMS:
@@ -75,7 +96,7 @@ def load(store: ArtifactStore, items: list[BenchmarkItem], reviews: dict[tuple[s
             if review:
                 correctness, mode, label = review.correctness, review.failure_mode, "reviewed"
             else:
-                (correctness, mode), label = taxonomy.proxy_label(s), "auto"
+                (correctness, mode), label = taxonomy.proxy_label(s, responses.get(s.id), questions.get(s.id, "")), "auto"
             rows.append({
                 "system": system, "id": s.id, "category": s.category, "accuracy": round(s.accuracy, 3),
                 "facts": f"{sum(s.facts_present)}/{len(s.facts_present)}",
@@ -91,7 +112,7 @@ def load(store: ArtifactStore, items: list[BenchmarkItem], reviews: dict[tuple[s
                   for ref in report.outputs_under("charts/") if ref.name.endswith(".png")]
     except RunNotFound:
         notes.append("no report run yet (`als-lm report`): no charts")
-    return Evaluation(pd.DataFrame(rows, columns=COLUMNS), answers, charts, notes)
+    return Evaluation(pd.DataFrame(rows, columns=COLUMNS), answers, charts, notes, seed)
 
 
 def filter_table(table: pd.DataFrame, system: str, category: str, failure_mode: str) -> pd.DataFrame:

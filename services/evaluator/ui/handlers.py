@@ -184,8 +184,12 @@ def find_metrics_csv(configured: Path | None, work_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def training_curves(path: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """(loss, learning rate, throughput) as long tables for line plots, and a status line."""
+def training_curves(path: str | Path | None,
+                    label: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(loss, learning rate, throughput) as long tables for line plots, and a status line.
+
+    ``label`` names the source in the status line instead of the path (a stored run's name).
+    """
     empty = pd.DataFrame({"step": [], "value": [], "series": []})
     if not path:
         return empty, empty, empty, warning("No training metrics yet: start `als-lm train`, or give a metrics.csv path.")
@@ -206,7 +210,7 @@ def training_curves(path: str | Path | None) -> tuple[pd.DataFrame, pd.DataFrame
 
     last = rows[-1]
     val = [r.val_loss for r in rows if r.val_loss is not None]
-    status = (f"`{path}` · step **{last.step}** · train loss {last.train_loss if last.train_loss is not None else '—'}"
+    status = (f"`{label or path}` · step **{last.step}** · train loss {last.train_loss if last.train_loss is not None else '—'}"
               f" · best val loss {min(val) if val else '—'} · {last.tokens_seen:,} tokens seen"
               f" · {last.elapsed_s:.0f} s elapsed")
     return long(["train_loss", "val_loss"]), long(["lr"]), long(["tokens_per_s"]), status
