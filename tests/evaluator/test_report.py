@@ -169,7 +169,11 @@ def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
     assert scratch_rag["difference"]["estimate"] == pytest.approx(sum(a[i] - b[i] for i in a) / len(a))
     assert scratch_rag["difference"]["n"] == 6 and scratch_rag["too_small"]  # 6 < MIN_COMPARE_N
     assert scratch_rag["mcnemar"]["b_only"] == sum(b[i] >= 0.5 > a[i] for i in a)
-    assert manifest.metrics["intervals"]["rag"]["accuracy"][3] == 6
+    assert manifest.metrics["accuracy_low"]["rag"] == accuracy["low"]
+    assert manifest.metrics["accuracy_high"]["closed_book"] == numbers["systems"]["closed_book"]["figures"][
+        "accuracy"]["high"]
+    for value in manifest.metrics.values():  # `als-lm demo` prints every per-system map as percentages
+        assert not isinstance(value, dict) or all(isinstance(v, float) for v in value.values())
     assert "| closed_book |" in md
 
 

@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 COMMAND = "als-lm report"
 
 
-def _input(manifest: Manifest, suffix: str) -> InputRef:
-    for ref in manifest.inputs:
-        if ref.key.endswith(suffix):
-            return ref
-    raise ValueError(f"{manifest.run} records no input *{suffix}")
-
-
 def _experiment(store: ArtifactStore) -> tuple[Manifest, ExperimentResult] | None:
     """The latest ``experiment`` run and its validated result, or None when there is none."""
     try:
@@ -66,7 +59,7 @@ def _score_runs(store: ArtifactStore, experiment: ExperimentResult | None) -> di
 
 def _scored(store: ArtifactStore, run: Manifest, dest: Path) -> tuple[ScoreFile, list, InputRef]:
     scores = ScoreFile.model_validate_json(runs.fetch(store, run.output("scores.json"), dest / "scores.json").read_text())
-    ref = _input(run, "/responses.jsonl")
+    ref = run.input("responses.jsonl")
     return scores, load_responses(runs.fetch(store, ref, dest / "responses.jsonl")), ref
 
 
@@ -81,10 +74,10 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
             review_runs[system] = runs.latest(store, f"review-{system}")
         except RunNotFound:
             pass
-    corpus_ref = _input(next(iter(score_runs.values())), "/corpus.txt")
+    corpus_ref = next(iter(score_runs.values())).input("corpus.txt")
     inputs = [benchmark_input(settings.eval.benchmark), corpus_ref]
     for run in [*score_runs.values(), *checkpoint_runs]:
-        inputs += runs.inputs_from(run, ["scores.json"]) + [_input(run, "/responses.jsonl")]
+        inputs += runs.inputs_from(run, ["scores.json"]) + [run.input("responses.jsonl")]
     for run in review_runs.values():
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
     if experiment_run is not None:
@@ -135,15 +128,26 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
                     writer.put_bytes(f"charts/{block.name}.png", block.png)
         numbers = _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed)
         writer.put_bytes("report.json", json.dumps(numbers, indent=2, default=str).encode())
-        writer.metrics.update({k: v for k, v in numbers.items()
-                               if k not in ("failure_matrix", "systems", "comparisons", "experiment")})
-        writer.metrics["intervals"] = {
-            s: {name: [i.estimate, i.low, i.high, i.n] for name, i in f["figures"].items()} for s, f in figures.items()}
-        writer.metrics["comparisons"] = [
-            {"a": c["a"], "b": c["b"], "difference": [c["difference"][k] for k in ("estimate", "low", "high", "n")],
-             "mcnemar_p": c["mcnemar"]["p_value"]} for c in comparisons if c["category"] is None]
+        writer.metrics.update(_metrics(numbers, figures, comparisons))
 
     return runs.run_stage(store, "report", fingerprinted, inputs, body, work_dir=settings.work_dir, force=force)
+
+
+def _metrics(numbers: dict, figures: dict[str, dict], comparisons: list[dict]) -> dict:
+    """The run's metrics: headline shares and their interval bounds as ``{name: float}`` maps (what
+    ``als-lm demo`` prints as percentages); n, the method and the p-values are in ``report.json``."""
+    out = {k: numbers[k] for k in ("accuracy", "fabrication_rate", "hedged_rate", "fact_recall", "leaked_items",
+                                   "memorisation_max_words")}
+    for name, key in (("accuracy", "accuracy"), ("fabrication_rate", "fabrication"), ("hedged_rate", "hedged")):
+        for bound in ("low", "high"):
+            out[f"{name}_{bound}"] = {s: getattr(f["figures"][key], bound) for s, f in figures.items()
+                                      if f["figures"][key].defined}
+    overall = [c for c in comparisons if c["category"] is None and not c["too_small"]]
+    for field, metric in (("estimate", "accuracy_difference"), ("low", "accuracy_difference_low"),
+                          ("high", "accuracy_difference_high")):
+        if overall:
+            out[metric] = {f"{c['a']} − {c['b']}": c["difference"][field] for c in overall}
+    return out
 
 
 def _dump(intervals: dict[str, stats.Interval]) -> dict[str, dict]:
