@@ -31,18 +31,23 @@ def scorer() -> FactScorer:
 
 
 def test_scorer_agrees_with_labelled_cases(scorer):
-    """The goals of issues 14 and 18 on the dev set: 95 % overall, 85 % on paraphrase, three verdicts."""
+    """The dev cases (the rules were developed on them): at least 93 % overall, 85 % on paraphrase, all
+    three verdicts. Held-out cases are printed, and guard precision: a near miss is never supported."""
     cases = devset.load_cases()
-    result = devset.agreement(scorer, cases)
-    print(f"\nscorer agreement on {result.n} labelled cases: {result.rate:.1%}\n{devset.table(result)}")
+    dev = [c for c in cases if c["split"] == "dev"]
+    result = devset.agreement(scorer, dev)
+    print(f"\nscorer agreement on {result.n} dev cases: {result.rate:.1%}\n{devset.table(result)}")
     print("disagreements:\n" + "\n".join(result.misses))
-    kinds = {c["kind"] for c in cases}
-    assert len(cases) >= 150 and sum(c["kind"] == "paraphrase" for c in cases) >= 40
+    kinds = {c["kind"] for c in dev}
+    assert len(dev) >= 150 and sum(c["kind"] == "paraphrase" for c in dev) >= 40
     assert {"exact", "paraphrase", "abbreviation", "number", "negation", "wrong_subject", "unrelated",
             "contradiction"} <= kinds
-    assert {c["verdict"] for c in cases} == set(devset.VERDICTS)
+    assert {c["verdict"] for c in dev} == set(devset.VERDICTS)
     paraphrase, n = result.by_kind["paraphrase"]
     assert result.rate >= 0.93 and paraphrase / n >= 0.85
+    heldout = devset.agreement(scorer, [c for c in cases if c["split"] == "heldout"])
+    print(f"held-out: {heldout.agreed}/{heldout.n}\n{devset.table(heldout)}")
+    assert heldout.n >= 30 and heldout.confusion["all"][("absent", "supported")] == 0
 
 
 def test_reference_answers_state_their_own_key_facts(scorer):

@@ -1,10 +1,12 @@
 """Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
 
-    python -m services.evaluator.scoring.devset [--misses]
+    python -m services.evaluator.scoring.devset [--split dev|heldout] [--misses]
 
 prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
 overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
 verdict a reader gave it; the key fact is a plain string or a ``KeyFact`` object (aliases, range...).
+Cases marked ``"split": "heldout"`` were written after the rules were frozen and never tuned on: the
+``dev`` cases (the default split) are the ones the rules were developed against.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from services.evaluator import stats
 from services.evaluator.scoring.facts import FactScorer
 from services.evaluator.settings import BENCHMARK
 from shared.schemas.eval import KeyFact
@@ -46,6 +49,7 @@ def load_cases(path: Path = CASES) -> list[dict]:
         if case.get("verdict") not in VERDICTS:
             raise ValueError(f"{path}:{lineno}: verdict {case.get('verdict')!r} is not one of {VERDICTS}")
         case["key_fact"] = KeyFact.model_validate(case["key_fact"])
+        case.setdefault("split", "dev")
         cases.append(case)
     return cases
 
@@ -80,16 +84,20 @@ def table(result: Agreement) -> str:
 
 
 @click.command()
+@click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True,
+              help="Which cases: those the rules were developed on, those written after, or both.")
 @click.option("--misses", is_flag=True, help="List the disagreements too.")
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
-def main(misses: bool, no_embeddings: bool) -> None:
+def main(split: str, misses: bool, no_embeddings: bool) -> None:
     from services.evaluator.scoring.entities import default_entities
     from services.evaluator.scoring.facts import Embedder
     from services.evaluator.settings import EvalConfig
 
     scorer = FactScorer(EvalConfig(use_embeddings=not no_embeddings), default_entities(), Embedder())
-    result = agreement(scorer, load_cases())
-    click.echo(f"agreement on {result.n} labelled cases: {result.agreed}/{result.n} ({result.rate:.1%})\n")
+    cases = [c for c in load_cases() if split in ("all", c["split"])]
+    result = agreement(scorer, cases)
+    rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
+    click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")
     click.echo(table(result))
     if misses:
         click.echo("\n" + "\n".join(result.misses))

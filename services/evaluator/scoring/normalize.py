@@ -22,7 +22,9 @@ UNITS = {
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _NUMBER_WORD = "|".join(sorted([*UNITS, *TENS, *SCALES], key=len, reverse=True))
-_NUMBER_PHRASE = re.compile(rf"\b(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*\b")
+# "one hundred and thirty-seven": "and" joins number words only after a scale word.
+_NUMBER_PHRASE = re.compile(
+    rf"\b(?:{_NUMBER_WORD})(?:(?:[\s-]+|(?<=hundred) and |(?<=thousand) and )(?:{_NUMBER_WORD}))*\b")
 
 # variant -> canonical token. Clinical abbreviations and the synonyms named in the issue; gene/protein
 # name pairs a question may ask about ("what does OPTN encode?") are deliberately absent.
@@ -201,8 +203,13 @@ STEM_SYNONYMS = {stem(w): c for c, ws in CONCEPT_WORDS.items() for w in ws}
 
 
 def _number_value(phrase: str) -> int:
+    parts = [w for w in re.split(r"[\s-]+", phrase) if w != "and"]
+    # A year read in two halves: "nineteen thirty-nine" is 1939, "twenty twenty-three" 2023.
+    if len(parts) in (2, 3) and not set(parts) & {"hundred", *SCALES} and parts[0] in {**UNITS, **TENS} \
+            and 10 <= {**UNITS, **TENS}[parts[0]] <= 20 and parts[1] in TENS:
+        return 100 * {**UNITS, **TENS}[parts[0]] + _number_value(" ".join(parts[1:]))
     total, current = 0, 0
-    for word in re.split(r"[\s-]+", phrase):
+    for word in parts:
         if word in UNITS:
             current += UNITS[word]
         elif word in TENS:
