@@ -31,7 +31,7 @@ SUBSTITUTIONS: list[tuple[str, re.Pattern[str], str]] = [
     # "(Figure 2; p = 0.004)" keeps what follows the reference.
     ("figure_refs", re.compile(rf"(?<=\()\s*{_REFS}\s*[;,]\s*"), ""),
     # "[12]", "[3-5, 9]": numbered citations that arrived as text.
-    ("bracket_citations", re.compile(r"\s*\[\d{1,3}(?:\s*[-–,]\s*\d{1,3})*\]"), ""),
+    ("bracket_citations", re.compile(r"(?:\s+|(?<![\w\]]))\[\d{1,3}(?:\s*[-–,]\s*\d{1,3})*\]"), ""),
     # "( )", "[ , ]", "(see )", "(e.g., )": brackets whose citations were dropped.
     ("empty_brackets", re.compile(r"\s*[\[(](?:\s|[,;–-]|\b(?:see|e\.g\.|i\.e\.|cf\.|and|also|reviewed\s+in)(?!\w))*[\])]",
                                   re.IGNORECASE), ""),

@@ -20,5 +20,5 @@ class Record:
 
 
 def rejection(kind: str, reason: str) -> dict:
-    """``kind`` is one of: malformed, licence, invalid, http, network, robots, missing, empty, error."""
+    """``kind`` is one of: malformed, licence, notice, invalid, http, network, robots, missing, empty, error."""
     return {"kind": kind, "reason": reason}

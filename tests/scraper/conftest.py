@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,14 +47,30 @@ class Hit:
     headers: dict[str, str]
 
 
-def _articles() -> dict[str, bytes]:
-    """The fixture's <article> elements by PMC number, as bytes."""
-    text = (FIXTURES / "pmc" / "efetch.xml").read_text(encoding="utf-8")
+REAL = FIXTURES / "real"
+# Real articles (tests/scraper/fixtures/real/SOURCES.md): PMC OA files, and one real efetch reply.
+REAL_ARTICLE_FILES = [*sorted((REAL / "pmc").glob("*.nxml")), REAL / "eutils" / "efetch_pmc.xml"]
+REAL_PAGES = sorted((REAL / "web").glob("*.html"))
+
+
+def _articles_in(text: str) -> dict[str, str]:
     found = {}
-    for article in re.findall(r"<article .*?</article>", text, flags=re.DOTALL):
+    for article in re.findall(r"<article[ >].*?</article>", text, flags=re.DOTALL):
         number = re.search(r'pub-id-type="pmc(?:id)?">(?:PMC)?(\d+)<', article).group(1)
         found[number] = article
     return found
+
+
+def _articles() -> dict[str, str]:
+    """The <article> elements of the made-up and the real fixtures by PMC number, each one's text
+    exactly as in its file (served inside an efetch envelope, as efetch sends several at once)."""
+    found = _articles_in((FIXTURES / "pmc" / "efetch.xml").read_text(encoding="utf-8"))
+    for path in REAL_ARTICLE_FILES:
+        found.update(_articles_in(path.read_text(encoding="utf-8")))
+    return found
+
+
+REAL_PMC_IDS = sorted(n for path in REAL_ARTICLE_FILES for n in _articles_in(path.read_text(encoding="utf-8")))
 
 
 @dataclass
@@ -61,6 +78,7 @@ class FixtureServer:
     pmc_ids: list[str] = field(default_factory=lambda: list(FIXTURE_IDS))
     review_ids: list[str] = field(default_factory=lambda: list(REVIEW_IDS))
     truncate_ids: set[str] = field(default_factory=set)
+    utf16_ids: set[str] = field(default_factory=set)
     flaky_left: int = 0
     hits: list[Hit] = field(default_factory=list)
 
@@ -105,6 +123,8 @@ class FixtureServer:
         ).encode()
         if self.truncate_ids & set(ids):
             body = body[: len(body) // 2]
+        if self.utf16_ids & set(ids):  # the same reply re-encoded: a proxy or mirror gone wrong
+            body = body.decode("utf-8").encode("utf-16")
         return 200, "text/xml; charset=UTF-8", body, {}
 
     def studies(self, q):
@@ -140,12 +160,21 @@ class FixtureServer:
         name = path.rsplit("/", 1)[-1]
         if path.startswith("/web/") and (FIXTURES / "web" / name).is_file():
             return 200, "text/html; charset=utf-8", (FIXTURES / "web" / name).read_bytes(), {}
+        if path.startswith("/real/web/") and (REAL / "web" / name).is_file():
+            return 200, "text/html; charset=utf-8", (REAL / "web" / name).read_bytes(), {}
+        if path.startswith("/real/latin1/") and (REAL / "web" / name).is_file():
+            # A real page re-encoded to Latin-1 while its header and meta still say UTF-8.
+            body = (REAL / "web" / name).read_text(encoding="utf-8").encode("latin-1", "replace")
+            return 200, "text/html; charset=utf-8", body, {}
+        if path.startswith("/real/truncated/") and (REAL / "web" / name).is_file():
+            body = (REAL / "web" / name).read_bytes()
+            return 200, "text/html; charset=utf-8", body[:1500], {}
         return 404, "text/html", b"<html><body><h1>404 Not Found</h1></body></html>", {}
 
 
-@pytest.fixture
-def fixture_server():
-    state = FixtureServer()
+@contextmanager
+def serving(state: FixtureServer):
+    """Serve ``state``'s routes on 127.0.0.1 until the block ends."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -170,9 +199,17 @@ def fixture_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fixture_server():
+    with serving(FixtureServer()) as state:
+        yield state
 
 
 @dataclass

@@ -167,11 +167,25 @@ def _drop(tree: etree._Element) -> None:
     # A link whose text is its address is not prose; a named link ("the WHO report") keeps its words.
     doomed += [e for e in tree.iter("ext-link") if re.match(r"\s*(?:https?://|www\.|doi:)", "".join(e.itertext()))]
     for el in doomed:
+        if el.tag in ("disp-formula", "disp-formula-group") and (paragraph := _paragraph_of(el)) is not None:
+            paragraph.set(LOST_EQUATION, "1")
         _remove(el)
     # Superscript citation groups are left holding only their commas.
     for sup in list(tree.iter("sup")):
         if not re.search(r"\w", "".join(sup.itertext())):
             _remove(sup)
+
+
+LOST_EQUATION = "als-lm-lost-equation"
+
+
+def _paragraph_of(el: etree._Element) -> etree._Element | None:
+    return next((a for a in el.iterancestors("p")), None)
+
+
+def _introduces_lost_equation(p: etree._Element, text: str) -> bool:
+    """"Thus in the haploid case:" once its display equation is gone is a sentence about nothing."""
+    return p.get(LOST_EQUATION) is not None and text.endswith(":")
 
 
 def _remove(el: etree._Element) -> None:
@@ -208,7 +222,8 @@ def _blocks(container: etree._Element) -> list[str]:
             items = [f"- {t}" for item in child.iterfind("list-item") if (t := _inline(item))]
             if items:
                 blocks.append("\n".join(items))
-        elif tag in ("p", "disp-quote", "boxed-text", "statement", "def-list") and (text := _inline(child)):
+        elif (tag in ("p", "disp-quote", "boxed-text", "statement", "def-list") and (text := _inline(child))
+              and not _introduces_lost_equation(child, text)):
             blocks.append(text)
     return blocks
 
@@ -253,9 +268,30 @@ def parse_article(article: etree._Element) -> Article:
     )
 
 
-def parse_articleset(body: bytes) -> list[Article]:
+@dataclass(frozen=True)
+class BadArticle:
+    """One ``<article>`` of a reply that cannot be read; the others of the batch still are."""
+
+    pmcid: str | None
+    reason: str
+
+
+# Notices about another article, not prose of their own.
+NOTICE_TYPES = {"correction", "retraction", "expression-of-concern", "removal", "addendum"}
+
+
+def parse_articleset(body: bytes) -> list[Article | BadArticle]:
+    """Every article of an efetch reply; one malformed article is reported, not fatal to the batch."""
     root = xml_root(body, "pmc-articleset")
-    return [parse_article(a) for a in root.iterfind("article")]
+    out: list[Article | BadArticle] = []
+    for element in root.iterfind("article"):
+        try:
+            out.append(parse_article(element))
+        except Malformed as err:
+            ids = element.iterfind("front/article-meta/article-id")
+            digits = next((re.sub(r"\D", "", e.text or "") for e in ids if e.get("pub-id-type") in ("pmc", "pmcid")), "")
+            out.append(BadArticle(f"PMC{digits}" if digits else None, str(err)))
+    return out
 
 
 def article_documents(article: Article, accessed: date) -> list[dict]:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from services.scraper.items import Record, rejection
 from services.scraper.parsing import Malformed
 from services.scraper.parsing.eutils import parse_esearch
-from services.scraper.parsing.jats import article_documents, parse_articleset
+from services.scraper.parsing.jats import NOTICE_TYPES, BadArticle, article_documents, parse_articleset
 from services.scraper.spiders.base import CorpusSpider
 
 
@@ -92,15 +92,25 @@ class PmcSpider(CorpusSpider):
     def parse_fetch(self, response) -> Iterator[Record]:
         records = response.meta["records"]
         try:
-            articles = {a.pmcid: a for a in parse_articleset(response.body)}
+            parsed = parse_articleset(response.body)
         except Malformed as err:
             yield from self.reject(records, "malformed", f"efetch: {err}")
             return
+        articles = {a.pmcid: a for a in parsed if a.pmcid}
+        unattributed = [a.reason for a in parsed if isinstance(a, BadArticle) and not a.pmcid]
         today = self.today()
         for pmcid, url in records:
             article = articles.get(pmcid)
             if article is None:
-                yield Record(pmcid, url, rejected=[rejection("missing", "not in the efetch reply")])
+                why = "not in the efetch reply" + (
+                    f" ({len(unattributed)} article(s) without a PMC id were: {'; '.join(unattributed)})"
+                    if unattributed else "")
+                yield Record(pmcid, url, rejected=[rejection("missing", why)])
+            elif isinstance(article, BadArticle):
+                yield Record(pmcid, url, rejected=[rejection("malformed", f"efetch article: {article.reason}")])
+            elif article.article_type in NOTICE_TYPES:
+                yield Record(pmcid, url, rejected=[rejection(
+                    "notice", f"article type {article.article_type} is a notice about another article, not prose")])
             elif not article.licence.allowed:
                 yield Record(pmcid, url, rejected=[rejection(
                     "licence", f"licence {article.licence.id} is not CC-BY, CC-BY-NC, CC0 or public domain")])
