@@ -38,6 +38,31 @@ class EvalConfig(BaseModel):
     )
     use_embeddings: bool = Field(True, description="allow the sentence-embedding fallback at all",
                                  json_schema_extra=affects("score-*", "report"))
+    # Claim precision and faithfulness (issue 18, scoring/claims.py); fixed before any result was seen.
+    claim_candidates: int = Field(
+        5, ge=1, le=50, description="evidence sentences per pool (reference, corpus, chunks) compared with a claim",
+        json_schema_extra=affects("score-*", "report"),
+    )
+    claim_min_overlap: float = Field(
+        0.3, gt=0.0, le=1.0,
+        description="IDF-weighted share of a claim's concepts a sentence must hold to be evidence for it at all",
+        json_schema_extra=affects("score-*", "report"),
+    )
+    claim_support_similarity: float = Field(
+        0.75, gt=0.0, le=1.0,
+        description="MiniLM cosine at which an evidence sentence supports a claim (with claim_support_overlap "
+        "and the claim's numbers and names written in it)",
+        json_schema_extra=affects("score-*", "report"),
+    )
+    claim_support_overlap: float = Field(
+        0.5, gt=0.0, le=1.0, description="IDF-weighted concept share needed beside claim_support_similarity",
+        json_schema_extra=affects("score-*", "report"),
+    )
+    claim_topic_similarity: float = Field(
+        0.5, gt=0.0, le=1.0, description="MiniLM cosine below which a sentence is off the claim's topic and "
+        "cannot contradict it",
+        json_schema_extra=affects("score-*", "report"),
+    )
     review_sample_size: int = Field(40, ge=1, le=500, description="responses per system for manual review (§8.2)",
                                     json_schema_extra=affects("review-*"))
     leakage_ngram: int = Field(

@@ -166,6 +166,69 @@ class FactMatch(BaseModel):
         return self
 
 
+ClaimVerdict = Literal["supported", "contradicted", "unverifiable"]
+ClaimRule = Literal["exact", "tokens", "numeric", "fuzzy", "negation", "opposite", "other_value", "wrong_subject",
+                    "entity", "similarity"]
+
+
+class ClaimJudgement(BaseModel):
+    """One atomic claim of a response and how it was judged (issue 18: claim precision, faithfulness)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    verdict: ClaimVerdict = Field(
+        description="supported or contradicted by the best-matching evidence sentence; unverifiable otherwise")
+    rule: ClaimRule | None = Field(
+        None, description="the fact-scorer method or rejection, or the claim rule, that decided")
+    source: str | None = Field(None, description="reference, corpus, or the retrieved chunk's number ([1]...)")
+    evidence: str | None = Field(None, description="the evidence sentence that decided")
+    similarity: float | None = Field(None, description="MiniLM cosine of the claim and that sentence")
+
+
+class Citation(BaseModel):
+    """A source the response cites: ``[6]``, ``source: <id>``, or a retrieved document named verbatim."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    marker: str
+    sentence: str
+    chunk: int | None = Field(None, description="1-based number of the cited retrieved chunk; None: not retrieved")
+    retrieved: bool = Field(description="the cited source is one of the chunks the generator was given")
+    supports: bool = Field(description="retrieved, and that chunk supports every claim of the citing sentence")
+
+
+class Faithfulness(BaseModel):
+    """RAGAS-style measures of a response that carries retrieved chunks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    claims: list[ClaimJudgement] = Field(
+        description="the response's claims judged against the retrieved chunks only")
+    supported: float | None = Field(None, ge=0, le=1, description="share of claims the chunks support; None: no claims")
+    citations: list[Citation] = []
+    citation_correct: float | None = Field(None, ge=0, le=1, description="share of citations that are correct")
+    answer_relevancy: float | None = Field(
+        None, description="MiniLM cosine of the answer and the question; None when embeddings are off")
+    gold_documents: list[str] = Field([], description="the item's gold evidence documents (gold_evidence.json)")
+    context_precision: float | None = Field(
+        None, ge=0, le=1, description="mean precision@k over the ranks of relevant chunks; None: no gold evidence")
+    reciprocal_rank: float | None = Field(None, ge=0, le=1, description="1/rank of the first relevant chunk")
+
+
+class GoldEvidence(BaseModel):
+    """``gold_evidence.json`` (one per item): the corpus documents that state the item's key facts.
+
+    Derived by rule, not hand-labelled: see docs/evaluation.md (Gold evidence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    documents: list[str] = Field(description="document ids, most key facts first")
+    facts: dict[str, list[int]] = Field(description="document id -> indices of the counted key facts it states")
+    needed: int = Field(ge=0, description="key facts a document must state to be gold evidence")
+
+
 class ItemScore(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -178,6 +241,9 @@ class ItemScore(BaseModel):
     facts: list[FactMatch]
     facts_contradicted: int = Field(0, ge=0, description="counted key facts the response contradicts")
     answer: FactMatch | None = Field(None, description="yes_no items: the response's yes/no against the expected one")
+    claims: list[ClaimJudgement] | None = Field(
+        None, description="the response's atomic claims against the reference and the corpus; [] when it makes none")
+    faithfulness: Faithfulness | None = Field(None, description="only for responses that carry retrieved chunks")
 
 
 class ScoreFile(BaseModel):

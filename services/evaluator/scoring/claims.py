@@ -1,0 +1,245 @@
+"""Atomic claims of a response and their verdicts: supported, contradicted or unverifiable (issue 18).
+
+FActScore-style claim precision without an entailment model (none with weights ships offline here):
+
+**Splitting** (``split_claims``). Citation markers and an ``Answer:`` prefix are removed, the text is
+cut into sentences (``evidence.sentences``), and a sentence is cut further only where that is safe
+without a parser: at ``;``, at ``, but`` / ``, whereas`` / ``, while`` / ``, although``, and at
+``, and`` / ``, or`` before a new subject (a pronoun, an article or a capitalised word), each time
+only when both sides keep at least four words. A list of three or more short items (five words or
+fewer) after *include(s), including, such as, are, were, comprise* becomes one claim per item
+("Side effects include nausea, dizziness and rash" -> three claims). Questions, refusals and
+fragments (fewer than three words or two content words) are no claims; a sentence repeated in one
+response is one claim.
+
+**Judging** (``ClaimJudge``). For each evidence pool in priority order (the reference answer, then
+the corpus; or the retrieved chunks), the sentences sharing the most IDF-weighted concepts with the
+claim are the candidates, taken in order of MiniLM cosine with the claim; the first that decides
+gives the verdict, and the first pool that decides wins. A claim no pool decides is *unverifiable*.
+A candidate decides when
+
+- it contains the claim word for word (*supported*, ``exact``);
+- the fact scorer, given the claim as the key fact and the sentence as the response, finds it
+  (exact, tokens, numeric, fuzzy: *supported*), provided the sentence is on the claim's topic
+  (cosine at least ``claim_topic_similarity``);
+- its cosine reaches ``claim_support_similarity``, it holds ``claim_support_overlap`` of the
+  claim's concepts and writes every number and named entity of the claim, and the fact scorer does
+  not find the claim contradicted there (*supported*, ``similarity``: MiniLM hardly tells
+  "increases" from "reduces");
+- being one of the two best-matching candidates and on topic, the fact scorer finds the claim denied,
+  stated with the opposite direction, or stated with another year, dose or count (*contradicted*;
+  "another value" only when a number of the claim is missing from the sentence, as the fact scorer
+  reads a claim's several numbers as rivals of each other); or it shares an entity with the claim
+  but, for a kind the claim names, names only others: P525L in FUS, not SOD1 (*contradicted*,
+  ``entity``).
+
+A sentence that holds a direction word of the claim and its opposite ("reducing glutamate release
+rather than enhancing uptake") never supports it by words or similarity: a bag of stems cannot tell
+which one the claim's words go with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.evaluator.scoring.entities import Entities
+from services.evaluator.scoring.evidence import Sentence, SentencePool, concepts, sentences
+from services.evaluator.scoring.facts import Embedder, FactScorer
+from services.evaluator.scoring.hedging import hedging
+from services.evaluator.scoring.normalize import OPPOSITES, normalize, words
+from services.evaluator.settings import EvalConfig
+from shared.schemas.eval import ClaimJudgement, KeyFact
+
+# Citation markers: [6], [1, 2], [2-4], and "(source: sample-pmc-0001-abstract)" as the prompt writes it.
+CITATION = re.compile(r"\[\s*(\d+(?:\s*[,\u2013-]\s*\d+)*)\s*\]|\(?\bsources?\s*:\s*([\w.:/-]*\w)\)?", re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
+# A bullet, or the yes/no that opens a yes/no answer (scored as the item's exact answer, not as a claim).
+_LEAD = re.compile(r"^(?:[-*\u2022]|\d{1,2}[.)]|(?:yes|no)\s*[,;:.])\s+", re.IGNORECASE)
+_CLAUSE_CUT = re.compile(
+    r";\s+|,\s+(?:but|whereas|while|although|though)\s+"
+    r"|,\s+(?:and|or)\s+(?=(?:it|they|this|these|those|the|its|their|he|she|there|we|patients|people|a|an)\b|[A-Z])"
+)
+_LIST = re.compile(r"^(?P<head>.*?\b(?:include|includes|included|including|such as|are|were|comprise|comprises)\b:?)"
+                   r"\s+(?P<items>.+)$", re.IGNORECASE)
+_LIST_SEP = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+_MIN_SIDE_WORDS = 4
+_MAX_ITEM_WORDS = 5
+_CONTRADICTING_CANDIDATES = 2
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s+([.,;:])", r"\1", CITATION.sub("", text)).strip()
+
+
+def _cut_clauses(sentence: str) -> list[str]:
+    pieces, start = [], 0
+    for m in _CLAUSE_CUT.finditer(sentence):
+        left, right = sentence[start:m.start()], sentence[m.end():]
+        if len(left.split()) >= _MIN_SIDE_WORDS and len(right.split()) >= _MIN_SIDE_WORDS:
+            pieces.append(left)
+            start = m.end()
+    pieces.append(sentence[start:])
+    return [p.strip(" ,;") for p in pieces]
+
+
+def _distribute_list(clause: str) -> list[str]:
+    m = _LIST.match(clause.rstrip(" ."))
+    if not m:
+        return [clause]
+    items = [i.strip() for i in _LIST_SEP.split(m.group("items")) if i.strip()]
+    if len(items) < 3 or any(len(i.split()) > _MAX_ITEM_WORDS for i in items):
+        return [clause]
+    return [f"{m.group('head')} {item}" for item in items]
+
+
+def _phrase(normalized: str) -> str:
+    return " " + " ".join(words(normalized)) + " "
+
+
+def _mixed_direction(claim: frozenset[str], evidence: frozenset[str]) -> bool:
+    """The evidence holds a direction word of the claim and its opposite ("reducing release rather than
+    enhancing uptake"): a bag of stems cannot tell which one the claim's words go with."""
+    return any(c in evidence and OPPOSITES.get(c, frozenset()) & evidence for c in claim)
+
+
+def is_claim(text: str) -> bool:
+    """A question, a refusal or a fragment states nothing that can be checked."""
+    if text.rstrip().endswith("?") or hedging(text)["refusal"]:
+        return False
+    norm = normalize(text)
+    return len(words(norm)) >= 3 and len(concepts(norm)) >= 2
+
+
+def split_claims(response: str) -> list[str]:
+    """The response's atomic claims in order (see the module docstring for the rules)."""
+    out: dict[str, str] = {}
+    for sentence in sentences(_ANSWER_PREFIX.sub("", response)):
+        for clause in _cut_clauses(strip_citations(_LEAD.sub("", sentence))):
+            for claim in _distribute_list(clause):
+                claim = claim.strip(" ,;:")
+                if is_claim(claim):
+                    out.setdefault(normalize(claim), claim)
+    return list(out.values())
+
+
+@dataclass(frozen=True)
+class _Decision:
+    verdict: str
+    rule: str
+    sentence: Sentence
+    similarity: float | None
+
+    def judgement(self, claim: str) -> ClaimJudgement:
+        sim = None if self.similarity is None else round(self.similarity, 4)
+        return ClaimJudgement(text=claim, verdict=self.verdict, rule=self.rule, source=self.sentence.source,
+                              evidence=self.sentence.text, similarity=sim)
+
+
+class ClaimJudge:
+    def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None):
+        self.config, self.entities = config, entities
+        self.embedder = embedder if config.use_embeddings else None
+        # The fact scorer's rules, without its own embedding fallback: similarity is this module's rule.
+        self.facts = FactScorer(config.model_copy(update={"use_embeddings": False}), entities)
+
+    def _candidates(self, claim: str, pool: SentencePool) -> list[tuple[Sentence, float]]:
+        found = pool.candidates(concepts(normalize(claim)), self.config.claim_candidates,
+                                self.config.claim_min_overlap)
+        return [(pool.items[i], share) for i, share in found]
+
+    def prefetch(self, cases: Sequence[tuple[Sequence[str], Sequence[SentencePool]]]) -> None:
+        """Embed every claim and candidate sentence of these cases in large batches (see FactScorer.prefetch)."""
+        if self.embedder is None:
+            return
+        texts = []
+        for claims, pools in cases:
+            for claim in claims:
+                found = [s.text for pool in pools for s, _ in self._candidates(claim, pool)]
+                if found:
+                    texts += [claim, *found]
+        texts = list(dict.fromkeys(texts))
+        for start in range(0, len(texts), 1024):
+            self.embedder.encode(texts[start:start + 1024])
+
+    def judge(self, claims: Sequence[str], pools: Sequence[SentencePool]) -> list[ClaimJudgement]:
+        """One judgement per claim, against the pools in priority order."""
+        out = []
+        for claim in claims:
+            decision = None
+            for pool in pools:
+                decision = self._decide(claim, pool)
+                if decision:
+                    break
+            out.append(decision.judgement(claim) if decision else ClaimJudgement(text=claim, verdict="unverifiable"))
+        return out
+
+    def _decide(self, claim: str, pool: SentencePool) -> _Decision | None:
+        found = self._candidates(claim, pool)
+        if not found:
+            return None
+        sims: list[float | None] = [None] * len(found)
+        if self.embedder is not None:
+            vectors = self.embedder.encode([claim, *(s.text for s, _ in found)])
+            sims = [float(v) for v in vectors[1:] @ vectors[0]]
+        order = sorted(range(len(found)), key=lambda i: -(sims[i] if sims[i] is not None else found[i][1]))
+        claim_norm = normalize(claim)
+        fact = [KeyFact(text=claim)]
+        written = _phrase(claim_norm)
+        for rank, i in enumerate(order):
+            sentence, share = found[i]
+            sim = sims[i]
+            if written and written in _phrase(sentence.norm):
+                return _Decision("supported", "exact", sentence, sim)
+            on_topic = sim is None or sim >= self.config.claim_topic_similarity
+            match = self.facts.judge(claim, fact, sentence.text)[0]
+            if not _mixed_direction(concepts(claim_norm), sentence.concepts):
+                if match.verdict == "supported" and on_topic:
+                    return _Decision("supported", match.method, sentence, sim)
+                if (sim is not None and sim >= self.config.claim_support_similarity
+                        and match.verdict != "contradicted" and share >= self.config.claim_support_overlap
+                        and self._written(claim_norm, sentence.norm)):
+                    return _Decision("supported", "similarity", sentence, sim)
+            if rank < _CONTRADICTING_CANDIDATES and on_topic:
+                # "another value" is a claim's number missing from the sentence, not one of its own numbers
+                # read as a rival of another ("three doses at 14-day intervals, then every 28 days").
+                other_value = match.rejected == "other_value" and set(_NUMBER.findall(claim_norm)) <= set(
+                    _NUMBER.findall(sentence.norm))
+                if match.verdict == "contradicted" and not other_value:
+                    return _Decision("contradicted", match.rejected, sentence, sim)
+                if self._other_entity(claim_norm, sentence.norm):
+                    return _Decision("contradicted", "entity", sentence, sim)
+        return None
+
+    def _written(self, claim_norm: str, evidence_norm: str) -> bool:
+        """Every number and named entity of the claim is in the evidence: similarity never stands in for them."""
+        if not set(_NUMBER.findall(claim_norm)) <= set(_NUMBER.findall(evidence_norm)):
+            return False
+        mine = {m.entity for m in self.entities.mentions(claim_norm)}
+        return mine <= {m.entity for m in self.entities.mentions(evidence_norm)}
+
+    def _other_entity(self, claim_norm: str, evidence_norm: str) -> bool:
+        """The evidence shares an entity with the claim but, for a kind the claim names, names only others."""
+        mine = {m.entity: m.kind for m in self.entities.mentions(claim_norm)}
+        theirs = {m.entity: m.kind for m in self.entities.mentions(evidence_norm)}
+        if not mine.keys() & theirs.keys():
+            return False
+        for kind in set(mine.values()):
+            a = {e for e, k in mine.items() if k == kind}
+            b = {e for e, k in theirs.items() if k == kind}
+            if b and not a & b:
+                return True
+        return False
+
+
+def shares(judgements: Sequence[ClaimJudgement]) -> dict[str, float] | None:
+    """Per response: the share of its claims in each verdict, and the hallucination share
+    (contradicted + unverifiable); None for a response without claims."""
+    if not judgements:
+        return None
+    n = len(judgements)
+    counts = {v: sum(j.verdict == v for j in judgements) / n for v in ("supported", "contradicted", "unverifiable")}
+    return {**counts, "hallucinated": counts["contradicted"] + counts["unverifiable"]}
+
