@@ -1,4 +1,5 @@
-# ALS-LM: `make demo` runs the pipeline end to end on the bundled sample; `make test` runs the tests.
+# ALS-LM: `make demo` runs the pipeline end to end on the bundled sample; `make experiment` runs the
+# experiment (learning curves, RAG, closed-book); `make test` runs the tests.
 # Both set up what is missing first (scripts/setup.sh is idempotent).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -28,6 +29,17 @@ bench: setup ## Run the benchmark scripts (figures go to docs/benchmarks.md by h
 
 demo: setup ## The whole pipeline on the bundled sample corpus, CPU only (STORE=local|minio)
 	$(VENV)/als-lm demo --store $(STORE)
+
+EXPERIMENT_CONFIG ?= services/trainer/configs/experiment-cpu.yaml
+EXPLORE_ROOT ?= volumes/experiment
+
+.PHONY: experiment explore
+
+experiment: setup ## Learning curves over kept checkpoints, RAG and closed-book on all questions (EXPERIMENT_CONFIG=...)
+	$(VENV)/als-lm experiment --config $(EXPERIMENT_CONFIG) --store $(STORE)
+
+explore: setup ## Open the UI over the results of make experiment (EXPLORE_ROOT=volumes/demo after make demo)
+	$(VENV)/als-lm explore --root $(EXPLORE_ROOT) --store $(STORE)
 
 # ---- containers: compose.yaml (+ compose.gpu.yaml with GPU=1); docs/containers.md ----
 COMPOSE ?= docker compose

@@ -8,30 +8,15 @@ MinIO with ``--store minio``) are stopped on exit, also on Ctrl-C.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import signal
-import subprocess
-import sys
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from shared import runs, servers
+from als_lm.stack import LocalStack, Step, explore_hint
+from shared import runs
 from shared.log import console
-from shared.settings import StoreSettings
 from shared.store import ArtifactStore, open_store
-
-
-@dataclass(frozen=True)
-class Step:
-    title: str
-    argv: tuple[str, ...]
-
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "services" / "trainer" / "configs" / "tiny-cpu.yaml"
 
@@ -62,23 +47,6 @@ def pipeline(smoke: bool) -> list[Step]:
     ]
 
 
-def _minio_credentials(path: Path) -> tuple[str, str]:
-    """Generated once per demo folder, so a rerun finds its bucket; never a default secret."""
-    if path.exists():
-        data = json.loads(path.read_text())
-        return data["access_key"], data["secret_key"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    access, secret = "demo" + secrets.token_hex(4), secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"access_key": access, "secret_key": secret}, fh)
-    return access, secret
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @click.command()
 @click.option("--store", "store_kind", type=click.Choice(["local", "minio"]), default="local", show_default=True,
               help="local: a directory; minio: a real MinIO server started on 127.0.0.1 for the run.")
@@ -89,59 +57,16 @@ def _raise_interrupt(signum, frame):
 @click.option("--until", type=int, default=None, help="Stop after this many stages (1-12).")
 def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | None) -> None:
     """Raw sample → corpus → tokenizer → tiny model → GGUF in Ollama → RAG → scores → report."""
-    root = root.resolve()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    env = {
-        **os.environ,
-        "ALS_WORK_DIR": str(root / "work"),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "DS_ACCELERATOR": "cpu",
-        "ALS_TRAIN__DEVICE": "cpu",
-        **(SMOKE_ENV if smoke else DEMO_ENV),
-    }
     steps = pipeline(smoke)[:until]
     started = time.monotonic()
-    with ExitStack() as stack:
-        if store_kind == "minio":
-            access, secret = _minio_credentials(root / "minio" / "credentials.json")
-            minio = stack.enter_context(servers.minio(root / "minio", access_key=access, secret_key=secret))
-            store_settings = StoreSettings(backend="s3", endpoint=minio.endpoint, bucket="als-lm-demo",
-                                           access_key=access, secret_key=secret)
-        else:
-            store_settings = StoreSettings(backend="local", root=root / "artifacts")
-        env.update(_store_env(store_settings))
-        console.print("[bold]starting Ollama on 127.0.0.1[/bold]")
-        ollama = stack.enter_context(servers.ollama(root / "ollama").start(timeout=120))
-        env["ALS_OLLAMA_HOST"] = ollama.base_url
-
+    with LocalStack(root, store_kind, env=SMOKE_ENV if smoke else DEMO_ENV) as stack:
         for number, step in enumerate(steps, 1):
-            argv = [sys.executable, "-m", "als_lm", *step.argv, *(["--force"] if force else [])]
-            console.rule(f"[bold]{number}/{len(steps)} {step.title}")
-            t0 = time.monotonic()
-            proc = subprocess.run(argv, env=env, check=False)
-            if proc.returncode != 0:
-                raise click.ClickException(
-                    f"stage {number} ({' '.join(step.argv)}) failed with exit code {proc.returncode}; "
-                    "fix the error above and rerun `make demo`: finished stages are skipped"
-                )
-            console.print(f"[green]done[/green] in {time.monotonic() - t0:.1f}s")
-
+            stack.run(step, number, len(steps), force)
         console.rule("[bold green]ALS-LM demo finished")
         console.print(f"total time: {time.monotonic() - started:.0f}s")
         if until is None:
-            _show_report(open_store(store_settings), root / "report")
-
-
-def _store_env(settings: StoreSettings) -> dict[str, str]:
-    """The store settings as the ``ALS_STORE__*`` variables every stage process reads."""
-    env = {"ALS_STORE__BACKEND": settings.backend, "ALS_STORE__ROOT": str(settings.root),
-           "ALS_STORE__ENDPOINT": settings.endpoint, "ALS_STORE__BUCKET": settings.bucket}
-    for name in ("access_key", "secret_key"):
-        if (secret := getattr(settings, name)) is not None:
-            env[f"ALS_STORE__{name.upper()}"] = secret.get_secret_value()
-    return env
+            _show_report(open_store(stack.store_settings), stack.root / "report")
+            console.print(f"explore the results in the UI (no Docker): [bold]{explore_hint(root, store_kind)}[/bold]")
 
 
 def _show_report(store: ArtifactStore, dest: Path) -> None:

@@ -1,0 +1,299 @@
+"""``als-lm experiment``: the experiment that answers the project's question, end to end.
+
+A from-scratch model is trained with checkpoints kept at fixed fractions of its tokens; each kept
+checkpoint is exported, served in Ollama under its own tag, asked every benchmark question and
+scored (the learning curve). The RAG baseline and the closed-book control (the same generator
+without the retrieved context) answer the same questions. ``experiment/<run_id>/experiment.json``
+links every run by id with the fact-exposure analysis, and ``als-lm report`` draws it all.
+
+The corpus, tokenizer and training stages run as their own processes (as in the demo); the stages
+per checkpoint and per system run in this process so that each one is handed the exact run ids of
+its upstream runs: nothing pairs "the latest" run, so a skipped stage never pairs the wrong ones.
+Every stage is skip-if-unchanged, so an interrupted experiment resumes where it stopped and a rerun
+with nothing changed only checks fingerprints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from als_lm.stack import LocalStack, Step, explore_hint
+from shared import runs
+from shared.log import console
+from shared.manifest import InputRef, Manifest
+from shared.settings import SettingsError
+from shared.store import ArtifactStore, open_store, sha256_file
+
+log = logging.getLogger(__name__)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "services" / "trainer" / "configs"
+CPU_CONFIG = CONFIGS / "experiment-cpu.yaml"
+
+
+class ExperimentConfig(BaseModel):
+    """One file for the whole experiment: sources, the train settings, and the service sections
+    (``export``, ``eval``, ``rag``) passed to every stage as ``ALS_<SECTION>__<FIELD>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = Field(["sample"], min_length=1, description="scrape sources, in order")
+    device: str = Field("cpu", pattern="^(cpu|cuda)$")
+    limit: int | None = Field(None, ge=1, description="questions per system; None = all of them")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads per stage (OMP_NUM_THREADS); on a busy 2-core machine one thread "
+        "per process avoids oversubscription, which slows small matmuls by an order of magnitude")
+    train: dict[str, Any] = Field(description="als-lm train settings (a train config); keep_at_fractions names "
+                                  "the learning curve's checkpoints")
+    export: dict[str, Any] = {}
+    eval: dict[str, Any] = {}
+    rag: dict[str, Any] = {}
+
+    def check(self) -> None:
+        """Every section is validated by its service's own model before anything runs."""
+        from services.evaluator.settings import EvalConfig, RagConfig
+        from services.exporter.settings import ExportConfig
+        from services.trainer.settings import TrainConfig
+
+        for name, model in (("train", TrainConfig), ("export", ExportConfig), ("eval", EvalConfig),
+                            ("rag", RagConfig)):
+            try:
+                model.model_validate(getattr(self, name))
+            except ValidationError as err:
+                raise SettingsError(f"experiment config, section {name}: {err}") from None
+        if not self.train.get("keep_at_fractions"):
+            raise SettingsError("experiment config: train.keep_at_fractions must name the checkpoints to keep")
+
+    def env(self) -> dict[str, str]:
+        """The service sections as environment variables every stage process and call reads."""
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
+        for section in ("export", "eval", "rag"):
+            for key, value in getattr(self, section).items():
+                env[f"ALS_{section.upper()}__{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        return env
+
+
+def read_config(path: Path) -> ExperimentConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        config = ExperimentConfig.model_validate(data)
+    except (OSError, yaml.YAMLError, ValidationError) as err:
+        raise SettingsError(f"experiment config {path} is invalid: {err}") from None
+    config.check()
+    return config
+
+
+def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
+    """Corpus → tokenizer → trained model with kept checkpoints; then the RAG index."""
+    return [
+        *(Step(f"ingest: scrape {source}", ("scrape", source)) for source in config.sources),
+        Step("process: clean, dedup, filter, split", ("process",)),
+        Step("tokenizer: train BPE, validate, write shards", ("tokenize",)),
+        Step(f"train the {config.train.get('preset')} preset, keeping checkpoints at "
+             f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config))),
+        Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
+    ]
+
+
+def model_name(checkpoint: str, weights_sha256: str) -> str:
+    """A served tag per checkpoint's weights: another experiment's checkpoint of the same name never
+    takes its place in the server."""
+    return f"als-lm-{checkpoint.lower()}-{weights_sha256[:8]}"
+
+
+class Chain:
+    """The in-process stages of one experiment, each handed its upstream run by id."""
+
+    def __init__(self, store: ArtifactStore, limit: int | None, force: bool):
+        self.store, self.limit, self.force = store, limit, force
+        self.timings: dict[str, float] = {}
+
+    def timed(self, label: str, fn, *args, **kwargs):
+        t0 = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timings[label] = round(self.timings.get(label, 0.0) + time.monotonic() - t0, 1)
+
+    def ask_and_score(self, system: str, label: str, serve_run: str | None = None) -> tuple[Manifest, Manifest]:
+        from services.evaluator.runner import run_eval
+        from services.evaluator.score import score_stage
+        from services.evaluator.settings import EvaluatorSettings
+        from shared.settings import load
+
+        settings = load(EvaluatorSettings)
+        asked, ran = self.timed(label, run_eval, self.store, settings, system, self.limit, self.force, serve_run)
+        console.print(f"  eval-{system}: {'published' if ran else 'unchanged'} {asked.run}")
+        scored, ran = self.timed(label, score_stage, self.store, settings, system, self.force, asked.run)
+        console.print(f"  score-{system}: {'published' if ran else 'unchanged'} {scored.run} "
+                      f"(accuracy {scored.metrics.get('accuracy')})")
+        return asked, scored
+
+    def checkpoint(self, train: Manifest, kept: dict) -> dict:
+        """Export, serve, ask and score one kept checkpoint; its runs by id."""
+        from services.exporter.export import run_export
+        from services.exporter.serve import run_serve
+        from services.exporter.settings import ExporterSettings
+        from shared.settings import load
+
+        name = kept["name"]
+        weights = train.output(f"checkpoints/{name}/model.pt")
+        label = f"checkpoint {name}"
+        settings = load(ExporterSettings, export={"train_run": train.run, "checkpoint": name,
+                                                  "model_name": model_name(name, weights.sha256)})
+        exported, ran = self.timed(label, run_export, self.store, settings, self.force)
+        console.print(f"  export: {'published' if ran else 'unchanged'} {exported.run}")
+        settings = load(ExporterSettings, serve={"export_run": exported.run})
+        served, ran = self.timed(label, run_serve, self.store, settings, self.force)
+        console.print(f"  serve: {'published' if ran else 'unchanged'} {served.run} {served.metrics.get('tags')}")
+        asked, scored = self.ask_and_score("scratch", label, served.run)
+        return {**kept, "export_run": exported.run, "serve_run": served.run, "eval_run": asked.run,
+                "score_run": scored.run}
+
+
+def experiment_inputs(store: ArtifactStore, benchmark: Path, train: Manifest, process: Manifest,
+                      linked: list[str]) -> list[InputRef]:
+    """Everything experiment.json is built from: a change in any of them publishes a new one."""
+    inputs = [InputRef(key=f"bundled/{benchmark.name}", sha256=sha256_file(benchmark), run="bundled"),
+              *runs.inputs_from(process, ["train.jsonl", "val.jsonl"]), *runs.inputs_from(train, ["metrics.csv"])]
+    for ref in linked:
+        inputs += runs.inputs_from(runs.resolve(store, ref))
+    return inputs
+
+
+def publish_result(store: ArtifactStore, work_dir: Path, train: Manifest, process: Manifest,
+                   checkpoints: list[dict], systems: dict[str, str], force: bool) -> tuple[Manifest, bool]:
+    from services.evaluator.exposure import exposure
+    from services.evaluator.inputs import load_benchmark
+    from services.evaluator.settings import EvaluatorSettings
+    from shared.schemas.corpus import CleanDocument
+    from shared.schemas.experiment import ExperimentResult
+    from shared.settings import load
+
+    benchmark = Path(load(EvaluatorSettings).eval.benchmark)
+    linked = [r for c in checkpoints for r in (c["export_run"], c["serve_run"], c["eval_run"], c["score_run"])]
+    linked += [*systems.values(), *(runs.resolve(store, s).metrics["eval_run"] for s in systems.values())]
+    inputs = experiment_inputs(store, benchmark, train, process, sorted(set(linked)))
+
+    def body(writer: runs.RunWriter, scratch: Path) -> None:
+        def documents(name: str) -> list[CleanDocument]:
+            path = runs.fetch(store, process.output(name), scratch / name)
+            return [CleanDocument.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+        result = ExperimentResult(
+            preset=train.metrics["preset"], parameters=train.metrics["params"], train_run=train.run,
+            unigram_val_loss=train.metrics.get("unigram_val_loss"), checkpoints=checkpoints, systems=systems,
+            exposure=exposure(load_benchmark(benchmark), documents("train.jsonl"), documents("val.jsonl")),
+        )
+        writer.put_json("experiment.json", result.model_dump(mode="json"))
+        writer.metrics.update(
+            train_run=train.run,
+            checkpoints={c["name"]: {"tokens_seen": c["tokens_seen"],
+                                     "accuracy": runs.resolve(store, c["score_run"]).metrics.get("accuracy")}
+                         for c in checkpoints},
+            systems={s: runs.resolve(store, r).metrics.get("accuracy") for s, r in systems.items()},
+        )
+
+    settings = {"train_run": train.run, "checkpoints": checkpoints, "systems": systems}
+    return runs.run_stage(store, "experiment", settings, inputs, body, work_dir=work_dir, force=force)
+
+
+def summary_lines(store: ArtifactStore, checkpoints: list[dict], systems: dict[str, str]) -> list[str]:
+    def row(label: str, score_ref: str) -> str:
+        m = runs.resolve(store, score_ref).metrics
+        return (f"  {label:<28} accuracy {m.get('accuracy', float('nan')):.3f}  fabrication "
+                f"{m.get('fabrication_rate', float('nan')):.3f}  hedged {m.get('hedged_rate', float('nan')):.3f}"
+                f"  (n={m.get('items')})")
+
+    lines = [row(f"scratch {c['name']} ({c['tokens_seen']:,} tok)", c["score_run"]) for c in checkpoints]
+    return lines + [row(system, ref) for system, ref in systems.items()]
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=CPU_CONFIG, show_default=True,
+              help="Experiment config: experiment-cpu.yaml (2 CPU cores) or experiment-gpu.yaml (real corpus, base).")
+@click.option("--root", type=click.Path(path_type=Path), default=Path("volumes/experiment"), show_default=True,
+              help="Where the experiment keeps its store, Ollama models and scratch space.")
+@click.option("--store", "store_kind", type=click.Choice(["local", "minio"]), default="local", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Ask only this many questions per system (overrides the config; a quick check).")
+@click.option("--force", is_flag=True, help="Rerun every stage even when unchanged.")
+def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None, force: bool) -> None:
+    """Train with kept checkpoints; ask and score each one, RAG and the closed-book control on every question;
+    publish experiment.json (learning curves, fact exposure) and the report."""
+    config = read_config(config_path)
+    limit = limit or config.limit
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    with LocalStack(root, store_kind, bucket="als-lm-experiment", env=config.env(),
+                    cpu=config.device == "cpu") as stack:
+        train_config = stack.root / "work" / "experiment-train.yaml"
+        train_config.parent.mkdir(parents=True, exist_ok=True)
+        train_config.write_text(yaml.safe_dump(config.train))
+        steps = front_steps(config, train_config)
+        total = len(steps) + 3
+        for number, step in enumerate(steps, 1):
+            label = "training" if step.argv[0] == "train" else step.argv[0]
+            timings[label] = round(timings.get(label, 0.0) + stack.run(step, number, total, force,
+                                                                       rerun="make experiment"), 1)
+
+        os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        store = open_store(stack.store_settings)
+        train = runs.latest(store, "train")
+        process = runs.latest(store, "process")
+        chain = Chain(store, limit, force)
+
+        console.rule(f"[bold]{len(steps) + 1}/{total} baselines: RAG and the closed-book control")
+        systems = {}
+        for system, label in (("rag", "RAG"), ("closed_book", "closed-book")):
+            _, scored = chain.ask_and_score(system, label)
+            systems[system] = scored.run
+
+        kept = train.metrics.get("checkpoints") or []
+        console.rule(f"[bold]{len(steps) + 2}/{total} learning curve: {len(kept)} checkpoints of {train.run}")
+        checkpoints, failed = [], []
+        for entry in kept:
+            console.print(f"[bold]checkpoint {entry['name']}[/bold] ({entry['tokens_seen']:,} tokens seen)")
+            try:
+                checkpoints.append(chain.checkpoint(train, entry))
+            except Exception as err:  # noqa: BLE001 - reported by name below; the others still run
+                failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
+                console.print(f"[red]{failed[-1]}[/red]")
+        timings.update(chain.timings)
+        if failed or not checkpoints:
+            problem = "; ".join(failed) or f"train run {train.run} kept no checkpoints (set keep_at_fractions)"
+            raise click.ClickException(f"{problem}. The finished checkpoints stay published; fix the error "
+                                       "and rerun `make experiment`: they are skipped")
+        systems = {"scratch": checkpoints[-1]["score_run"], **systems}
+
+        console.rule(f"[bold]{total}/{total} experiment.json and the report")
+        t0 = time.monotonic()
+        result, ran = publish_result(store, stack.root / "work", train, process, checkpoints, systems, force)
+        console.print(f"experiment: {'published' if ran else 'unchanged'} {result.run}")
+        report = Step("write the report", ("report",))
+        stack.run(report, total, total, force, rerun="make experiment")
+        timings["experiment.json and report"] = round(time.monotonic() - t0, 1)
+
+        console.rule("[bold green]ALS-LM experiment finished")
+        for line in summary_lines(store, checkpoints, systems):
+            console.print(line)
+        elapsed = round(time.monotonic() - started, 1)
+        console.print(f"total time: {elapsed:.0f}s; by stage: "
+                      + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+        (stack.root / "timings.json").write_text(json.dumps({"total_s": elapsed, "stages_s": timings,
+                                                              "experiment_run": result.run}, indent=2))
+        console.print(f"results: {result.run} in {store.description}; report: `als-lm report` output in the store")
+        console.print(f"explore the results in the UI (no Docker): [bold]{explore_hint(root, store_kind)}[/bold]")

@@ -1,0 +1,129 @@
+"""The local stack that ``als-lm demo``, ``als-lm experiment`` and ``als-lm explore`` run in, without Docker.
+
+One folder holds everything a run keeps: the store (``artifacts/``, or a MinIO server's data in
+``minio/``), Ollama's models (``ollama/``) and the stages' scratch space (``work/``). Stages run as
+their own ``als-lm <stage>`` processes, exactly as the containers run them, with the store and
+server addresses in ``ALS_*`` variables. Servers started here stop on exit, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import click
+
+from shared import servers
+from shared.log import console
+from shared.settings import StoreSettings
+
+# Offline: nothing is fetched from a model hub while a stage runs.
+BASE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+}
+CPU_ENV = {"DS_ACCELERATOR": "cpu", "ALS_TRAIN__DEVICE": "cpu"}
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def minio_credentials(path: Path) -> tuple[str, str]:
+    """Generated once per folder, so a rerun finds its bucket; never a default secret."""
+    if path.exists():
+        data = json.loads(path.read_text())
+        return data["access_key"], data["secret_key"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    access, secret = "demo" + secrets.token_hex(4), secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"access_key": access, "secret_key": secret}, fh)
+    return access, secret
+
+
+def store_env(settings: StoreSettings) -> dict[str, str]:
+    """The store settings as the ``ALS_STORE__*`` variables every stage process reads."""
+    env = {"ALS_STORE__BACKEND": settings.backend, "ALS_STORE__ROOT": str(settings.root),
+           "ALS_STORE__ENDPOINT": settings.endpoint, "ALS_STORE__BUCKET": settings.bucket}
+    for name in ("access_key", "secret_key"):
+        if (secret := getattr(settings, name)) is not None:
+            env[f"ALS_STORE__{name.upper()}"] = secret.get_secret_value()
+    return env
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class LocalStack:
+    """Servers and environment for stage processes under ``root``; use as a context manager."""
+
+    def __init__(self, root: Path, store_kind: str = "local", bucket: str = "als-lm-demo",
+                 env: dict[str, str] | None = None, cpu: bool = True):
+        self.root = Path(root).resolve()
+        self.store_kind, self.bucket = store_kind, bucket
+        self.env = {**os.environ, "ALS_WORK_DIR": str(self.root / "work"), **BASE_ENV,
+                    **(CPU_ENV if cpu else {}), **(env or {})}
+        self.store_settings: StoreSettings | None = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Self:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            if self.store_kind == "minio":
+                access, secret = minio_credentials(self.root / "minio" / "credentials.json")
+                minio = self._stack.enter_context(servers.minio(self.root / "minio", access_key=access,
+                                                                secret_key=secret))
+                self.store_settings = StoreSettings(backend="s3", endpoint=minio.endpoint, bucket=self.bucket,
+                                                    access_key=access, secret_key=secret)
+            else:
+                self.store_settings = StoreSettings(backend="local", root=self.root / "artifacts")
+            self.env.update(store_env(self.store_settings))
+            console.print("[bold]starting Ollama on 127.0.0.1[/bold]")
+            ollama = self._stack.enter_context(servers.ollama(self.root / "ollama").start(timeout=120))
+            self.env["ALS_OLLAMA_HOST"] = self.ollama_host = ollama.base_url
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def run(self, step: Step, number: int, total: int, force: bool = False, rerun: str = "make demo") -> float:
+        """Run one stage process; a failure stops with its exit code and says how to resume."""
+        argv = [sys.executable, "-m", "als_lm", *step.argv, *(["--force"] if force else [])]
+        console.rule(f"[bold]{number}/{total} {step.title}")
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, env={**self.env, **step.env}, check=False)
+        if proc.returncode != 0:
+            raise click.ClickException(
+                f"stage {number} ({' '.join(step.argv)}) failed with exit code {proc.returncode}; "
+                f"fix the error above and rerun `{rerun}`: finished stages are skipped"
+            )
+        seconds = time.monotonic() - t0
+        console.print(f"[green]done[/green] in {seconds:.1f}s")
+        return seconds
+
+
+def explore_hint(root: Path, store_kind: str = "local") -> str:
+    """The one command that opens the UI over a demo's or an experiment's results."""
+    try:
+        shown = Path(root).resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = Path(root).resolve()
+    return f"als-lm explore --root {shown}" + (" --store minio" if store_kind == "minio" else "")

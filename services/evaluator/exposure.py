@@ -1,0 +1,64 @@
+"""Fact exposure: how many training documents state each key fact (Kandpal et al., ICML 2023).
+
+A from-scratch model can only recall what its training split showed it, so accuracy is read per
+exposure bucket: facts the training split states often, once, only in the validation split, or
+nowhere. A fact counts as stated in a document when its normalised words occur there as a
+contiguous phrase (the scorer's ``normalize``, so ``TDP-43`` matches ``TARDBP``); any of its
+aliases counts. This is deliberately literal: a paraphrase in the corpus is not counted, so the
+buckets undercount exposure rather than invent it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from services.evaluator.scoring.normalize import normalize
+from shared.schemas.corpus import CleanDocument
+from shared.schemas.eval import BenchmarkItem, KeyFact
+from shared.schemas.experiment import EXPOSURE_BUCKETS, ExposureBucket, FactExposure, ItemExposure
+
+
+def plain(text: str) -> str:
+    """Normalised words separated by single spaces and padded, so ``in`` tests whole-word phrases."""
+    return " " + re.sub(r"[^\w]+", " ", normalize(text)).strip() + " "
+
+
+def bucket(train_docs: int, validation_docs: int) -> ExposureBucket:
+    if train_docs == 0:
+        return "validation_only" if validation_docs else "unseen"
+    if train_docs == 1:
+        return "1"
+    return "2-4" if train_docs <= 4 else "5+"
+
+
+def count_documents(phrases: list[str], documents: list[str]) -> int:
+    """Documents (already ``plain``) that contain any of the phrases."""
+    wanted = [p for p in (plain(p) for p in phrases) if p.strip()]
+    return sum(any(p in doc for p in wanted) for doc in documents)
+
+
+def item_bucket(facts: list[FactExposure], counted: list[bool]) -> ExposureBucket:
+    """The bucket of the item's median fact (the lower median), over its scored facts when it has any."""
+    chosen = [f for f, c in zip(facts, counted) if c] or facts
+    order = sorted(EXPOSURE_BUCKETS.index(f.bucket) for f in chosen)
+    return EXPOSURE_BUCKETS[order[(len(order) - 1) // 2]]
+
+
+def fact_exposure(fact: KeyFact, train: list[str], validation: list[str]) -> FactExposure:
+    phrases = [fact.text, *fact.aliases]
+    n_train, n_val = count_documents(phrases, train), count_documents(phrases, validation)
+    return FactExposure(fact=fact.text, train_docs=n_train, validation_docs=n_val, bucket=bucket(n_train, n_val))
+
+
+def exposure(items: list[BenchmarkItem], train: Iterable[CleanDocument],
+             validation: Iterable[CleanDocument]) -> list[ItemExposure]:
+    """Per item, each key fact's document counts in the training and validation splits, and the buckets."""
+    train_text = [plain(f"{d.title}\n{d.text}") for d in train]
+    val_text = [plain(f"{d.title}\n{d.text}") for d in validation]
+    result = []
+    for item in items:
+        facts = [fact_exposure(f, train_text, val_text) for f in item.key_facts]
+        result.append(ItemExposure(id=item.id, facts=facts,
+                                   bucket=item_bucket(facts, [f.counted for f in item.key_facts])))
+    return result

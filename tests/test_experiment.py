@@ -1,0 +1,126 @@
+"""``als-lm experiment`` end to end with tiny settings: kept checkpoints each exported, served under
+their own tag, asked and scored; RAG and the closed-book control; experiment.json linking every run
+by id; and a rerun that pairs each checkpoint with its own runs even when one stage reruns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from shared import runs
+from shared.schemas.eval import Response
+from shared.schemas.experiment import ExperimentResult
+from shared.store import LocalStore
+
+pytestmark = pytest.mark.slow
+
+SMOKE = {
+    "sources": ["sample"], "device": "cpu", "threads": 1, "limit": 3,
+    "train": {"preset": "tiny", "device": "cpu", "max_steps": 12, "micro_batch": 4, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
+              "warmup_steps": 2, "log_interval": 3, "eval_interval": 3, "eval_batches": 2,
+              "checkpoint_interval": 1000, "early_stopping_patience": 0, "keep_at_fractions": [0.5, 1.0]},
+    "export": {"quants": ["Q8_0"], "default_quant": "Q8_0", "ppl_max_tokens": 512},
+    "eval": {"max_tokens": 8, "num_thread": 1},
+}
+
+
+def experiment(root, config, timeout=1200):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALS_")}
+    proc = subprocess.run([sys.executable, "-m", "als_lm", "experiment", "--config", str(config), "--root", str(root)],
+                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return proc
+
+
+def result_of(store) -> ExperimentResult:
+    run = runs.latest(store, "experiment")
+    return ExperimentResult.model_validate_json(store.get_bytes(run.output("experiment.json").key))
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    config = root / "smoke.yaml"
+    config.write_text(yaml.safe_dump(SMOKE))
+    proc = experiment(root, config)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "als-lm explore --root" in proc.stdout
+    return root, config, LocalStore(root / "artifacts")
+
+
+def test_every_kept_checkpoint_is_exported_served_asked_and_scored_by_id(done):
+    _, _, store = done
+    result = result_of(store)
+    assert [c.step for c in result.checkpoints] == [6, 12]
+    tags = set()
+    for c in result.checkpoints:
+        export = runs.resolve(store, c.export_run)
+        assert export.settings["export"]["checkpoint"] == c.name
+        assert export.inputs[0].key.endswith(f"checkpoints/{c.name}/model.pt") or any(
+            i.key.endswith(f"checkpoints/{c.name}/model.pt") for i in export.inputs)
+        serve = runs.resolve(store, c.serve_run)
+        assert {i.run for i in serve.inputs} == {c.export_run}
+        eval_run = runs.resolve(store, c.eval_run)
+        assert {i.run for i in eval_run.inputs} == {c.serve_run}
+        assert runs.resolve(store, c.score_run).metrics["eval_run"] == c.eval_run
+        tags |= set(serve.metrics["tags"])
+    assert len(tags) == 2 * len(result.checkpoints), "each checkpoint is served under its own tags"
+    assert result.systems["scratch"] == result.checkpoints[-1].score_run
+
+
+def test_closed_book_asks_the_rag_generator_without_context(done):
+    _, _, store = done
+    result = result_of(store)
+    closed = runs.resolve(store, runs.resolve(store, result.systems["closed_book"]).metrics["eval_run"])
+    rag = runs.resolve(store, runs.resolve(store, result.systems["rag"]).metrics["eval_run"])
+    assert closed.settings["model_digest"] == rag.settings["model_digest"]
+    assert closed.inputs == [] and "Context" not in closed.settings["prompt"]
+    path = store.get_bytes(closed.output("responses.jsonl").key).decode().splitlines()
+    responses = [Response.model_validate_json(line) for line in path]
+    assert len(responses) == 3 and all(r.retrieved is None and r.system == "closed_book" for r in responses)
+
+
+def test_exposure_covers_every_question(done):
+    _, _, store = done
+    result = result_of(store)
+    assert len(result.exposure) == 152
+    assert all(len(e.facts) >= 1 for e in result.exposure)
+
+
+def test_rerun_skips_everything_and_pairs_each_checkpoint_with_its_own_runs(done):
+    root, config, store = done
+    first = result_of(store)
+    # Unpublish the first checkpoint's score run: the rerun must score that checkpoint's answers
+    # again, not those of the latest eval-scratch run (the final checkpoint's).
+    doomed = first.checkpoints[0].score_run
+    store.delete(f"{doomed}/manifest.json")
+    proc = experiment(root, config)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    second = result_of(store)
+    rescored = second.checkpoints[0].score_run
+    assert rescored != doomed
+    assert runs.resolve(store, rescored).metrics["eval_run"] == first.checkpoints[0].eval_run
+    assert [c.eval_run for c in second.checkpoints] == [c.eval_run for c in first.checkpoints]
+    for stage in ("train", "export", "serve", "eval-scratch", "eval-rag", "eval-closed_book"):
+        assert len(runs.runs(store, stage)) == len({r.run for r in runs.runs(store, stage)})
+    assert len(runs.runs(store, "eval-scratch")) == 2, "no checkpoint was asked again"
+    assert len(runs.runs(store, "train")) == 1
+
+
+def test_a_checkpoint_that_fails_to_export_is_named_and_the_finished_ones_kept(done):
+    """Runs last: it corrupts the first kept checkpoint's weights in the store."""
+    root, config, store = done
+    first = result_of(store)
+    broken = first.checkpoints[0]
+    train = runs.resolve(store, first.train_run)
+    store.put_bytes(train.output(f"checkpoints/{broken.name}/model.pt").key, b"not the weights")
+    store.delete(f"{broken.export_run}/manifest.json")
+    proc = experiment(root, config)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"checkpoint {broken.name} of {first.train_run}" in out and "corrupted" in out
+    finished = first.checkpoints[1]
+    assert runs.verify(store, runs.resolve(store, finished.score_run)) == []
