@@ -79,7 +79,8 @@ def remove_partial(root: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def save(engine, root: Path, info: CheckpointInfo, trainer_state: dict, keep: int) -> Path:
+def save(engine, root: Path, info: CheckpointInfo, trainer_state: dict, keep: int,
+         keep_steps: frozenset[int] = frozenset()) -> Path:
     """Collective: every rank calls it. Returns the final directory."""
     root = Path(root)
     rank = dist.get_rank()
@@ -98,15 +99,16 @@ def save(engine, root: Path, info: CheckpointInfo, trainer_state: dict, keep: in
             os.rename(final, root / f".del-{name}")
         os.rename(root / tmp, final)
         _fsync_dir(root)
-        prune(root, keep)
+        prune(root, keep, keep_steps)
     dist.barrier()
     return final
 
 
-def prune(root: Path, keep: int) -> None:
-    """Keep the ``keep`` most recent checkpoints plus the one with the lowest validation loss."""
+def prune(root: Path, keep: int, keep_steps: frozenset[int] = frozenset()) -> None:
+    """Keep the ``keep`` most recent checkpoints, the one with the lowest validation loss, and those
+    at ``keep_steps`` (the learning curve's points, which must outlive the run)."""
     found = complete(root)
-    keep_paths = {p for p, _ in found[-keep:]}
+    keep_paths = {p for p, _ in found[-keep:]} | {p for p, info in found if info.step in keep_steps}
     if b := best(root):
         keep_paths.add(b[0])
     for path, _ in found:

@@ -39,6 +39,7 @@ class GPTConfig:
 # pipeline test and the CPU demo stay fast; the others use GPT-2's 1024.
 PRESETS: dict[str, dict] = {
     "tiny": {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 256},
+    "mini": {"n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 256},
     "small": {"n_layer": 6, "n_head": 8, "n_embd": 512, "block_size": 1024},
     "base": {"n_layer": 24, "n_head": 16, "n_embd": 1024, "block_size": 1024},
     "large": {"n_layer": 32, "n_head": 16, "n_embd": 2048, "block_size": 1024},

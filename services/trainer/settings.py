@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.settings import NOT_FINGERPRINTED, CommonSettings
 
@@ -20,7 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["tiny", "small", "base", "large"] = Field(
+    preset: Literal["tiny", "mini", "small", "base", "large"] = Field(
         "base", description="model size (model.PRESETS): tiny ~1M, small ~28M, base ~320M, large ~1.65B"
     )
     block_size: int | None = Field(None, gt=1, description="context length; None = the preset's")
@@ -47,6 +47,10 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(3, gt=0, description="recent checkpoints kept besides the best",
                                   json_schema_extra=NOT_FINGERPRINTED)
     early_stopping_patience: int = Field(5, ge=0, description="evaluations without improvement; 0 = never")
+    keep_at_fractions: list[float] = Field(
+        [], description="also keep (and publish as checkpoints/<name>/model.pt) the checkpoints at these "
+        "fractions of max_steps, e.g. [0.1, 0.25, 0.5, 1.0]: the experiment's learning curve"
+    )
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
@@ -71,6 +75,18 @@ class TrainConfig(BaseModel):
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr={self.min_lr} is above the peak lr={self.lr}")
         return self
+
+    @field_validator("keep_at_fractions")
+    @classmethod
+    def _fractions(cls, fractions: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in fractions):
+            raise ValueError(f"fractions must be in (0, 1]: {fractions}")
+        return sorted(set(fractions))
+
+    @property
+    def kept_steps(self) -> list[int]:
+        """The steps ``keep_at_fractions`` names (at least step 1 each), in order, without repeats."""
+        return sorted({max(1, round(f * self.max_steps)) for f in self.keep_at_fractions})
 
     @property
     def warmup(self) -> int:

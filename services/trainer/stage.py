@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from services.trainer import monitor
+from services.trainer import checkpoints, monitor
 from services.trainer.data import unigram_loss
 from services.trainer.settings import TrainerSettings
 from services.trainer.train import Trainer, export_model, init_distributed, model_config, resolve_device
@@ -23,6 +23,7 @@ from shared import runs, stages
 from shared.manifest import Manifest
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
+from shared.schemas.model import read_metrics
 from shared.store import open_store
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
         writer.put_file("model.pt", export_model(result.best_checkpoint, scratch / "model.pt"))
         writer.put_file("tokenizer.json", local / "tokenizer.json")
         writer.put_file("metrics.csv", run_dir / "metrics.csv")
+        kept = publish_kept(writer, run_dir, cfg.kept_steps, scratch)
         monitor.plot(run_dir / "metrics.csv", scratch / "plots")
         writer.put_tree("plots", scratch / "plots")
         writer.metrics.update(
@@ -88,6 +90,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
             device=trainer.device,
             precision=trainer.precision,
             zero_stage=trainer.zero_stage,
+            checkpoints=kept,
             world_size=trainer.world_size,
             checkpoint_dir=str(run_dir),
         )
@@ -99,5 +102,29 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
     else:
         trainer.fit()
         manifest, ran = None, True
+
+
+def publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: Path) -> list[dict]:
+    """Each kept checkpoint as ``checkpoints/<name>/model.pt``, and what the learning curve needs of it.
+
+    The train loss is the logged one at that step (``metrics.csv``), the validation loss the one
+    measured when the checkpoint was saved. A step the run never reached (early stopping) is named.
+    """
+    rows = {r.step: r for r in read_metrics(run_dir / "metrics.csv")}
+    kept = []
+    for step in steps:
+        path = run_dir / checkpoints.tag(step)
+        if not (path / checkpoints.MARKER).exists():
+            log.warning("train: no checkpoint at step %d to keep (the run stopped at an earlier step)", step)
+            continue
+        info = checkpoints.CheckpointInfo.model_validate_json((path / checkpoints.MARKER).read_text())
+        name = path.name
+        (scratch / name).mkdir(parents=True, exist_ok=True)
+        writer.put_file(f"checkpoints/{name}/model.pt", export_model(path, scratch / name / "model.pt"))
+        (scratch / name / "model.pt").unlink()  # one checkpoint on the scratch disk at a time
+        row = rows.get(step)
+        kept.append({"name": name, "step": step, "tokens_seen": info.tokens_seen,
+                     "train_loss": row.train_loss if row else None, "val_loss": info.val_loss})
+    return kept
     dist.barrier()
     return manifest, ran

@@ -173,6 +173,7 @@ class Trainer:
         self.train_shard = TokenShard(train_bin, self.model_config.block_size, vocab_size)
         self.val_shard = TokenShard(val_bin, self.model_config.block_size, vocab_size)
         self.resume_from = self._checkpoint_to_resume()
+        self.kept_steps = frozenset(cfg.kept_steps)
         init_distributed(self.device)  # first: it picks DeepSpeed's accelerator before anything imports it
         self.ds_config = deepspeed_config(cfg, self.device, self.precision)
         import deepspeed
@@ -288,7 +289,8 @@ class Trainer:
                 train_loss = self._mean_over_ranks(loss_sum / cfg.grad_accum)
 
                 sigterm = self._mean_over_ranks(float(stop["sigterm"])) > 0  # every rank stops at the same step
-                checkpoint_due = step % cfg.checkpoint_interval == 0 or step == cfg.max_steps or sigterm
+                checkpoint_due = (step % cfg.checkpoint_interval == 0 or step == cfg.max_steps or sigterm
+                                  or step in self.kept_steps)
                 val_loss = None
                 if step % cfg.eval_interval == 0 or checkpoint_due:
                     val_loss = self.evaluate()
@@ -320,7 +322,7 @@ class Trainer:
                         zero_stage=self.zero_stage, model=self.model_config.to_dict(),
                     )
                     saved = checkpoints.save(self.engine, self.run_dir, info, self._trainer_state(),
-                                             cfg.keep_checkpoints)
+                                             cfg.keep_checkpoints, self.kept_steps)
                     if sigterm:
                         raise TrainingInterrupted(step, saved)
         finally:

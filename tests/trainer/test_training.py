@@ -152,3 +152,28 @@ def test_two_cpu_ranks_see_different_data_and_keep_identical_weights(sample_shar
     last = checkpoints.last(tmp_path / "run")
     assert last[1].world_size == 2
     assert {p.name for p in last[0].glob("trainer_state_rank*.pt")} == {"trainer_state_rank0.pt", "trainer_state_rank1.pt"}
+
+
+def test_pruning_never_removes_the_checkpoints_kept_for_the_learning_curve(tmp_path):
+    for step, val in [(1, 3.0), (2, 1.0), (3, 2.0), (4, 2.5), (5, 2.6), (6, 2.7)]:
+        _fake_checkpoint(tmp_path, step, val)
+    checkpoints.prune(tmp_path, keep=1, keep_steps=frozenset({1, 3}))
+    assert [info.step for _, info in checkpoints.complete(tmp_path)] == [1, 2, 3, 6]
+
+
+def test_keep_at_fractions_names_steps_of_the_run():
+    cfg = TrainConfig(max_steps=400, keep_at_fractions=[1.0, 0.1, 0.25, 0.5, 0.5])
+    assert cfg.keep_at_fractions == [0.1, 0.25, 0.5, 1.0]
+    assert cfg.kept_steps == [40, 100, 200, 400]
+    assert TrainConfig(max_steps=3, keep_at_fractions=[0.01]).kept_steps == [1]
+    with pytest.raises(ValueError, match=r"fractions must be in \(0, 1\]"):
+        TrainConfig(keep_at_fractions=[0.0])
+
+
+def test_kept_checkpoints_survive_the_run_and_are_exported(sample_shards, tmp_path):
+    result = trainer(sample_shards, tmp_path / "run", keep_at_fractions=[0.25, 0.5], keep_checkpoints=1).fit()
+    steps = [info.step for _, info in checkpoints.complete(tmp_path / "run")]
+    assert {5, 10, 20} <= set(steps)
+    assert result.step == 20
+    exported = export_model(tmp_path / "run" / checkpoints.tag(5), tmp_path / "model.pt")
+    assert torch.load(exported, weights_only=False)["config"]["n_layer"] == 4
