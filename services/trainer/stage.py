@@ -75,9 +75,9 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
         writer.put_file("model.pt", export_model(result.best_checkpoint, scratch / "model.pt"))
         writer.put_file("tokenizer.json", local / "tokenizer.json")
         writer.put_file("metrics.csv", run_dir / "metrics.csv")
-        kept = publish_kept(writer, run_dir, cfg.kept_steps, scratch)
         monitor.plot(run_dir / "metrics.csv", scratch / "plots")
         writer.put_tree("plots", scratch / "plots")
+        kept = publish_kept(writer, run_dir, cfg.kept_steps, scratch)
         writer.metrics.update(
             preset=cfg.preset,
             params=trainer.num_params,
@@ -90,9 +90,9 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
             device=trainer.device,
             precision=trainer.precision,
             zero_stage=trainer.zero_stage,
-            checkpoints=kept,
             world_size=trainer.world_size,
             checkpoint_dir=str(run_dir),
+            checkpoints=kept,
         )
 
     if rank == 0:
@@ -102,6 +102,8 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
     else:
         trainer.fit()
         manifest, ran = None, True
+    dist.barrier()
+    return manifest, ran
 
 
 def publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: Path) -> list[dict]:
@@ -126,5 +128,3 @@ def publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: Pa
         kept.append({"name": name, "step": step, "tokens_seen": info.tokens_seen,
                      "train_loss": row.train_loss if row else None, "val_loss": info.val_loss})
     return kept
-    dist.barrier()
-    return manifest, ran
