@@ -1,4 +1,4 @@
-"""``als-lm artifacts``: look into the artifact store, fetch from it, put into it, verify it."""
+"""``als-lm artifacts``: look into the artifact store, fetch from it, put into it, verify it, trace a run."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from rich.table import Table
 
 from shared import runs
 from shared.log import out
+from shared.manifest import Manifest
+from shared.runs import RunNotFound
 from shared.settings import CommonSettings
-from shared.store import open_store
+from shared.store import ArtifactStore, open_store
 
 
 def _store():
@@ -83,3 +85,42 @@ def verify(run: str | None) -> None:
     click.echo(f"verified {len(manifests)} run(s): {len(manifests) - bad} intact, {bad} with problems")
     if bad:
         raise SystemExit(1)
+
+
+@artifacts.command()
+@click.argument("run")
+def trace(run: str) -> None:
+    """Walk RUN's recorded inputs back to the scrape runs: every run it was built from, and what it read."""
+    store = _store()
+    manifest = runs.resolve(store, run)
+    seen: set[str] = set()
+    # Plain lines, not a rich Tree: run ids must never be cropped to the terminal's width.
+    click.echo("\n".join([manifest.run, *_branch(store, manifest, "", seen)]))
+    scrapes = sorted(r for r in seen if r.startswith("scrape-"))
+    click.echo(f"{len(seen)} upstream run(s) in the store; scrape run(s): {', '.join(scrapes) or 'none reached'}")
+
+
+def _branch(store: ArtifactStore, manifest: Manifest, indent: str, seen: set[str]) -> list[str]:
+    """One line per run ``manifest`` read from (bundled files as leaves), depth first; a run reached
+    twice is expanded once."""
+    by_run: dict[str, list[str]] = {}
+    for ref in manifest.inputs:
+        by_run.setdefault(ref.run, []).append(ref.name or ref.key)
+    lines = []
+    for position, (source, names) in enumerate(by_run.items(), 1):
+        last = position == len(by_run)
+        head, below = indent + ("└── " if last else "├── "), indent + ("    " if last else "│   ")
+        read = ", ".join(names if len(names) <= 4 else [*names[:3], f"... {len(names) - 3} more"])
+        if source == "bundled":
+            lines.append(f"{head}bundled: {read}")
+        elif source in seen:
+            lines.append(f"{head}{source} reads {read} (expanded above)")
+        else:
+            try:
+                upstream = runs.resolve(store, source)
+            except RunNotFound:
+                lines.append(f"{head}{source} not in the store, reads {read}")
+                continue
+            seen.add(source)
+            lines += [f"{head}{source} reads {read}", *_branch(store, upstream, below, seen)]
+    return lines

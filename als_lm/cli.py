@@ -15,7 +15,7 @@ from shared import log
 COMMANDS = {
     "doctor": ("als_lm.doctor:doctor", "Check the machine: Python, torch/CUDA, DeepSpeed, server binaries, disk, store."),
     "config": ("als_lm.config_cmd:config", "Print the effective settings (secrets masked)."),
-    "artifacts": ("als_lm.artifacts_cmd:artifacts", "List, show, fetch, put and verify artifacts in the store."),
+    "artifacts": ("als_lm.artifacts_cmd:artifacts", "List, show, fetch, put, verify and trace artifacts in the store."),
     "scrape": ("services.scraper.cli:scrape", "Collect raw documents (Scrapy spiders, or the bundled sample)."),
     "process": ("services.processor.cli:process", "Clean, deduplicate, filter and split the raw corpus."),
     "tokenize": ("services.processor.cli:tokenize", "Train and validate the BPE tokenizer; write token shards."),

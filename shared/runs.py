@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared import stages as declared
 from shared.manifest import InputRef, Manifest, OutputRef
 from shared.store import ArtifactStore, ObjectNotFound, StoreError, sha256_file, validate_key
 
@@ -95,9 +96,7 @@ def stages(store: ArtifactStore) -> list[str]:
 def latest(store: ArtifactStore, stage: str) -> Manifest:
     found = runs(store, stage)
     if not found:
-        raise RunNotFound(
-            f"no published run of stage {stage!r} in {store.description}; run `als-lm {stage.split('-')[0]}` first"
-        )
+        raise RunNotFound(f"no published run of stage {stage!r} in {store.description}; {declared.hint(stage)}")
     return found[-1]
 
 
@@ -114,7 +113,7 @@ def resolve(store: ArtifactStore, ref: str) -> Manifest:
 
 def inputs_from(manifest: Manifest, names: Iterable[str] | None = None) -> list[InputRef]:
     chosen = manifest.outputs if names is None else [manifest.output(n) for n in names]
-    return [InputRef(key=o.key, sha256=o.sha256, run=manifest.run) for o in chosen]
+    return [InputRef(key=o.key, sha256=o.sha256, run=manifest.run, name=o.name) for o in chosen]
 
 
 def fetch(store: ArtifactStore, ref: OutputRef | InputRef, dest: Path) -> Path:
@@ -209,6 +208,16 @@ class RunWriter:
                 log.warning("could not remove unpublished %s: %s", ref.key, err)
 
 
+def find_published(store: ArtifactStore, stage: str, probe: str) -> Manifest | None:
+    """The newest published run of ``stage`` with fingerprint ``probe``: the run that makes a new one
+    unnecessary (logged as a skip), or None."""
+    for manifest in reversed(runs(store, stage)):
+        if manifest.fingerprint == probe:
+            log.info("%s: unchanged since run %s, skipped (use --force to rerun)", stage, manifest.run_id)
+            return manifest
+    return None
+
+
 def run_stage(
     store: ArtifactStore,
     stage: str,
@@ -224,12 +233,8 @@ def run_stage(
     ``body`` receives the writer and a private scratch directory. It puts outputs and sets
     ``writer.metrics``; if it raises, nothing is published and its outputs are discarded.
     """
-    probe = fingerprint(stage, settings, inputs)
-    if not force:
-        for manifest in reversed(runs(store, stage)):
-            if manifest.fingerprint == probe:
-                log.info("%s: unchanged since run %s, skipped (use --force to rerun)", stage, manifest.run_id)
-                return manifest, False
+    if not force and (published := find_published(store, stage, fingerprint(stage, settings, inputs))):
+        return published, False
     writer = RunWriter(store, stage, settings, inputs)
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{stage}-", dir=work_dir) as scratch:

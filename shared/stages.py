@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from shared.schemas.corpus import CleanDocument, RawDocument, TokenShardsMeta
 from shared.schemas.eval import SYSTEMS, Response, Review, ScoreFile
+from shared.schemas.experiment import ExperimentResult
 from shared.schemas.export import ExportReport, ServeReport
 from shared.settings import fingerprinted
 
@@ -48,17 +49,26 @@ class Stage:
     settings: tuple[str, ...]
     """Settings sections (or common fields) whose fields enter the fingerprint, except fields marked
     ``NOT_FINGERPRINTED`` or ``affects`` other stages (shared/settings.py)."""
+    outside: str = ""
+    """What it reads from outside the store (the bundled sample, the web, a server)."""
     optional: bool = False
     """Not needed downstream: a missing run of it leaves a part out instead of stopping a stage."""
 
 
-SCRAPERS = ("sample", "pmc", "clinicaltrials", "web", "wikipedia")
+SCRAPERS = {
+    "sample": "the bundled sample corpus",
+    "pmc": "PubMed Central (NCBI E-utilities)",
+    "clinicaltrials": "the ClinicalTrials.gov API",
+    "web": "the curated sites of sources.yaml",
+    "wikipedia": "Wikipedia (MediaWiki API)",
+}
 REVIEWED = ("scratch", "rag")  # the systems `als-lm eval review` samples
 
 _SCRAPE = tuple(
     Stage(f"scrape-{source}", f"scrape {source}", "scraper", (),
-          (Output("docs/part-*.jsonl", RawDocument), Output("rejected.jsonl")), ("scrape",))
-    for source in SCRAPERS
+          (Output("docs/part-*.jsonl", RawDocument), Output("rejected.jsonl")), ("scrape",),
+          outside=origin)
+    for source, origin in SCRAPERS.items()
 )
 
 _PIPELINE = (
@@ -66,25 +76,26 @@ _PIPELINE = (
           (Reads("scrape-*", ("docs/part-*.jsonl", "rejected.jsonl")),),
           (Output("train.jsonl", CleanDocument), Output("val.jsonl", CleanDocument), Output("corpus.txt"),
            Output("excluded.jsonl"), Output("stats.md"), Output("stats.json")),
-          ("process", "seed")),
+          ("process", "seed"), outside="the bundled medical-terms list"),
     Stage("tokenize", "tokenize", "processor",
           (Reads("process", ("corpus.txt", "train.jsonl", "val.jsonl")),),
           (Output("tokenizer.json"), Output("validation.md"), Output("validation.json"), Output("train.bin"),
            Output("val.bin"), Output("meta.json", TokenShardsMeta)),
-          ("tokenizer",)),
+          ("tokenizer",), outside="the bundled medical-terms list"),
     Stage("train", "train", "trainer",
           (Reads("tokenize", ("train.bin", "val.bin", "meta.json", "tokenizer.json")),),
-          (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png")),
+          (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png"),
+           Output("checkpoints/*/model.pt")),
           ("train", "seed")),
     Stage("export", "export run", "exporter",
-          (Reads("train", ("model.pt", "tokenizer.json")), Reads("tokenize", ("val.bin",))),
+          (Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("val.bin",))),
           (Output("hf/*"), Output("gguf/*.gguf"), Output("Modelfile"), Output("report.json", ExportReport),
            Output("report.md")),
           ("export",)),
     Stage("serve", "export ollama", "exporter",
           (Reads("export", ("gguf/*.gguf",)),),
           (Output("report.json", ServeReport), Output("report.md")),
-          ("serve",)),
+          ("serve",), outside="the Ollama server, where it creates the tags"),
     Stage("rag-index", "rag index", "evaluator",
           (Reads("process", ("train.jsonl", "val.jsonl")),),
           (Output("chunks.jsonl"), Output("chroma/*")),
@@ -97,30 +108,42 @@ _EVAL_READS = {
     "closed_book": (),  # the RAG generator without retrieved context: it reads nothing published
 }
 _EVAL_WRITES = {"rag": (Output("responses.jsonl", Response), Output("retrieval.json"))}
+_EVAL_ASKS = {"scratch": "the served model", "rag": "the RAG generator", "closed_book": "the RAG generator"}
 
 _EVALUATION = (
     *(Stage(f"eval-{system}", f"eval run --system {system}", "evaluator", _EVAL_READS[system],
             _EVAL_WRITES.get(system, (Output("responses.jsonl", Response),)),
-            ("eval", "seed") if system == "scratch" else ("eval", "rag", "seed"))
+            ("eval", "seed") if system == "scratch" else ("eval", "rag", "seed"),
+            outside=f"the bundled benchmark; asks {_EVAL_ASKS[system]} in Ollama")
       for system in SYSTEMS),
     *(Stage(f"score-{system}", f"eval score --system {system}", "evaluator",
             (Reads(f"eval-{system}", ("responses.jsonl",)), Reads("process", ("corpus.txt",))),
             (Output("scores.json", ScoreFile),),
-            ("eval",))
+            ("eval",), outside="the bundled benchmark")
       for system in SYSTEMS),
     *(Stage(f"review-{system}", f"eval review --system {system}", "evaluator",
             (Reads(f"score-{system}", ("scores.json",)),),
             (Output("reviews.jsonl", Review), Output("sample.json")),
-            ("eval", "seed"), optional=True)
+            ("eval", "seed"), outside="a person's judgements", optional=True)
       for system in REVIEWED),
     Stage("report", "report", "evaluator",
           (Reads("score-*", ("scores.json",)), Reads("eval-*", ("responses.jsonl",)), Reads("process", ("corpus.txt",)),
            Reads("review-*", ("reviews.jsonl",))),
           (Output("report.md"), Output("report.html"), Output("report.json"), Output("charts/*.png")),
-          ("eval",)),
+          ("eval",), outside="the bundled benchmark"),
 )
 
-STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION)}
+# The experiment links runs by id (experiment.json); what it reads is every run it names.
+_EXPERIMENT = (
+    Stage("experiment", "experiment", "evaluator",
+          (Reads("train", ("metrics.csv",)), Reads("process", ("train.jsonl", "val.jsonl")),
+           Reads("export", ("report.json",)), Reads("serve", ("report.json",)),
+           Reads("eval-*", ("responses.jsonl",)), Reads("score-*", ("scores.json",))),
+          (Output("experiment.json", ExperimentResult),),
+          ()),
+)
+
+STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION, *_EXPERIMENT)}
 
 
 def declared(name: str) -> Stage | None:
@@ -141,9 +164,9 @@ def fingerprint_settings(stage: str, settings: BaseModel, **derived: Any) -> dic
 
 
 def hint(stage: str) -> str:
-    """How to produce a run of ``stage``: names a real command (tests/foundation/test_stages.py)."""
+    """How to produce a run of ``stage``; a declared stage's hint names its real command
+    (tests/foundation/test_stages.py resolves each one against the command line)."""
     found = STAGES.get(stage)
     if found is None:
-        family = matching(stage.split("-", 1)[0] + "-*")
-        return f"run `als-lm {family[0].command.split()[0]}` first" if family else "publish it first"
+        return "it is not a pipeline stage (shared/stages.py); `als-lm artifacts ls` lists what is published"
     return f"run `als-lm {found.command}` first"

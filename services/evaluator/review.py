@@ -39,13 +39,6 @@ def previous_reviews(store: ArtifactStore, system: str, work_dir: Path) -> list[
     return [Review.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _responses_ref(score_run: Manifest):
-    for ref in score_run.inputs:
-        if ref.key.endswith("/responses.jsonl"):
-            return ref
-    raise ValueError(f"{score_run.run} records no responses.jsonl input")
-
-
 def ask_review(item_id: str, system: str, reviewer: str, prompt: Callable = click.prompt) -> Review | None:
     """One review from the keyboard; ``None`` when the reviewer quits."""
     keys = "/".join(CORRECTNESS_KEYS) + "/q"
@@ -90,7 +83,7 @@ def review_session(store: ArtifactStore, settings: EvaluatorSettings, system: st
         runs.fetch(store, score_run.output("scores.json"), work / f"review-{system}-scores.json").read_text()
     )
     responses = {r.id: r.response for r in load_responses(
-        runs.fetch(store, _responses_ref(score_run), work / f"review-{system}-responses.jsonl"))}
+        runs.fetch(store, score_run.input("responses.jsonl"), work / f"review-{system}-responses.jsonl"))}
     items = {i.id: i for i in load_benchmark(settings.eval.benchmark)}
     by_id = {s.id: s for s in scores.items}
     sample = review_sample(list(by_id), settings.eval.review_sample_size, settings.seed)

@@ -23,6 +23,7 @@ from services.exporter.modelfile import render
 from services.exporter.quantize import inspect, quantize
 from services.exporter.settings import ExporterSettings
 from shared import runs, stages
+from shared.errors import MissingArtifact
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.export import ExportReport, GGUFVariant
@@ -47,10 +48,11 @@ def export_inputs(store: ArtifactStore, train_ref: str) -> tuple[Manifest, dict[
         refs = dict(zip(["model.pt", "tokenizer.json"], runs.inputs_from(train, ["model.pt", "tokenizer.json"])))
     except KeyError as err:
         raise CheckpointError(f"train run {train.run} is incomplete: {err.args[0]}") from None
-    tokenize_runs = sorted({i.run for i in train.inputs if i.run.startswith("tokenize/")})
-    if not tokenize_runs:
-        raise RunNotFound(f"train run {train.run} names no tokenize run among its inputs; cannot find val.bin")
-    refs["val.bin"] = runs.inputs_from(runs.resolve(store, tokenize_runs[-1]), ["val.bin"])[0]
+    try:
+        tokenize = train.upstream("tokenize")
+    except MissingArtifact:
+        raise RunNotFound(f"train run {train.run} names no tokenize run among its inputs; cannot find val.bin") from None
+    refs["val.bin"] = runs.inputs_from(runs.resolve(store, tokenize), ["val.bin"])[0]
     return train, refs
 
 

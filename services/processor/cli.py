@@ -48,7 +48,7 @@ def process(force: bool) -> None:
     settings = load(ProcessorSettings)
     store = open_store(settings.store)
     inputs = scrape_inputs(store)
-    docs = [i for i in inputs if i.key.split("/", 2)[2].startswith("docs/") and i.key.endswith(".jsonl")]
+    docs = [i for i in inputs if i.name.startswith("docs/") and i.name.endswith(".jsonl")]
     if not docs:
         raise ValueError(
             "the latest scrape runs have no docs/*.jsonl outputs: "

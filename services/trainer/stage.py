@@ -50,11 +50,9 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
     rank = dist.get_rank()
     decision = [None]
     if rank == 0 and not force:
-        probe = runs.fingerprint("train", stage_settings, inputs)
-        decision[0] = next((m for m in reversed(runs.runs(store, "train")) if m.fingerprint == probe), None)
+        decision[0] = runs.find_published(store, "train", runs.fingerprint("train", stage_settings, inputs))
     dist.broadcast_object_list(decision, src=0)
     if decision[0] is not None:
-        log.info("train: unchanged since run %s, skipped (use --force to rerun)", decision[0].run_id)
         return decision[0], False
 
     local = Path(settings.work_dir) / "train" / "inputs" / tokenize.run_id

@@ -69,3 +69,55 @@ def test_missing_run_is_one_clear_line(tmp_path):
     assert proc.returncode == 1
     assert "no published run of stage 'nothing-here'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _publish(store, stage, inputs, *names):
+    from shared import runs
+
+    def body(writer, scratch):
+        for name in names:
+            writer.put_bytes(name, f"{stage}:{name}".encode())
+
+    manifest, _ = runs.run_stage(store, stage, {}, inputs, body, work_dir=store.root.parent / "work")
+    return manifest
+
+
+def test_trace_walks_a_report_back_to_the_scrape_run(tmp_path):
+    from shared.manifest import InputRef
+    from shared.runs import inputs_from
+    from shared.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    bundled = InputRef(key="bundled/questions.json", sha256="0" * 64, run="bundled")
+    scrape = _publish(store, "scrape-sample", [], "docs/part-00000.jsonl", "rejected.jsonl")
+    process = _publish(store, "process", inputs_from(scrape), "train.jsonl", "val.jsonl", "corpus.txt")
+    index = _publish(store, "rag-index", inputs_from(process, ["train.jsonl", "val.jsonl"]), "chunks.jsonl")
+    asked = _publish(store, "eval-rag", [bundled, *inputs_from(index)], "responses.jsonl")
+    scored = _publish(store, "score-rag", [bundled, *inputs_from(asked), *inputs_from(process, ["corpus.txt"])],
+                      "scores.json")
+    report = _publish(store, "report", [bundled, *inputs_from(scored, ["scores.json"]), scored.input("responses.jsonl"),
+                                        scored.input("corpus.txt")], "report.md")
+
+    out = run(["artifacts", "trace", report.run], tmp_path).stdout
+    lines = out.splitlines()
+    assert report.run in lines[0]
+    for upstream in (scored, asked, index, process, scrape):
+        assert sum(upstream.run in line for line in lines) >= 1, f"{upstream.run} missing from the trace:\n{out}"
+    assert "reads docs/part-00000.jsonl, rejected.jsonl" in out
+    assert "bundled: questions.json" in out
+    assert "(expanded above)" in out, "process is read twice (scores and corpus) but expanded once"
+    assert sum(process.run in line and "expanded above" not in line for line in lines) == 1
+    assert lines[-1] == f"5 upstream run(s) in the store; scrape run(s): {scrape.run}"
+
+
+def test_trace_names_a_run_missing_from_the_store(tmp_path):
+    from shared.runs import inputs_from
+    from shared.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    scrape = _publish(store, "scrape-sample", [], "docs/part-00000.jsonl")
+    process = _publish(store, "process", inputs_from(scrape), "corpus.txt")
+    (tmp_path / "store" / scrape.run / "manifest.json").unlink()
+    out = run(["artifacts", "trace", process.run], tmp_path).stdout
+    assert f"{scrape.run} not in the store, reads docs/part-00000.jsonl" in out
+    assert out.splitlines()[-1] == "0 upstream run(s) in the store; scrape run(s): none reached"

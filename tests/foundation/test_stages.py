@@ -3,15 +3,20 @@ commands, reads that name declared outputs."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import typing
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+import click
 import pytest
 from pydantic import BaseModel, SecretStr
 
+from als_lm.cli import cli
 from als_lm.config_cmd import settings_class
-from shared import stages
+from shared import runs, stages
+from shared.runs import RunNotFound
 
 
 def _leaves(model: BaseModel, path: tuple[str, ...] = ()):
@@ -26,6 +31,9 @@ def _leaves(model: BaseModel, path: tuple[str, ...] = ()):
             yield (*path, name), field, [extra.get("fingerprint", True)]
 
 
+_SAMPLE = {int: 1, float: 0.5, bool: True, str: "x", Path: Path("x"), SecretStr: SecretStr("x")}
+
+
 def _other(value, annotation):
     """A different value of the field's type (validation is bypassed, serialisation is not)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -35,10 +43,13 @@ def _other(value, annotation):
         choice = args[0]
         if typing.get_origin(choice) is typing.Literal:
             return typing.get_args(choice)[0]
-        return {int: 1, float: 1.5, bool: True, str: "x", Path: Path("x"), SecretStr: SecretStr("x")}[choice]
+        return _other([], choice) if typing.get_origin(choice) is list else _SAMPLE[choice]
+    if isinstance(value, list):
+        item = (typing.get_args(annotation) or (str,))[0]
+        sample = typing.get_args(item)[0] if typing.get_origin(item) is typing.Literal else _SAMPLE[item]
+        return [*value, value[0] if value else sample]
     for kind, change in ((bool, lambda v: not v), (int, lambda v: v + 1), (float, lambda v: v * 2 + 1),
-                         (str, lambda v: v + "x"), (Path, lambda v: v / "x"),
-                         (list, lambda v: [*v, v[0]] if v else ["x"]), (dict, lambda v: {**v, "x": "y"})):
+                         (str, lambda v: v + "x"), (Path, lambda v: v / "x"), (dict, lambda v: {**v, "x": "y"})):
         if isinstance(value, kind):
             return change(value)
     raise AssertionError(f"no changed value for {value!r}: extend _other")
@@ -69,7 +80,7 @@ def test_every_result_affecting_field_changes_the_fingerprint_and_no_other_does(
             assert changed != base, f"{name}: {where} changes results but is not in its fingerprint"
         else:
             assert changed == base, f"{name}: {where} is marked as not changing its results, yet reruns it"
-    assert checked, f"{name} fingerprints no setting at all"
+    assert checked or not stage.settings, f"{name} fingerprints no setting at all"
 
 
 def _get(model: BaseModel, path: tuple[str, ...]):
@@ -112,3 +123,41 @@ def test_every_read_names_a_declared_stage_and_one_of_its_outputs():
                 written = {o.name for o in up.writes}
                 for name in read.outputs:
                     assert name in written, f"{stage.name} reads {name} of {up.name}, which writes {sorted(written)}"
+
+
+def _resolve(argv: list[str]) -> click.Command:
+    """Parse ``als-lm ARGV`` as the command line would, without running it: unknown commands,
+    options or choices fail here."""
+    command, args, ctx = cli, list(argv), click.Context(cli, info_name="als-lm")
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        sub = command.get_command(ctx, args[0])
+        assert sub is not None, f"`als-lm {' '.join(argv)}`: no command {args[0]!r}"
+        ctx = click.Context(sub, info_name=args[0], parent=ctx)
+        command, args = sub, args[1:]
+    command.make_context(ctx.info_name, args, parent=ctx.parent)
+    return command
+
+
+@pytest.mark.parametrize("name", list(stages.STAGES))
+def test_every_missing_run_hint_names_a_real_command(name, local_store):
+    with pytest.raises(RunNotFound) as err:
+        runs.latest(local_store, name)
+    command = re.search(r"run `als-lm ([^`]+)` first", str(err.value))
+    assert command, f"{name}: the hint names no command: {err.value}"
+    _resolve(command.group(1).split())
+
+
+def test_a_hint_that_names_an_unknown_command_or_choice_fails_to_resolve():
+    with pytest.raises(AssertionError, match="no command 'score'"):
+        _resolve(["score"])
+    with pytest.raises(click.BadParameter):
+        _resolve(["eval", "run", "--system", "nonsense"])
+
+
+def test_architecture_stage_table_is_current(repo_root):
+    spec = importlib.util.spec_from_file_location("gen_stage_table", repo_root / "scripts" / "gen_stage_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (repo_root / "docs" / "architecture.md").read_text()
+    assert current == module.updated(current), (
+        "the stage table of docs/architecture.md is stale: run .venv/bin/python scripts/gen_stage_table.py")
