@@ -176,7 +176,7 @@ def main() -> None:
 
     ds_adam = args.build_cpu_adam or cpu_adam_built()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    for n in (int(x) for x in args.adam_params.split(",")):
+    for n in (int(x) for x in args.adam_params.split(",") if x):
         row = adam_steps(n, args.repeats, ds_adam)
         report["adam"].append(row)
         print(f"Adam {n:,} params: predicted {row['predicted_s']:.3f} s; "

@@ -76,7 +76,7 @@ def _plan(cfg: TrainConfig, gpu: str | None, gpu_memory_gb: float | None, gpu_tf
     elif gpu_memory_gb is None or gpu_tflops is None:
         raise click.UsageError("--plan needs --gpu NAME, or --gpu-memory-gb with --gpu-tflops")
     else:
-        card = GPU(f"custom GPU ({gpu_memory_gb:g} GiB, {gpu_tflops:g} TFLOP/s)", gpu_memory_gb, gpu_tflops, 24.0)
+        card = GPU(f"custom GPU ({gpu_memory_gb:g} GiB, {gpu_tflops:g} TFLOP/s)", gpu_memory_gb, gpu_tflops, 24.0, "custom")
     for value, name in ((gpu_memory_gb, "memory_gib"), (gpu_tflops, "bf16_tflops"), (pcie_gbs, "pcie_gbs")):
         if value is not None:
             if value <= 0:

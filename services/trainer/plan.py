@@ -280,7 +280,8 @@ def zero_section(cfg: TrainConfig) -> tuple[dict, str]:
     from services.trainer.train import deepspeed_config
 
     name = cfg.deepspeed_config.name if cfg.deepspeed_config else f"{DEEPSPEED_BY_PRESET[cfg.preset]}.json"
-    return deepspeed_config(cfg, "cuda", "bf16")["zero_optimization"], name
+    overrides = [f"--{k.replace('_', '-')} {v}" for k in ("zero_stage", "offload") if (v := getattr(cfg, k)) is not None]
+    return deepspeed_config(cfg, "cuda", "bf16")["zero_optimization"], " ".join([name, *overrides])
 
 
 def offload_of(zero: dict) -> Offload:
@@ -322,7 +323,7 @@ def make_plan(cfg: TrainConfig, gpu: GPU, *, mfu: float = DEFAULT_MFU, reserve_g
     candidates = []
     micro_batches = [m for m in (1, 2, 4, 8, 16, 32, 64) if m <= sequences and sequences % m == 0]
     for stage, offload, name in CANDIDATES:
-        section, _ = zero_section(cfg.model_copy(update={
+        section, _ = zero_section(cfg.model_copy(update={  # the candidate's own file, as its options select
             "deepspeed_config": CONFIG_DIR / "deepspeed" / f"{name}.json", "zero_stage": stage, "offload": offload}))
         for ckpt in (False, True):
             for mb in micro_batches:
