@@ -12,11 +12,12 @@ import click
 
 from services.evaluator.settings import EvaluatorSettings
 from shared.manifest import Manifest
+from shared.schemas.eval import SYSTEMS
 from shared.settings import load
 from shared.store import open_store
 
 FORCE = click.option("--force", is_flag=True, help="Run even when an identical run is already published.")
-SYSTEM = click.option("--system", type=click.Choice(["scratch", "rag"]), help="Which system's responses.")
+SYSTEM = click.option("--system", type=click.Choice(SYSTEMS), help="Which system's responses.")
 
 
 def _report(stage: str, manifest: Manifest, ran: bool) -> None:
@@ -84,13 +85,16 @@ def validate(benchmark: Path | None, corpus: Path | None) -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="File mode: scores JSON to write.")
 @click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
               help="File mode: corpus text for the fabrication lexicon (documents separated by blank lines).")
+@click.option("--eval-run", default=None,
+              help="Store mode: the eval run to score ('eval-<system>/<run_id>'; default: the latest).")
 @FORCE
 def score(system: str | None, benchmark: Path | None, responses: Path | None, output: Path | None,
-          corpus: Path | None, force: bool) -> None:
+          corpus: Path | None, eval_run: str | None, force: bool) -> None:
     """Score responses: facts present (accuracy), fabricated names, hedging (design §8.2).
 
     File mode: --benchmark Q.json --responses R.jsonl --output S.json.
-    Store mode: --system scratch|rag scores the latest eval-<system> run and publishes score-<system>.
+    Store mode: --system scratch|rag|closed_book scores the latest eval-<system> run (or --eval-run)
+    and publishes score-<system>.
     """
     settings = load(EvaluatorSettings)
     if system:
@@ -100,7 +104,7 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
 
         if benchmark:
             settings = load(EvaluatorSettings, eval=settings.eval.model_copy(update={"benchmark": benchmark}))
-        _report(f"score-{system}", *score_stage(open_store(settings.store), settings, system, force))
+        _report(f"score-{system}", *score_stage(open_store(settings.store), settings, system, force, eval_run))
         return
     if not (responses and output):
         raise click.UsageError("give --system (store mode) or --responses and --output (file mode)")
@@ -147,16 +151,21 @@ def rag() -> None:
 
 
 @eval_group.command("run")
-@click.option("--system", type=click.Choice(["scratch", "rag"]), required=True, help="Which system to ask.")
+@click.option("--system", type=click.Choice(SYSTEMS), required=True,
+              help="Which system to ask: closed_book is the RAG generator without the retrieved context.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N questions, taken round-robin across categories (a quick run).")
+@click.option("--serve-run", default=None, help="scratch: the serve run whose model to ask ('serve/<run_id>'; "
+              "default: the latest).")
 @FORCE
-def run_cmd(system: str, limit: int | None, force: bool) -> None:
+def run_cmd(system: str, limit: int | None, serve_run: str | None, force: bool) -> None:
     """Ask one system every benchmark question -> eval-<system> (responses.jsonl, latency, retrieved chunks)."""
     from services.evaluator.runner import run_eval
 
+    if serve_run and system != "scratch":
+        raise click.UsageError("--serve-run names the from-scratch model: use it with --system scratch")
     settings = load(EvaluatorSettings)
-    manifest, ran = run_eval(open_store(settings.store), settings, system, limit, force)
+    manifest, ran = run_eval(open_store(settings.store), settings, system, limit, force, serve_run)
     _report(f"eval-{system}", manifest, ran)
     m = manifest.metrics
     click.echo(f"{m['questions']} questions to {m['model']}, median latency {m['latency_p50_s']:.2f} s"

@@ -1,14 +1,18 @@
 """``als-lm eval run``: ask one system every benchmark question and publish ``eval-<system>``.
 
-``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the latest ``serve``
-run); ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved and whether they
-contained each key fact (``retrieval.json``, fact recall@k). Generation is greedy with a fixed seed,
-and the model's digest is part of the run's fingerprint, so a rerun with the same model is skipped
-and a new model is asked again.
+``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the named ``serve``
+run, else the latest); ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved
+and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
+asks the RAG generator the same questions without any context. Generation is greedy with a fixed
+seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
+texts, not the key facts), the model's digest, the options and, for RAG, the index; so a rerun with
+the same model is skipped, a new model is asked again, and a key-fact correction only re-scores.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections import defaultdict
@@ -17,15 +21,15 @@ from pathlib import Path
 
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate
-from services.evaluator.rag.pipeline import open_rag
+from services.evaluator.rag.pipeline import latest_index, open_rag
 from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
 from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
-from shared.schemas.eval import BenchmarkItem, Response, RetrievedChunk
-from shared.store import ArtifactStore, sha256_file
+from shared.schemas.eval import SYSTEMS, BenchmarkItem, Response, RetrievedChunk
+from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -58,52 +62,94 @@ def facts_in_context(facts: list[str], chunks: list[RetrievedChunk]) -> list[boo
     return [_plain(f) in context for f in facts]
 
 
-def scratch_model(store: ArtifactStore, settings: EvaluatorSettings) -> tuple[str, list[InputRef]]:
-    """The served from-scratch model's tag and the ``serve`` run it comes from."""
-    if settings.eval.scratch_model:
+# The closed-book control: the RAG generator with the §9.3 prompt less its context, so the report
+# can separate what retrieval adds from what the generator already knows.
+CLOSED_BOOK_PROMPT = (
+    "You are a helpful assistant answering questions about ALS (amyotrophic lateral sclerosis). If you do not "
+    "know enough to answer, say so.\n\nQuestion: {query}\n\nAnswer:"
+)
+
+
+def scratch_model(store: ArtifactStore, settings: EvaluatorSettings,
+                  serve_run: str | None = None) -> tuple[str, list[InputRef]]:
+    """The served from-scratch model's tag and the ``serve`` run it comes from (``serve_run``, else the latest)."""
+    if settings.eval.scratch_model and not serve_run:
         return settings.eval.scratch_model, []
     try:
-        serve = runs.latest(store, "serve")
+        serve = runs.resolve(store, serve_run or "serve")
     except RunNotFound:
         raise RunNotFound(
-            f"no published serve run in {store.description}; run `als-lm export ollama` first "
+            f"no published serve run {serve_run or ''} in {store.description}; run `als-lm export ollama` first "
             "(or name a served model with ALS_EVAL__SCRATCH_MODEL)"
         ) from None
+    if serve.stage != "serve":
+        raise RunNotFound(f"{serve_run!r} is a {serve.stage} run, not a serve run")
     tag = next((t for t in serve.metrics.get("tags", []) if t.endswith(":latest")), None)
     if tag is None:
         raise ValueError(f"serve run {serve.run} records no `latest` tag in its metrics: {serve.metrics.get('tags')}")
     return tag, runs.inputs_from(serve, ["report.json"])
 
 
+def questions_sha256(items: list[BenchmarkItem]) -> str:
+    """What the asking depends on in the benchmark: the ids and question texts, not the key facts or
+    reference answers, so a corrected key fact re-scores the stored answers without asking again."""
+    return hashlib.sha256(json.dumps([[i.id, i.question] for i in items]).encode()).hexdigest()
+
+
 def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, limit: int | None = None,
-             force: bool = False) -> tuple[Manifest, bool]:
+             force: bool = False, serve_run: str | None = None) -> tuple[Manifest, bool]:
+    """Ask ``system`` every selected question. What is cheap to learn (the model's digest, the index
+    run) decides whether to run; models and indexes are loaded only when the run goes ahead."""
     cfg = settings.eval
     items = select(load_benchmark(cfg.benchmark), limit)
-    benchmark = InputRef(key=f"bundled/{Path(cfg.benchmark).name}", sha256=sha256_file(cfg.benchmark),
-                         run="bundled")
-    opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
+    derived: dict = {}
     if system == "scratch":
-        model, inputs = scratch_model(store, settings)
+        model, inputs = scratch_model(store, settings, serve_run)
         client = generate.connect(settings.ollama_host)
         digest = generate.require(client, model, "create it with `als-lm export ollama`")
-        generate.load(client, model)
+        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
 
-        def answer(question: str) -> tuple[str, None, float]:
-            text, seconds = generate.answer(client, model, question, opts)
-            return text, None, seconds
+        def open_system() -> Answer:
+            generate.load(client, model)
 
-    elif system == "rag":
-        rag = open_rag(store, settings)
-        model, digest, answer = rag.model, rag.model_digest, rag.ask
-        inputs = runs.inputs_from(runs.resolve(store, rag.index_run))
-        opts = rag.options
+            def answer(question: str) -> tuple[str, None, float]:
+                text, seconds = generate.answer(client, model, question, opts)
+                return text, None, seconds
+            return answer
+
+    elif system in ("rag", "closed_book"):
+        model = settings.rag.generator_model
+        client = generate.connect(settings.ollama_host)
+        digest = generate.ensure_generator(client, model)
+        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread, settings.rag.num_ctx)
+        if system == "rag":
+            index_run = latest_index(store)
+            inputs = runs.inputs_from(index_run)
+
+            def open_system() -> Answer:
+                rag = open_rag(store, settings)
+                if rag.index_run != index_run.run or rag.options != opts:
+                    raise RuntimeError(f"the RAG index or options changed while the run started: {rag.index_run}")
+                return rag.ask
+        else:
+            inputs = []
+            derived["prompt"] = CLOSED_BOOK_PROMPT
+
+            def open_system() -> Answer:
+                generate.load(client, model)
+
+                def answer(question: str) -> tuple[str, None, float]:
+                    text, seconds = generate.answer(client, model, CLOSED_BOOK_PROMPT.format(query=question), opts)
+                    return text, None, seconds
+                return answer
     else:
-        raise ValueError(f"unknown system {system!r}; choose scratch or rag")
+        raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     fingerprinted = stages.fingerprint_settings(f"eval-{system}", settings, system=system, model=model,
-                                                model_digest=digest, options=opts, limit=limit)
+                                                model_digest=digest, options=opts, limit=limit,
+                                                questions_sha256=questions_sha256(items), **derived)
 
     def body(writer: RunWriter, scratch: Path) -> None:
-        responses = ask_all(items, answer, system, model)
+        responses = ask_all(items, open_system(), system, model)
         path = scratch / "responses.jsonl"
         path.write_text("".join(r.model_dump_json() + "\n" for r in responses))
         writer.put_file("responses.jsonl", path)
@@ -116,7 +162,7 @@ def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, lim
             writer.put_json("retrieval.json", retrieval)
             writer.metrics["fact_recall_at_k"] = retrieval["summary"]["fact_recall"]
 
-    return runs.run_stage(store, f"eval-{system}", fingerprinted, [benchmark, *inputs], body,
+    return runs.run_stage(store, f"eval-{system}", fingerprinted, inputs, body,
                           work_dir=settings.work_dir, force=force)
 
 

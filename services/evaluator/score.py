@@ -162,13 +162,17 @@ def benchmark_input(path: Path) -> InputRef:
     return InputRef(key=f"bundled/{Path(path).name}", sha256=sha256_file(path), run="bundled")
 
 
-def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, force: bool = False):
-    """Store mode: score the latest ``eval-<system>`` run, with the latest ``process`` corpus as lexicon."""
+def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, force: bool = False,
+                eval_run_ref: str | None = None):
+    """Store mode: score the named ``eval-<system>`` run (else the latest), with the latest ``process``
+    corpus as lexicon. The experiment names the run, so a skipped stage never pairs the wrong ones."""
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     config = settings.eval
     benchmark = load_benchmark(config.benchmark)
-    eval_run = runs.latest(store, f"eval-{system}")
+    eval_run = runs.resolve(store, eval_run_ref or f"eval-{system}")
+    if eval_run.stage != f"eval-{system}":
+        raise ValueError(f"{eval_run_ref!r} is a {eval_run.stage} run, not an eval-{system} run")
     process_run = runs.latest(store, "process")
     inputs = [benchmark_input(config.benchmark), *runs.inputs_from(eval_run, ["responses.jsonl"]),
               *runs.inputs_from(process_run, ["corpus.txt", "train.jsonl"])]

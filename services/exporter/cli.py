@@ -27,14 +27,19 @@ def export() -> None:
 
 @export.command("run")
 @click.option("--train-run", default=None, help="'train' (latest, default) or 'train/<run_id>'.")
+@click.option("--checkpoint", default=None,
+              help="A kept checkpoint of the train run (e.g. step00000300) instead of its best model.pt.")
+@click.option("--model-name", default=None, help="The Ollama model name its tags get (default: als-lm).")
 @click.option("--quant", "quants", multiple=True, type=click.Choice(QUANTS), help="Repeatable; default: all.")
 @click.option("--default-quant", type=click.Choice(QUANTS), default=None, help="The Ollama `latest` tag.")
 @click.option("--force", is_flag=True, help="Rerun even when an identical export is published.")
-def run(train_run: str | None, quants: tuple[str, ...], default_quant: str | None, force: bool) -> None:
+def run(train_run: str | None, checkpoint: str | None, model_name: str | None, quants: tuple[str, ...],
+        default_quant: str | None, force: bool) -> None:
     """HF directory, f32/f16 GGUF, llama.cpp quantizations, Modelfile and report -> `export` run."""
     from services.exporter.export import run_export
 
-    overrides = {"train_run": train_run, "quants": list(quants) or None, "default_quant": default_quant}
+    overrides = {"train_run": train_run, "checkpoint": checkpoint, "model_name": model_name,
+                 "quants": list(quants) or None, "default_quant": default_quant}
     settings = load(ExporterSettings, export={k: v for k, v in overrides.items() if v is not None})
     manifest, ran = run_export(open_store(settings.store), settings, force=force)
     _announce("export", manifest, ran)

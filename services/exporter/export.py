@@ -39,13 +39,19 @@ def gguf_name(model_name: str, variant: str) -> str:
     return f"gguf/{model_name}-{variant}.gguf"
 
 
-def export_inputs(store: ArtifactStore, train_ref: str) -> tuple[Manifest, dict[str, InputRef]]:
-    """model.pt and tokenizer.json of the train run, and val.bin of the tokenize run it trained on."""
+def export_inputs(store: ArtifactStore, train_ref: str, checkpoint: str = "") -> tuple[Manifest, dict[str, InputRef]]:
+    """model.pt (or a kept checkpoint's) and tokenizer.json of the train run, and val.bin of the
+    tokenize run it trained on."""
     train = runs.resolve(store, train_ref)
     if train.stage != "train":
         raise RunNotFound(f"{train_ref!r} is a {train.stage} run, not a train run")
+    weights = f"checkpoints/{checkpoint}/model.pt" if checkpoint else "model.pt"
+    if checkpoint and not any(o.name == weights for o in train.outputs):
+        kept = sorted(o.name.split("/")[1] for o in train.outputs if o.name.startswith("checkpoints/"))
+        raise CheckpointError(f"train run {train.run} kept no checkpoint {checkpoint!r}; "
+                              f"it kept: {', '.join(kept) or 'none (set keep_at_fractions)'}")
     try:
-        refs = dict(zip(["model.pt", "tokenizer.json"], runs.inputs_from(train, ["model.pt", "tokenizer.json"])))
+        refs = dict(zip(["model.pt", "tokenizer.json"], runs.inputs_from(train, [weights, "tokenizer.json"])))
     except KeyError as err:
         raise CheckpointError(f"train run {train.run} is incomplete: {err.args[0]}") from None
     try:
@@ -87,7 +93,7 @@ def validation_texts(val: np.ndarray, eos: int, tokenizer: PreTrainedTokenizerFa
 
 def run_export(store: ArtifactStore, settings: ExporterSettings, force: bool = False) -> tuple[Manifest, bool]:
     cfg = settings.export
-    train, refs = export_inputs(store, cfg.train_run)
+    train, refs = export_inputs(store, cfg.train_run, cfg.checkpoint)
 
     def body(writer: RunWriter, scratch: Path) -> None:
         paths = {name: runs.fetch(store, ref, scratch / "in" / name) for name, ref in refs.items()}

@@ -60,6 +60,11 @@ class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train_run: str = Field("train", description="the train run to export: 'train' (latest) or 'train/<run_id>'")
+    checkpoint: str = Field(
+        "", pattern=r"^[A-Za-z0-9._-]*$",
+        description="a kept checkpoint of the train run (checkpoints/<name>/model.pt, e.g. step00000300); "
+        "empty: its best model.pt",
+    )
     quants: list[Quant] = Field(list(QUANTS), description="llama.cpp quantizations to produce (§6.2)")
     default_quant: Quant = Field("Q5_K_M", description="the Modelfile's FROM and the Ollama `latest` tag")
     model_name: str = Field("als-lm", pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Ollama model name")

@@ -77,3 +77,40 @@ def test_unknown_system_is_refused(local_store, tmp_path):
     settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown system 'both'"):
         run_eval(local_store, settings, "both")
+
+
+def test_eval_fingerprint_covers_the_questions_asked_not_their_key_facts():
+    from services.evaluator.runner import questions_sha256
+
+    items = select(load_benchmark(BENCHMARK), 3)
+    corrected = [items[0].model_copy(update={"key_facts": items[0].key_facts[:1], "reference_answer": "fixed"}),
+                 *items[1:]]
+    reworded = [items[0].model_copy(update={"question": items[0].question + " Explain."}), *items[1:]]
+    assert questions_sha256(corrected) == questions_sha256(items)
+    assert questions_sha256(reworded) != questions_sha256(items)
+    assert questions_sha256(items[:2]) != questions_sha256(items)
+
+
+@pytest.mark.slow
+def test_closed_book_asks_the_generator_without_context_and_a_key_fact_fix_does_not_ask_again(
+        local_store, tmp_path, ollama_server):
+    import json
+
+    from services.evaluator.runner import CLOSED_BOOK_PROMPT
+
+    bench = tmp_path / "questions.json"
+    items = json.loads(BENCHMARK.read_text())
+    bench.write_text(json.dumps(items))
+    settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path,
+                                 ollama_host=ollama_server.base_url,
+                                 eval={"benchmark": bench, "max_tokens": 4, "num_thread": 1})
+    first, ran = run_eval(local_store, settings, "closed_book", limit=2)
+    assert ran and first.inputs == [] and first.settings["prompt"] == CLOSED_BOOK_PROMPT
+    assert first.settings["model"] == settings.rag.generator_model
+    responses = local_store.get_bytes(first.output("responses.jsonl").key).decode().splitlines()
+    assert [Response.model_validate_json(r).system for r in responses] == ["closed_book", "closed_book"]
+
+    items[0]["key_facts"] = items[0]["key_facts"][:1]  # a benchmark correction of a key fact
+    bench.write_text(json.dumps(items))
+    again, ran = run_eval(local_store, settings, "closed_book", limit=2)
+    assert not ran and again.run == first.run
