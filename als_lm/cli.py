@@ -27,6 +27,9 @@ COMMANDS = {
     "report": ("services.evaluator.cli:report", "Write the comparison report (Markdown + HTML)."),
     "ui": ("services.evaluator.ui:ui", "Serve the Gradio chat and comparison UI."),
     "demo": ("als_lm.demo:demo", "Run the whole pipeline on the bundled sample, on CPU, with a local store."),
+    "experiment": ("als_lm.experiment:experiment",
+                   "Learning curves over kept checkpoints, RAG and closed-book on every question, fact exposure."),
+    "explore": ("als_lm.explore:explore", "Open the UI over a demo's or an experiment's results, without Docker."),
 }
 
 
