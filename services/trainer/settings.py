@@ -55,7 +55,7 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
     deepspeed_config: Path | None = Field(
-        None, description="DeepSpeed JSON; None = configs/deepspeed/<zero0|zero2-offload|zero3-offload>.json by preset"
+        None, description="DeepSpeed JSON; None = configs/deepspeed/<zero0|zero2-offload>.json by preset (--plan)"
     )
     zero_stage: int | None = Field(None, ge=0, le=3, description="overrides the DeepSpeed file's ZeRO stage")
     offload: Literal["none", "optimizer", "optimizer+params"] | None = Field(
@@ -93,7 +93,9 @@ class TrainConfig(BaseModel):
         return self.warmup_steps if self.warmup_steps is not None else min(2000, self.max_steps // 10)
 
 
-DEEPSPEED_BY_PRESET = {"tiny": "zero0", "small": "zero0", "base": "zero2-offload", "large": "zero3-offload"}
+# What `als-lm train --plan` ranks fastest on the seed's 12 GB card (docs/training.md): base fits
+# without any offload; large needs the optimizer offloaded, but not its parameters.
+DEEPSPEED_BY_PRESET = {"tiny": "zero0", "small": "zero0", "base": "zero0", "large": "zero2-offload"}
 
 
 class TrainerSettings(CommonSettings):
