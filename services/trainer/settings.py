@@ -95,7 +95,7 @@ class TrainConfig(BaseModel):
 
 # What `als-lm train --plan` ranks fastest on the seed's 12 GB card (docs/training.md): base fits
 # without any offload; large needs the optimizer offloaded, but not its parameters.
-DEEPSPEED_BY_PRESET = {"tiny": "zero0", "small": "zero0", "base": "zero0", "large": "zero2-offload"}
+DEEPSPEED_BY_PRESET = {"tiny": "zero0", "mini": "zero0", "small": "zero0", "base": "zero0", "large": "zero2-offload"}
 
 
 class TrainerSettings(CommonSettings):
