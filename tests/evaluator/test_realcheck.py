@@ -1,0 +1,71 @@
+"""The held-out validation on real outputs: the settled labels, the agreement figures and their intervals."""
+
+import json
+
+import click
+import pytest
+
+from services.evaluator.scoring import realcheck
+from services.evaluator.scoring.realcheck import Label, Pair
+
+FACTS = [{"text": "glutamate release"}, {"text": "sodium channels"}]
+
+
+def _pair(n: int, system: str = "rag") -> Pair:
+    return Pair(pair_id=f"{system}:q{n}:0", system=system, source_run="eval-rag/x", item_id=f"q{n}",
+                question="How does riluzole work?", facts=FACTS, fact_index=n % 2, response=f"answer {n}")
+
+
+def _labels(verdicts: list[str], pairs: list[Pair]) -> list[Label]:
+    return [Label(pair_id=p.pair_id, verdict=v) for p, v in zip(pairs, verdicts)]
+
+
+def test_settled_label_is_the_readers_shared_verdict_or_the_adjudicators():
+    pairs = [_pair(0), _pair(1)]
+    first = _labels(["supported", "absent"], pairs)
+    second = _labels(["supported", "contradicted"], pairs)
+    adjudicated = [Label(pair_id=pairs[1].pair_id, verdict="contradicted")]
+    assert realcheck.settled(pairs, first, second, adjudicated) == {
+        pairs[0].pair_id: "supported", pairs[1].pair_id: "contradicted"}
+
+
+def test_a_disagreement_left_unadjudicated_is_refused_by_name():
+    pairs = [_pair(0)]
+    with pytest.raises(click.ClickException, match="q0.*not adjudicated"):
+        realcheck.settled(pairs, _labels(["supported"], pairs), _labels(["absent"], pairs), [])
+
+
+def test_report_counts_precision_and_recall_per_verdict():
+    pairs = [_pair(n) for n in range(12)]
+    gold = ["supported"] * 4 + ["absent"] * 6 + ["contradicted"] * 2
+    labels = _labels(gold, pairs)
+    # The scorer misses one supported fact (says absent) and calls one absent fact contradicted.
+    said = dict(zip((p.pair_id for p in pairs), ["absent"] + ["supported"] * 3 + ["contradicted"] + ["absent"] * 5
+                    + ["contradicted"] * 2))
+    text = realcheck.report_text(pairs, labels, labels, [], said)
+    assert "Readers agree on 100.0 %" in text
+    assert "Scorer agrees with the settled label on 83.3 %" in text  # 10 of 12
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and line.count("|") == 4}  # the precision/recall table
+    assert "100.0 %" in rows["supported"].split(" | ")[1] and "(n=3)" in rows["supported"]  # precision 3/3
+    assert "75.0 %" in rows["supported"].split(" | ")[2]  # recall 3/4
+    assert "66.7 %" in rows["contradicted"].split(" | ")[1]  # 2 of 3 contradicted verdicts were right
+
+
+def test_proportion_of_nothing_is_undefined_not_zero():
+    assert realcheck.proportion(0, 0).estimate is None
+    interval = realcheck.proportion(3, 4)
+    assert interval.low < 0.75 < interval.high
+
+
+def test_sample_draws_one_fact_per_item_and_system_reproducibly(tmp_path, monkeypatch):
+    items = json.loads(realcheck.BENCHMARK.read_text())[:20]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"id": i["id"], "response": "text"}) + "\n" for i in items))
+    specs = {"rag": ("eval-rag/a", path), "closed_book": ("eval-closed_book/b", path)}
+    first = realcheck.sample_pairs(specs, per_system=8, seed=7)
+    assert first == realcheck.sample_pairs(specs, per_system=8, seed=7)
+    assert len(first) == 16
+    for system in ("rag", "closed_book"):
+        ids = [p.item_id for p in first if p.system == system]
+        assert len(ids) == len(set(ids)) == 8
