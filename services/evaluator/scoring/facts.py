@@ -158,6 +158,7 @@ class _Fact:
     numbers: tuple[_Number, ...]
     context: frozenset[str]  # concepts other than the numbers and their units
     literal: frozenset[str]  # names and symbols (ALT, CYP2D6): matched as written, never by stem
+    phrase: re.Pattern[str]  # the normalised fact as a whole phrase
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,16 @@ class FactScorer:
     def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None = None):
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
+        self._parsed: dict[tuple, list[_Fact]] = {}
 
     def _variants(self, fact: KeyFact) -> list[_Fact]:
-        """The fact's text and each alias, parsed; a ``deny`` fact is a negative one."""
+        """The fact's text and each alias, parsed (once per distinct fact); a ``deny`` fact is a negative one."""
+        key = (fact.text, tuple(fact.aliases), fact.polarity, fact.tolerance, fact.accepted_range)
+        if key not in self._parsed:
+            self._parsed[key] = self._parse_fact(fact)
+        return self._parsed[key]
+
+    def _parse_fact(self, fact: KeyFact) -> list[_Fact]:
         out = []
         for text in [fact.text, *fact.aliases]:
             norm = normalize(text)
@@ -222,7 +230,8 @@ class FactScorer:
             literal |= {norm[m.start:m.end] for m in mentions}
             out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
                              frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
-                             tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal)))
+                             tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal),
+                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)")))
         return out
 
     def _words(self, fact: _Fact, clause: str) -> list[_Word]:
@@ -246,7 +255,7 @@ class FactScorer:
         return out
 
     def _lexical(self, fact: _Fact, clause: str, topical: bool) -> _Hit | None:
-        m = re.search(rf"(?<![\w-]){re.escape(fact.norm)}(?!\w)", clause)
+        m = fact.phrase.search(clause)
         if m:
             return _Hit("exact", 1.0, clause, m.start(), m.end())
         if fact.numbers:
@@ -420,6 +429,7 @@ class FactScorer:
             _, pending = self._lexical_pass(parts, subjects, topic, variants, True)
             if pending:
                 texts += [variants[i][0].norm for i in pending] + parts
+        texts = list(dict.fromkeys(texts))
         for start in range(0, len(texts), 1024):
             self.embedder.encode(texts[start:start + 1024])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -194,6 +195,7 @@ def _strip(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Strip up to two suffixes (``radicals`` -> ``radical`` -> ``rad``), keeping at least three letters."""
     return _strip(_strip(word))
@@ -234,6 +236,7 @@ def _ratio(m: re.Match) -> str:
     return f"{round(100 * part / whole, 1):g} %"
 
 
+@lru_cache(maxsize=16384)  # questions and key facts recur for every response scored
 def normalize(text: str) -> str:
     """Lower-case canonical text; see the module docstring for the order of the steps."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -272,6 +275,7 @@ def words(normalized: str) -> list[str]:
     return _WORD.findall(normalized)
 
 
+@lru_cache(maxsize=65536)
 def concept(word: str) -> str:
     """The word's stem, or the concept its stem or the whole word stands for (``reduces`` -> ``inhibit``)."""
     if word in WORD_CONCEPTS:
