@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 
 from services.evaluator.scoring.claims import CITATION, ClaimJudge, split_claims
-from services.evaluator.scoring.evidence import SentencePool, sentences
+from services.evaluator.scoring.evidence import Sentence, SentencePool, sentences
 from shared.schemas.eval import Citation, Faithfulness, GoldEvidence, RetrievedChunk
 
 _TOKEN = re.compile(r"[\w.:/-]*\w")
@@ -78,9 +78,26 @@ def reciprocal_rank(relevant: Sequence[bool]) -> float:
 class FaithfulnessScorer:
     def __init__(self, judge: ClaimJudge, corpus_ids: set[str], idf: dict[str, float]):
         self.judge, self.corpus_ids, self.idf = judge, corpus_ids, idf
+        self._sentences: dict[tuple[str, int, str], list[Sentence]] = {}
 
-    def pool(self, chunks: Sequence[RetrievedChunk]) -> SentencePool:
-        return SentencePool.build(((c.text, f"[{n}]", c.source_id) for n, c in enumerate(chunks, 1)), self.idf)
+    def pool(self, chunks: Sequence[RetrievedChunk], first: int = 1) -> SentencePool:
+        """The chunks' sentences, each marked with its chunk's number (``[first]`` onwards); a chunk is cut
+        and normalised once, however many responses retrieve it."""
+        items = []
+        for n, c in enumerate(chunks, first):
+            key = (c.chunk_id, n, c.text)
+            if key not in self._sentences:
+                self._sentences[key] = SentencePool.build([(c.text, f"[{n}]", c.source_id)]).items
+            items += self._sentences[key]
+        return SentencePool(items, self.idf)
+
+    def cases(self, question: str, response: str, chunks: Sequence[RetrievedChunk], claims: Sequence[str]
+              ) -> tuple[list[tuple[Sequence[str], list[SentencePool]]], list[str]]:
+        """What ``score`` will judge and embed, for ``ClaimJudge.prefetch``."""
+        cases = [(claims, [self.pool(chunks)])]
+        cases += [(split_claims(sentence), [self.pool([chunks[n - 1]], n)])
+                  for _, sentence, n in find_citations(response, chunks, self.corpus_ids) if n is not None]
+        return cases, [question, response]
 
     def score(self, question: str, response: str, chunks: Sequence[RetrievedChunk], claims: Sequence[str],
               gold: GoldEvidence | None) -> Faithfulness:
@@ -90,7 +107,7 @@ class FaithfulnessScorer:
             supports = False
             if n is not None:
                 own = split_claims(sentence)
-                verdicts = self.judge.judge(own, [self.pool([chunks[n - 1]])])
+                verdicts = self.judge.judge(own, [self.pool([chunks[n - 1]], n)])
                 supports = bool(own) and all(v.verdict == "supported" for v in verdicts)
             citations.append(Citation(marker=marker, sentence=sentence, chunk=n, retrieved=n is not None,
                                       supports=supports))

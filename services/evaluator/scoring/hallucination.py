@@ -51,13 +51,15 @@ class HallucinationScorer:
         retrieved = [item for item, r in pairs if r.retrieved is not None]
         if retrieved and self.has_ids:
             self.gold = self.gold_finder.find_all(retrieved)
-        cases = []
+        cases, texts = [], []
         for item, response in pairs:
             claims = split_claims(response.response)
             cases.append((claims, [self._reference(item), self.corpus]))
             if response.retrieved is not None:
-                cases.append((claims, [self.faithfulness.pool(response.retrieved)]))
-        self.judge.prefetch(cases)
+                more, embedded = self.faithfulness.cases(item.question, response.response, response.retrieved, claims)
+                cases += more
+                texts += embedded
+        self.judge.prefetch(cases, texts)
 
     def score(self, item: BenchmarkItem, response: Response) -> dict:
         """``claims`` and ``faithfulness`` fields of the item's ItemScore."""
