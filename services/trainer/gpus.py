@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.errors import InvalidInput
+
 GIB = 2**30
 
 
@@ -51,5 +53,5 @@ def lookup(name: str) -> GPU:
     try:
         return GPUS[name]
     except KeyError:
-        raise ValueError(f"unknown GPU {name!r}; known: {', '.join(GPUS)} "
+        raise InvalidInput(f"unknown GPU {name!r}; known: {', '.join(GPUS)} "
                          "(or give --gpu-memory-gb and --gpu-tflops)") from None

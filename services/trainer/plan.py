@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from services.trainer.gpus import GIB, GPU
 from services.trainer.model import GPT, PRESETS, GPTConfig
 from services.trainer.settings import CONFIG_DIR, DEEPSPEED_BY_PRESET, TrainConfig
+from shared.errors import InvalidInput
 
 SEED_VOCAB = 16_384
 DEFAULT_MFU = 0.35  # hardware FLOPs utilisation of an uncompiled GPT in bf16; nanoGPT reports ~0.4 compiled
@@ -167,7 +168,9 @@ def activation_bytes(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: 
     only its output e·s·b·h and the log-sum-exp. Outside the blocks: the embedding output and
     its dropout mask, the final LayerNorm input and output, and at the head the logits (held by
     the caller through backward) with the fp32 log-softmax output, its gradient and the gradient
-    of the logits, 12 bytes an element more, the largest transient of the step.
+    of the logits, 12 bytes an element more, the largest transient of the step. With gradient
+    checkpointing each block keeps its input, and one block is recomputed at a time after the
+    head's transient has been freed.
     """
     b, s, h, a, L, V = micro_batch, seq, cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.vocab_size
     sbh = s * b * h
@@ -177,11 +180,13 @@ def activation_bytes(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: 
     else:
         attention = (2 * element_bytes + 1) * a * s * s * b + 2 * element_bytes * sbh
     layer = (16 * element_bytes + 2) * sbh + attention + e_flash
-    outside = (element_bytes + 1) * sbh + 2 * element_bytes * sbh + (element_bytes + 12) * s * b * V
+    outside = (element_bytes + 1) * sbh + 2 * element_bytes * sbh
+    head = (element_bytes + 12) * s * b * V
     if checkpointing:
-        # each block keeps its input; backward recomputes one block at a time beside them
-        return L * element_bytes * sbh + layer + outside
-    return L * layer + outside
+        # Each block keeps its input. The head's transient comes first in backward and is gone
+        # before the first block is recomputed beside the logits, so the peak is the larger one.
+        return L * element_bytes * sbh + outside + max(head, element_bytes * s * b * V + layer)
+    return L * layer + outside + head
 
 
 def measure_cpu_adam(slice_params: int = CPU_ADAM_SLICE, repeats: int = 7) -> float:
@@ -299,7 +304,7 @@ def make_plan(cfg: TrainConfig, gpu: GPU, *, mfu: float = DEFAULT_MFU, reserve_g
     with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed's logger binds stdout at import; keep --json clean
         import deepspeed  # noqa: F401
     if not 0 < mfu <= 1:
-        raise ValueError(f"--mfu must be in (0, 1], not {mfu}")
+        raise InvalidInput(f"--mfu must be in (0, 1], not {mfu}")
     model_cfg, params, largest = model_shape(cfg.preset, vocab_size, cfg.block_size)
     source = "given (--cpu-adam-ns)"
     if cpu_adam_ns_per_param is None:
