@@ -76,11 +76,9 @@ def cli(quiet: bool, log_level: str | None) -> None:
 
 
 def main() -> None:
-    """Entry point: known failures become one clear line and exit code 1, not a traceback."""
-    from shared.runs import IntegrityError, RunNotFound
-    from shared.servers import ServerError
-    from shared.settings import SettingsError
-    from shared.store import StoreError
+    """Entry point: expected failures (``AlsError``) become one clear line and exit code 1; anything
+    else is a bug and keeps its traceback."""
+    from shared.errors import AlsError
 
     try:
         cli.main(standalone_mode=False)
@@ -90,7 +88,7 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except (StoreError, RunNotFound, IntegrityError, ServerError, SettingsError, ValueError) as err:
+    except AlsError as err:
         click.secho(f"error: {err}", fg="red", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

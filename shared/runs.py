@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import stages as declared
+from shared.errors import AlsError
 from shared.manifest import InputRef, Manifest, OutputRef
 from shared.store import ArtifactStore, ObjectNotFound, StoreError, sha256_file, validate_key
 
@@ -29,11 +30,11 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
-class RunNotFound(LookupError):
+class RunNotFound(AlsError, LookupError):
     """No published run of a stage that another stage needs."""
 
 
-class IntegrityError(RuntimeError):
+class IntegrityError(AlsError, RuntimeError):
     """An object's bytes do not match the hash its manifest recorded."""
 
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from shared.errors import AlsError
 from shared.settings import cache_dir
 
 
-class ServerError(RuntimeError):
-    pass
+class ServerError(AlsError, RuntimeError):
+    """A server could not be started or reached; the message says which and how to fix it."""
 
 
 def binary(name: str) -> Path:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.errors import InvalidInput
+
 # A field's ``json_schema_extra`` says whether it enters the fingerprint of the stages that read
 # its section (docs/architecture.md, "Skip-if-unchanged"). Unmarked fields enter it, so a new
 # field can only cause an unneeded rerun, never a stale result.
@@ -90,7 +92,7 @@ class CommonSettings(BaseSettings):
     )
 
 
-class SettingsError(ValueError):
+class SettingsError(InvalidInput):
     """Settings that cannot be used; the message names the field."""
 
 

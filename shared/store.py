@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from shared.errors import AlsError
 from shared.settings import StoreSettings
 
 CHUNK = 8 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 
 
-class StoreError(RuntimeError):
+class StoreError(AlsError, RuntimeError):
     """The store could not do what was asked; the message names the store and the object."""
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.errors import InvalidInput
 from shared.schemas.eval import BenchmarkItem, Response
 
 
-class InputError(ValueError):
+class InputError(InvalidInput):
     """A benchmark or response file that cannot be scored; the message names the item."""
 
 

@@ -19,6 +19,7 @@ from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.settings import EvaluatorSettings
 from services.evaluator.taxonomy import review_sample
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.eval import FAILURE_MODES, SEVERITIES, SYSTEMS, Review, ScoreFile
@@ -75,7 +76,7 @@ def review_session(store: ArtifactStore, settings: EvaluatorSettings, system: st
                    console, prompt: Callable = click.prompt) -> int:
     """Review the unreviewed part of the sample; returns how many reviews this session saved."""
     if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+        raise InvalidInput(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     work = Path(settings.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     score_run = runs.latest(store, f"score-{system}")

@@ -26,6 +26,7 @@ from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.eval import SYSTEMS, BenchmarkItem, Response, RetrievedChunk
@@ -86,7 +87,7 @@ def scratch_model(store: ArtifactStore, settings: EvaluatorSettings,
         raise RunNotFound(f"{serve_run!r} is a {serve.stage} run, not a serve run")
     tag = next((t for t in serve.metrics.get("tags", []) if t.endswith(":latest")), None)
     if tag is None:
-        raise ValueError(f"serve run {serve.run} records no `latest` tag in its metrics: {serve.metrics.get('tags')}")
+        raise InvalidInput(f"serve run {serve.run} records no `latest` tag in its metrics: {serve.metrics.get('tags')}")
     return tag, runs.inputs_from(serve, ["report.json"])
 
 
@@ -143,7 +144,7 @@ def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, lim
                     return text, None, seconds
                 return answer
     else:
-        raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+        raise InvalidInput(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     fingerprinted = stages.fingerprint_settings(f"eval-{system}", settings, system=system, model=model,
                                                 model_digest=digest, options=opts, limit=limit,
                                                 questions_sha256=questions_sha256(items), **derived)

@@ -17,6 +17,7 @@ from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.settings import EvalConfig, EvaluatorSettings
 from shared import log as shared_log
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import InputRef
 from shared.runs import RunWriter
 from shared.schemas.eval import SYSTEMS, BenchmarkItem, FactMatch, ItemScore, Response, ScoreFile
@@ -61,7 +62,7 @@ def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer) -> tuple[list
     answer = judge_answer(item.expected_answer, text) if item.answer_type == "yes_no" else None
     units = [f.present for f in facts if f.counted] + ([answer.present] if answer else [])
     if not units:
-        raise ValueError(f"item {item.id}: no counted key fact and no yes/no answer, so no accuracy")
+        raise InvalidInput(f"item {item.id}: no counted key fact and no yes/no answer, so no accuracy")
     return facts, answer, sum(units) / len(units)
 
 
@@ -167,12 +168,12 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
     """Store mode: score the named ``eval-<system>`` run (else the latest), with the latest ``process``
     corpus as lexicon. The experiment names the run, so a skipped stage never pairs the wrong ones."""
     if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+        raise InvalidInput(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     config = settings.eval
     benchmark = load_benchmark(config.benchmark)
     eval_run = runs.resolve(store, eval_run_ref or f"eval-{system}")
     if eval_run.stage != f"eval-{system}":
-        raise ValueError(f"{eval_run_ref!r} is a {eval_run.stage} run, not an eval-{system} run")
+        raise InvalidInput(f"{eval_run_ref!r} is a {eval_run.stage} run, not an eval-{system} run")
     process_run = runs.latest(store, "process")
     inputs = [benchmark_input(config.benchmark), *runs.inputs_from(eval_run, ["responses.jsonl"]),
               *runs.inputs_from(process_run, ["corpus.txt", "train.jsonl"])]

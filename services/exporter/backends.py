@@ -14,6 +14,7 @@ from pathlib import Path
 from services.exporter import llama
 from services.exporter.serve import connect
 from services.exporter.settings import Sampling, render_prompt
+from shared.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class OllamaBackend:
         self.model = model if ":" in model else f"{model}:latest"
         tags = sorted(m.model for m in self.client.list().models)
         if self.model not in tags:
-            raise ValueError(
+            raise InvalidInput(
                 f"model {self.model} is not in the Ollama server at {host} (it has: {', '.join(tags) or 'none'}); "
                 f"create it with `als-lm export ollama --host {host}`"
             )

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from services.exporter.settings import BACKENDS, ExporterSettings, Sampling
 from shared import runs
+from shared.errors import InvalidInput
 from shared.settings import load
 from shared.store import open_store
 
@@ -72,7 +73,7 @@ def fetch_export(settings: ExporterSettings, name: str) -> Path:
     refs = manifest.outputs_under(name) if name.endswith("/") else [o for o in manifest.outputs if o.name == name]
     if not refs:
         ggufs = sorted(o.name.rsplit("-", 1)[-1].removesuffix(".gguf") for o in manifest.outputs_under("gguf/"))
-        raise ValueError(f"export run {manifest.run} has no {name}; its GGUF variants: {', '.join(ggufs)}")
+        raise InvalidInput(f"export run {manifest.run} has no {name}; its GGUF variants: {', '.join(ggufs)}")
     cache = Path(settings.work_dir) / "chat" / manifest.run
     for ref in refs:
         if not (cache / ref.name).is_file():

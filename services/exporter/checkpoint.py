@@ -14,8 +14,10 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.errors import InvalidInput
 
-class CheckpointError(ValueError):
+
+class CheckpointError(InvalidInput):
     """A checkpoint or tokenizer that cannot be exported; the message names the problem."""
 
 

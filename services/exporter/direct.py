@@ -9,6 +9,7 @@ import torch
 
 from services.exporter.backends import fit_context
 from services.exporter.settings import Sampling, render_prompt
+from shared.errors import InvalidInput
 
 REPEAT_WINDOW = 64  # llama.cpp's default repeat_last_n, so `direct` penalizes like the others
 
@@ -68,7 +69,7 @@ class DirectBackend:
 
         hf_dir = Path(hf_dir)
         if not (hf_dir / "config.json").is_file():
-            raise ValueError(f"{hf_dir} is not a Hugging Face model directory (no config.json); run `als-lm export run`")
+            raise InvalidInput(f"{hf_dir} is not a Hugging Face model directory (no config.json); run `als-lm export run`")
         self.lm = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
         self.tok = PreTrainedTokenizerFast.from_pretrained(hf_dir)
         self.model = str(hf_dir)

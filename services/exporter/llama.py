@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 from llama_cpp import GGML_TYPE_F32, Llama
 
+from shared.errors import InvalidInput
+
 GGUF_MAGIC = b"GGUF"
 
 
-class GGUFError(ValueError):
+class GGUFError(InvalidInput):
     """A GGUF file llama.cpp cannot use; the message names the file."""
 
 

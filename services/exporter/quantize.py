@@ -15,6 +15,8 @@ import gguf
 import llama_cpp
 from pydantic import BaseModel
 
+from shared.errors import InvalidInput
+
 FTYPES = {
     "Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
     "Q5_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
@@ -30,7 +32,7 @@ class QuantOutcome(BaseModel):
 
 def quantize(src: Path, dst: Path, quant: str, threads: int) -> QuantOutcome:
     if quant not in FTYPES:
-        raise ValueError(f"unknown quantization {quant!r}; known: {', '.join(FTYPES)}")
+        raise InvalidInput(f"unknown quantization {quant!r}; known: {', '.join(FTYPES)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPES[quant]
     params.nthread = threads

@@ -10,6 +10,7 @@ import click
 from services.processor.settings import ProcessorSettings
 from services.processor.terms import TERMS_FILE, load_terms
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.corpus import TokenShardsMeta
@@ -50,7 +51,7 @@ def process(force: bool) -> None:
     inputs = scrape_inputs(store)
     docs = [i for i in inputs if i.name.startswith("docs/") and i.name.endswith(".jsonl")]
     if not docs:
-        raise ValueError(
+        raise InvalidInput(
             "the latest scrape runs have no docs/*.jsonl outputs: "
             + ", ".join(sorted({i.run for i in inputs}))
         )
@@ -93,7 +94,7 @@ def tokenize(force: bool) -> None:
         files = {ref.key.rsplit("/", 1)[1]: runs.fetch(store, ref, scratch / ref.key.rsplit("/", 1)[1])
                  for ref in inputs}
         if files["corpus.txt"].stat().st_size <= 1:
-            raise ValueError(f"corpus.txt of {source.run} is empty: nothing to train a tokenizer on")
+            raise InvalidInput(f"corpus.txt of {source.run} is empty: nothing to train a tokenizer on")
         tokenizer, report = choose_tokenizer(files["corpus.txt"], cfg, load_terms())
         log.info("tokenizer: %s", report["decision"])
         tok_path = scratch / "tokenizer.json"

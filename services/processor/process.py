@@ -21,6 +21,7 @@ from services.processor.settings import ProcessConfig
 from services.processor.split import validation_ids
 from services.processor.stats import CorpusStats, render_markdown
 from services.processor.volatile import VolatileFilter
+from shared.errors import InvalidInput
 
 OUTPUTS = ("train.jsonl", "val.jsonl", "corpus.txt", "excluded.jsonl", "stats.json", "stats.md")
 
@@ -47,7 +48,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     """Write ``OUTPUTS`` into ``out``; return the statistics plus ``step_seconds`` (CPU seconds per
     step, not in ``stats.json``). Raises ValueError when nothing survives."""
     if not raw:
-        raise ValueError("no raw document files to process")
+        raise InvalidInput("no raw document files to process")
     out.mkdir(parents=True, exist_ok=True)
     kept_path = out / "kept.jsonl.tmp"
     index: list[tuple[str, str]] = []
@@ -61,13 +62,13 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     read = steps.get("read", {})
     if not read.get("documents_out"):
         kept_path.unlink()
-        raise ValueError(
+        raise InvalidInput(
             f"no valid documents in {len(raw)} raw file(s) ({read.get('lines', 0)} non-empty lines); "
             f"reasons: {_reasons(read) or 'the files are empty'}"
         )
     if not index:
         kept_path.unlink()
-        raise ValueError(f"every document was removed by processing: {json.dumps(steps)}")
+        raise InvalidInput(f"every document was removed by processing: {json.dumps(steps)}")
 
     start = time.process_time()
     val = validation_ids(index, cfg.val_fraction, seed)

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from services.processor.pipeline import words
+from shared.errors import InvalidInput
 
 TERMS_FILE = Path(__file__).with_name("medical_terms.txt")
 
@@ -24,7 +25,7 @@ def load_terms(path: Path = TERMS_FILE) -> list[tuple[str, str]]:
             seen.add(line)
             out.append((group, line))
     if not out:
-        raise ValueError(f"{path} lists no terms")
+        raise InvalidInput(f"{path} lists no terms")
     return out
 
 

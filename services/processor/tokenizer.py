@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from shared.errors import InvalidInput
+
 SPECIAL_TOKENS = ["<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"]  # ids 0..3, in this order
 MAX_UINT16_VOCAB = 65535
 
@@ -92,7 +94,7 @@ def choose_tokenizer(corpus: Path, cfg, terms: list[tuple[str, str]]) -> tuple[T
             decision += "; still over the limit, kept the larger vocabulary"
     actual = tokenizer.get_vocab_size()
     if actual > MAX_UINT16_VOCAB:
-        raise ValueError(f"vocabulary of {actual} tokens does not fit the uint16 shards (max {MAX_UINT16_VOCAB})")
+        raise InvalidInput(f"vocabulary of {actual} tokens does not fit the uint16 shards (max {MAX_UINT16_VOCAB})")
     return tokenizer, {"decision": decision, "vocab_size": actual, "attempts": attempts}
 
 
@@ -139,7 +141,7 @@ def write_shard(tokenizer: Tokenizer, jsonl: Path, out: Path) -> int:
     document (nanoGPT's layout); returns the number of tokens written."""
     vocab = tokenizer.get_vocab_size()
     if vocab > MAX_UINT16_VOCAB:
-        raise ValueError(f"vocabulary of {vocab} tokens does not fit uint16 token shards (max {MAX_UINT16_VOCAB})")
+        raise InvalidInput(f"vocabulary of {vocab} tokens does not fit uint16 token shards (max {MAX_UINT16_VOCAB})")
     eos = tokenizer.token_to_id("<|eos|>")
     n = 0
     with open(out, "wb") as f:

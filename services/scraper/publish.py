@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 
+from shared.errors import InvalidInput
 from shared.runs import RunWriter
 from shared.schemas.corpus import RawDocument
 
@@ -36,7 +37,7 @@ def publish(
         writer.put_file(f"docs/{path.name}", path)
         shard += 1
     if shard == 0:
-        raise ValueError("the crawl produced no documents; nothing is published (see the rejected records above)")
+        raise InvalidInput("the crawl produced no documents; nothing is published (see the rejected records above)")
 
     kinds: Counter[str] = Counter()
     rejected_path = scratch / "rejected.jsonl"

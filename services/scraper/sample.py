@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.errors import InvalidInput
 from shared.schemas.corpus import RawDocument
 
 
 def sample_files(directory: Path) -> list[Path]:
     files = sorted(Path(directory).glob("*.jsonl"))
     if not files:
-        raise ValueError(f"no sample documents: {directory} has no *.jsonl files")
+        raise InvalidInput(f"no sample documents: {directory} has no *.jsonl files")
     return files
 
 
@@ -27,7 +28,7 @@ def read_sample(files: list[Path]) -> list[RawDocument]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
-                    raise ValueError(f"{where}: not valid UTF-8 (byte offset {err.start} in the line)") from None
+                    raise InvalidInput(f"{where}: not valid UTF-8 (byte offset {err.start} in the line)") from None
                 if not line.strip():
                     continue
                 try:
@@ -35,9 +36,9 @@ def read_sample(files: list[Path]) -> list[RawDocument]:
                 except ValidationError as err:
                     first = err.errors()[0]
                     field = ".".join(str(p) for p in first["loc"]) or "(line)"
-                    raise ValueError(f"{where}: not a valid RawDocument: {field}: {first['msg']}") from None
+                    raise InvalidInput(f"{where}: not a valid RawDocument: {field}: {first['msg']}") from None
                 if doc.id in first_seen:
-                    raise ValueError(f"{where}: duplicate id {doc.id!r}, first at {first_seen[doc.id]}")
+                    raise InvalidInput(f"{where}: duplicate id {doc.id!r}, first at {first_seen[doc.id]}")
                 first_seen[doc.id] = where
                 docs.append(doc)
     return docs

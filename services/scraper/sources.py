@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.errors import InvalidInput
+
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "docs" / "sources.md"
 
@@ -75,12 +77,12 @@ def load_sources(path: Path) -> SourceList:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         return SourceList.model_validate(data)
     except OSError as err:
-        raise ValueError(f"cannot read the source list {path}: {err.strerror}") from None
+        raise InvalidInput(f"cannot read the source list {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
+        raise InvalidInput(f"{path} is not valid YAML: {err}") from None
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"{path}: {problems}") from None
+        raise InvalidInput(f"{path}: {problems}") from None
 
 
 def render_inventory(sources: SourceList) -> str:

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 
 MARKER = "checkpoint.json"
@@ -124,7 +126,7 @@ def load(engine, path: Path) -> dict:
     """Restore engine state from ``path`` and return this rank's trainer state."""
     loaded, _ = engine.load_checkpoint(str(path.parent), tag=path.name)
     if loaded is None:
-        raise ValueError(f"DeepSpeed could not load checkpoint {path}")
+        raise InvalidInput(f"DeepSpeed could not load checkpoint {path}")
     return torch.load(path / f"trainer_state_rank{dist.get_rank()}.pt", weights_only=False)
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.errors import InvalidInput
+
 
 class TokenShard:
     """A token file validated against the model it will feed: every id < vocab, room for a window."""
@@ -20,17 +22,17 @@ class TokenShard:
         path = Path(path)
         size = path.stat().st_size
         if size % 2:
-            raise ValueError(f"{path.name}: {size} bytes is not a whole number of uint16 tokens")
+            raise InvalidInput(f"{path.name}: {size} bytes is not a whole number of uint16 tokens")
         self.tokens = np.memmap(path, dtype=np.uint16, mode="r")
         self.path, self.block_size = path, block_size
         if len(self.tokens) < block_size + 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path.name} has {len(self.tokens)} tokens, fewer than one context window "
                 f"(block_size {block_size} + 1); use a smaller --block-size or more data"
             )
         top = int(self.tokens.max())
         if top >= vocab_size:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path.name} contains token id {top}, outside the model's vocabulary of {vocab_size}; "
                 "the shards and the tokenizer's meta.json come from different tokenize runs"
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from shared.errors import InvalidInput
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow, read_metrics
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def plot(csv_path: Path, out_dir: Path) -> list[Path]:
 
     rows = read_metrics(csv_path)
     if not rows:
-        raise ValueError(f"{csv_path} has no metrics rows to plot")
+        raise InvalidInput(f"{csv_path} has no metrics rows to plot")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

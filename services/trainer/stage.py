@@ -20,6 +20,7 @@ from services.trainer.data import unigram_loss
 from services.trainer.settings import TrainerSettings
 from services.trainer.train import Trainer, export_model, init_distributed, model_config, resolve_device
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import Manifest
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
@@ -35,7 +36,7 @@ def read_meta(path: Path) -> TokenShardsMeta:
     try:
         return TokenShardsMeta.model_validate_json(path.read_text())
     except ValueError as err:
-        raise ValueError(f"meta.json of the tokenize run is invalid: {err}") from None
+        raise InvalidInput(f"meta.json of the tokenize run is invalid: {err}") from None
 
 
 def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]:

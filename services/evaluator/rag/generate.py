@@ -14,6 +14,7 @@ import time
 import httpx
 import ollama
 
+from shared.errors import InvalidInput
 from shared.servers import ServerError
 from shared.settings import cache_dir
 
@@ -58,7 +59,7 @@ def ensure_generator(client: ollama.Client, name: str) -> str:
     if found:
         return found
     if full_name(name) != full_name(BUNDLED_GENERATOR):
-        raise ValueError(
+        raise InvalidInput(
             f"Ollama has no model {name!r}: pull it (`ollama pull {name}`) or use the bundled "
             f"{BUNDLED_GENERATOR!r} (ALS_RAG__GENERATOR_MODEL={BUNDLED_GENERATOR})"
         )
@@ -79,7 +80,7 @@ def require(client: ollama.Client, name: str, how: str) -> str:
     """The digest of a model that must already be served; ``how`` says how to get it there."""
     found = digest(client, name)
     if not found:
-        raise ValueError(f"Ollama has no model {name!r}; {how}")
+        raise InvalidInput(f"Ollama has no model {name!r}; {how}")
     return found
 
 

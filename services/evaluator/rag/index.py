@@ -18,11 +18,12 @@ from chromadb.api.models.Collection import Collection
 
 from services.evaluator.rag.chunking import Chunk
 from services.evaluator.rag.embeddings import Embedder
+from shared.errors import InvalidInput
 from shared.schemas.eval import RetrievedChunk
 from shared.servers import ServerError
 
 
-class IndexMismatch(ValueError):
+class IndexMismatch(InvalidInput):
     """A collection that cannot be queried with the configured embedding model."""
 
 

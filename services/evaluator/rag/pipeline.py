@@ -21,6 +21,7 @@ from services.evaluator.rag.embeddings import Embedder
 from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
 from shared import runs, stages
+from shared.errors import InvalidInput
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.corpus import CleanDocument
@@ -65,7 +66,7 @@ def run_index(store: ArtifactStore, settings: EvaluatorSettings, force: bool = F
         ]
         chunks = list(chunk_documents(docs, embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap))
         if not chunks:
-            raise ValueError(f"process run {process.run} has no documents to index")
+            raise InvalidInput(f"process run {process.run} has no documents to index")
         collection = index.create(index.embedded(scratch / "chroma"), cfg.collection, embedder,
                                   f"{STAGE}/{writer.run_id}")
         start, batch = time.perf_counter(), 64

@@ -21,6 +21,7 @@ import click
 from services.evaluator import stats
 from services.evaluator.scoring.facts import FactScorer
 from services.evaluator.settings import BENCHMARK
+from shared.errors import InvalidInput
 from shared.schemas.eval import KeyFact
 
 CASES = BENCHMARK.parent / "scoring_cases.jsonl"
@@ -47,7 +48,7 @@ def load_cases(path: Path = CASES) -> list[dict]:
             continue
         case = json.loads(line)
         if case.get("verdict") not in VERDICTS:
-            raise ValueError(f"{path}:{lineno}: verdict {case.get('verdict')!r} is not one of {VERDICTS}")
+            raise InvalidInput(f"{path}:{lineno}: verdict {case.get('verdict')!r} is not one of {VERDICTS}")
         case["key_fact"] = KeyFact.model_validate(case["key_fact"])
         case.setdefault("split", "dev")
         cases.append(case)

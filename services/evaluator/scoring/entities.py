@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from services.evaluator.scoring.normalize import normalize
+from shared.errors import InvalidInput
 
 ENTITIES_FILE = Path(__file__).resolve().parent / "entities.txt"
 # Protein variants such as P525L, A4V, D90A: the subject of a question as much as a gene is.
@@ -47,7 +48,7 @@ class Entities:
                 kind = line[1:-1]
                 continue
             if kind is None:
-                raise ValueError(f"{path}:{lineno}: entity {line!r} before any [section]")
+                raise InvalidInput(f"{path}:{lineno}: entity {line!r} before any [section]")
             surface, _, canonical = (part.strip() for part in line.partition("="))
             names[normalize(surface)] = (normalize(canonical or surface), kind)
             written.add(surface.lower())
