@@ -29,7 +29,7 @@ def _report(stage: str, manifest: Manifest, ran: bool) -> None:
 
 @click.group("eval")
 def eval_group() -> None:
-    """Run, score and review the hallucination benchmark (design §8)."""
+    """Run, score and review the hallucination benchmark (docs/evaluation.md)."""
 
 
 @eval_group.command()
@@ -90,7 +90,7 @@ def validate(benchmark: Path | None, corpus: Path | None) -> None:
 @FORCE
 def score(system: str | None, benchmark: Path | None, responses: Path | None, output: Path | None,
           corpus: Path | None, eval_run: str | None, force: bool) -> None:
-    """Score responses: facts present (accuracy), fabricated names, hedging (design §8.2).
+    """Score responses: facts present (accuracy), fabricated names, hedging (docs/evaluation.md).
 
     File mode: --benchmark Q.json --responses R.jsonl --output S.json.
     Store mode: --system scratch|rag|closed_book scores the latest eval-<system> run (or --eval-run)
@@ -126,7 +126,7 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
 @click.option("--system", type=click.Choice(["scratch", "rag"]), required=True)
 @click.option("--reviewer", default=lambda: os.environ.get("USER", ""), help="Name stored with each review.")
 def review(system: str, reviewer: str) -> None:
-    """Review a reproducible random sample of responses with the failure taxonomy (design §8.3)."""
+    """Review a reproducible random sample of responses with the failure taxonomy (docs/evaluation.md)."""
     from services.evaluator.review import review_session
     from shared.log import console
 
@@ -147,7 +147,7 @@ def report(force: bool) -> None:
 
 @click.group()
 def rag() -> None:
-    """Build the retrieval index (ChromaDB) for the RAG baseline (design §9)."""
+    """Build the retrieval index (ChromaDB) for the RAG baseline (docs/rag.md)."""
 
 
 @eval_group.command("run")

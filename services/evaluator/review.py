@@ -1,4 +1,4 @@
-"""Manual review in the terminal (design §8.2-8.3): one sampled response at a time, saved as it goes.
+"""Manual review in the terminal (docs/evaluation.md): one sampled response at a time, saved as it goes.
 
 Each saved review publishes a ``review-<system>`` run whose ``reviews.jsonl`` holds every review so
 far, so the latest run is the whole record and quitting at any point loses nothing; the next session

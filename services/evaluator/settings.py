@@ -1,4 +1,4 @@
-"""Evaluator settings: the benchmark and scorer (design §8) and the RAG baseline (§9).
+"""Evaluator settings: the benchmark and scorer (docs/evaluation.md) and the RAG baseline (docs/rag.md).
 
 ``ALS_EVAL__REVIEW_SAMPLE_SIZE=30``, ``ALS_RAG__TOP_K=5``, ``ALS_RAG__GENERATOR_MODEL=llama3.1:8b-instruct-q4_K_M``.
 """

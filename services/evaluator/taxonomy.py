@@ -1,4 +1,4 @@
-"""The failure taxonomy (design §8.3): the review sample, and automatic proxies when nobody has reviewed.
+"""The failure taxonomy (docs/evaluation.md): the review sample, and automatic proxies when nobody has reviewed.
 
 The proxies are rules over the automatic scores, not judgements; the report says which it shows.
   refusal                 the response declines to answer (refusal cue) and states no key fact

@@ -1,4 +1,4 @@
-"""Export (HF, GGUF, quantizations), Ollama serving and the chat demo (design §6-7)."""
+"""Export (HF, GGUF, quantizations), Ollama serving and the chat demo (docs/export.md)."""
 
 import logging
 

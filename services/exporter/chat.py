@@ -170,7 +170,7 @@ class Session:
 @click.option("--logs-dir", type=click.Path(path_type=Path), default=None, help="Where the JSONL query logs go.")
 @click.option("--prompt", default=None, help="Answer this one question and exit (non-interactive).")
 def chat(backend, host, model, quant, gguf, hf_dir, export_run, logs_dir, prompt) -> None:
-    """Ask the model questions (design §7). A research artifact, not a medical resource."""
+    """Ask the model questions (docs/export.md). A research artifact, not a medical resource."""
     overrides = {"backend": backend, "host": host, "model": model, "quant": quant, "export_run": export_run,
                  "logs_dir": logs_dir}
     settings = load(ExporterSettings, chat={k: v for k, v in overrides.items() if v is not None})

@@ -22,7 +22,7 @@ def _announce(stage: str, manifest, ran: bool) -> None:
 
 @click.group()
 def export() -> None:
-    """Export the trained model (design §6) and serve it with Ollama."""
+    """Export the trained model (docs/export.md) and serve it with Ollama."""
 
 
 @export.command("run")

@@ -1,4 +1,4 @@
-"""Per-document cleaning steps (design §2.3 steps 1 and 4): markup, Unicode and whitespace,
+"""Per-document cleaning steps (docs/processing.md steps 1 and 4): markup, Unicode and whitespace,
 abbreviations, and the minimum length."""
 
 from __future__ import annotations

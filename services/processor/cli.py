@@ -43,7 +43,7 @@ def scrape_inputs(store: ArtifactStore) -> list[InputRef]:
 @click.command()
 @FORCE
 def process(force: bool) -> None:
-    """Clean, deduplicate, filter and split the latest raw corpus of every scraper (design §2.3)."""
+    """Clean, deduplicate, filter and split the latest raw corpus of every scraper (docs/processing.md)."""
     from services.processor.process import OUTPUTS, process_corpus
 
     settings = load(ProcessorSettings)
@@ -80,7 +80,7 @@ def process(force: bool) -> None:
 @click.command()
 @FORCE
 def tokenize(force: bool) -> None:
-    """Train and validate the BPE tokenizer on the latest processed corpus; write token shards (design §3)."""
+    """Train and validate the BPE tokenizer on the latest processed corpus; write token shards (docs/processing.md)."""
     from services.processor.tokenizer import choose_tokenizer, render_validation, write_shard
 
     settings = load(ProcessorSettings)

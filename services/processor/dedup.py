@@ -1,4 +1,4 @@
-"""Deduplication (design §2.3 step 2): near-duplicate documents by MinHash LSH, then exact
+"""Deduplication (docs/processing.md step 2): near-duplicate documents by MinHash LSH, then exact
 duplicate paragraphs by SHA-256. The first copy in input order is kept."""
 
 from __future__ import annotations

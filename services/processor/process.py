@@ -1,4 +1,4 @@
-"""The process stage's body: raw JSONL in, the contract's files out (design §2.3).
+"""The process stage's body: raw JSONL in, the contract's files out (docs/processing.md).
 
 Documents stream through the steps into a scratch file; only ids and categories stay in
 memory until the split is known, then a second pass writes train/val/corpus and the statistics.

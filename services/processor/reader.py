@@ -1,4 +1,4 @@
-"""Read raw JSONL shards (design §2.1) into documents; refuse bad lines with a reason, not a crash.
+"""Read raw JSONL shards (docs/scraping.md) into documents; refuse bad lines with a reason, not a crash.
 
 Files are validated when read, not trusted: a line that is not UTF-8, not JSON, or not a
 ``RawDocument`` goes to the exclusion log as ``step: read`` and the rest of the file is read.

@@ -1,4 +1,4 @@
-"""Processor settings: the cleaning pipeline (design §2.3) and the BPE tokenizer (§3).
+"""Processor settings: the cleaning pipeline (docs/processing.md) and the BPE tokenizer.
 
 ``ALS_PROCESS__MINHASH_THRESHOLD=0.8``, ``ALS_PROCESS__WORKERS=2``, ``ALS_TOKENIZER__VOCAB_SIZE=8192``.
 """

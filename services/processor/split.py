@@ -1,4 +1,4 @@
-"""The 90/10 train/validation split (design §2.3 step 5): by document, never by sentence, so no
+"""The 90/10 train/validation split (docs/processing.md step 5): by document, never by sentence, so no
 text leaks across; per source category, so validation looks like training."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Corpus statistics (design §2.3 step 6), gathered while the split is written and rendered as
+"""Corpus statistics (docs/processing.md step 6), gathered while the split is written and rendered as
 ``stats.json`` and ``stats.md``. "Tokens" here are words (``pipeline.WORD``); the BPE token
 counts come from the tokenize stage's ``meta.json``."""
 

@@ -1,5 +1,5 @@
 """The curated medical terms (``medical_terms.txt``): counted in ``stats.md`` and used to validate
-the tokenizer (design §3.2). One term a line; ``# group`` lines name the group of what follows."""
+the tokenizer (docs/processing.md). One term a line; ``# group`` lines name the group of what follows."""
 
 from __future__ import annotations
 

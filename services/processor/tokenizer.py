@@ -1,4 +1,4 @@
-"""The ALS tokenizer (design §3): byte-level BPE trained on ``corpus.txt``, validated against the
+"""The ALS tokenizer (docs/processing.md): byte-level BPE trained on ``corpus.txt``, validated against the
 curated medical terms, and the token shards the trainer reads.
 
 Validation tokenizes each term as it appears inside running text, after a space (``" riluzole"``),

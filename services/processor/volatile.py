@@ -1,4 +1,4 @@
-"""Volatile-content filter (design §2.3 step 3): sentences that will be wrong next year —
+"""Volatile-content filter (docs/processing.md step 3): sentences that will be wrong next year —
 "currently", "as of <date>", opening hours, contact details, prices, "last updated" — are removed
 and logged with the pattern that matched, so a model is not trained to recite them as facts."""
 

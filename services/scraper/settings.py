@@ -1,4 +1,4 @@
-"""Scraper settings: section ``scrape`` (env ``ALS_SCRAPE__*``), one sub-section per spider (design §2.2).
+"""Scraper settings: section ``scrape`` (env ``ALS_SCRAPE__*``), one sub-section per spider (docs/scraping.md).
 
 Base URLs default to the real public endpoints and are settings so tests point them at 127.0.0.1:
 ``ALS_SCRAPE__PMC__EUTILS_URL=http://127.0.0.1:8080/eutils``. The NCBI key is also read from

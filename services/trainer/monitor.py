@@ -1,4 +1,4 @@
-"""Training metrics (design §5.5): a CSV row every log interval, GPU figures through NVML, plots.
+"""Training metrics (docs/training.md): a CSV row every log interval, GPU figures through NVML, plots.
 
 The live CSV sits at ``<checkpoint dir>/metrics.csv``, next to the checkpoints of the run it
 describes. Each row is one ``write`` of a whole line followed by ``flush`` and ``fsync``, so a

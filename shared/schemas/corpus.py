@@ -1,4 +1,4 @@
-"""Corpus artifacts: raw documents (design §2.1) and what processing and tokenization publish."""
+"""Corpus artifacts: raw documents (docs/scraping.md) and what processing and tokenization publish."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ CATEGORIES: tuple[str, ...] = Category.__args__
 
 
 class RawDocument(BaseModel):
-    """One scraped document in the seed's raw format (design §2.1)."""
+    """One scraped document in the seed's raw format (docs/scraping.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,7 +38,7 @@ class RawDocument(BaseModel):
 
 
 class CleanDocument(BaseModel):
-    """One processed document in ``train.jsonl`` / ``val.jsonl`` (design §2.3)."""
+    """One processed document in ``train.jsonl`` / ``val.jsonl`` (docs/processing.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Evaluation artifacts (design §8-9): benchmark items, responses, scores and manual reviews."""
+"""Evaluation artifacts (docs/evaluation.md, docs/rag.md): benchmark items, responses, scores and manual reviews."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class ItemChange(BaseModel):
 
 
 class BenchmarkItem(BaseModel):
-    """One question of the hallucination benchmark (design §8.1)."""
+    """One question of the hallucination benchmark (docs/evaluation.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -273,7 +273,7 @@ SEVERITIES: tuple[str, ...] = Severity.__args__
 
 
 class Review(BaseModel):
-    """One manual review with the failure taxonomy (design §8.3)."""
+    """One manual review with the failure taxonomy (docs/evaluation.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Export and serving artifacts (design §6): ``export/<run>/report.json`` and ``serve/<run>/report.json``."""
+"""Export and serving artifacts (docs/export.md): ``export/<run>/report.json`` and ``serve/<run>/report.json``."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ METRICS_COLUMNS = (
 
 
 class MetricsRow(BaseModel):
-    """One line of ``metrics.csv``, written every log interval (design §5.5)."""
+    """One line of ``metrics.csv``, written every log interval (docs/training.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

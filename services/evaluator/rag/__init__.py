@@ -1,1 +1,1 @@
-"""The RAG baseline (design §9): chunk the clean corpus, embed it, index it in ChromaDB, answer with Ollama."""
+"""The RAG baseline (docs/rag.md): chunk the clean corpus, embed it, index it in ChromaDB, answer with Ollama."""

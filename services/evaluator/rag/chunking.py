@@ -1,4 +1,4 @@
-"""Split clean documents into overlapping windows of tokens (design §9.2: 512 tokens, 64 overlap).
+"""Split clean documents into overlapping windows of tokens (docs/rag.md: 512 tokens, 64 overlap).
 
 Tokens are counted with the embedding model's tokenizer: a chunk is what the embedder reads, the
 project's BPE tokenizer is a per-run output of the ``tokenize`` stage (the index would then depend

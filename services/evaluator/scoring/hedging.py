@@ -1,4 +1,4 @@
-"""Hedging detection (design §8.2): uncertainty language per response, numeric approximation, refusals.
+"""Hedging detection (docs/evaluation.md): uncertainty language per response, numeric approximation, refusals.
 
 Counts cue phrases rather than classifying, so the report can compare how often each system hedges
 and whether hedged answers are more or less accurate than confident ones. Three things that look
