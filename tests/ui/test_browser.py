@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from services.evaluator.inputs import load_benchmark
 from services.evaluator.review import previous_reviews
+from services.evaluator.settings import BENCHMARK
 from shared import runs
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow
 
@@ -18,6 +20,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
 TIMEOUT_MS = 150_000  # one answer from Gemma 270M on a busy 2-core machine
+DRUG_001 = next(i for i in load_benchmark(BENCHMARK) if i.id == "drug-001")
 
 
 def row(step: int) -> str:
@@ -68,8 +71,13 @@ def test_chat_streams_an_answer_and_refuses_an_empty_question(page):
     open_tab(page, "Chat")
     page.locator("#chat-ask").click()
     page.wait_for_selector("#chat-status :text('Please type a question first.')")
-    page.locator("#chat-question textarea").fill("What is ALS?")
-    page.locator("#chat-ask").click()
+    box = page.locator("#chat-question textarea")
+    box.fill("What is")
+    box.press("Shift+Enter")  # adds a line, sends nothing
+    box.press_sequentially("ALS?")
+    assert box.input_value() == "What is\nALS?"
+    assert "Please type a question first." in page.locator("#chat-status").inner_text()
+    box.press("Enter")  # sends
     page.wait_for_selector("#chat-status :text('Answered by the from-scratch model')")
     bot = page.locator("#chat-conversation .bot").last
     assert bot.inner_text().strip()
@@ -79,7 +87,7 @@ def test_chat_streams_an_answer_and_refuses_an_empty_question(page):
 def test_compare_highlights_key_facts_of_a_benchmark_question(page):
     open_tab(page, "Compare")
     page.locator("#compare-question textarea").fill("How does riluzole work in ALS?")
-    page.locator("#compare-ask").click()
+    page.locator("#compare-question textarea").press("Enter")  # Enter sends, like the Compare button
     page.wait_for_selector("#compare-status :text('key facts checked')")
     answered = 0
     for system in ("scratch", "rag"):
@@ -87,7 +95,7 @@ def test_compare_highlights_key_facts_of_a_benchmark_question(page):
             continue  # a model may say nothing; the status says so (checked below)
         answered += 1
         verdicts = page.locator(f"#compare-{system}-facts table.facts tbody tr")
-        assert verdicts.count() == 4  # drug-001's key facts: present, negated, other subject or missing
+        assert verdicts.count() == len(DRUG_001.key_facts)  # each: present, negated, other subject or missing
         found = page.locator(f"#compare-{system}-facts tr.present, #compare-{system}-facts tr.negated").count()
         fabricated = page.locator(f"#compare-{system}-facts mark.fabricated").count()
         assert (page.locator(f"#compare-{system} mark").count() > 0) == (found + fabricated > 0)
@@ -154,3 +162,21 @@ def test_training_curves_follow_the_live_csv(page, metrics_csv):
     expect(page.locator("#train-status")).to_contain_text("step 120", timeout=TIMEOUT_MS)
     assert page.locator("#train-status").inner_text().count("best val loss 3.5") == 1
     page.screenshot(path=SHOTS / "training.png", full_page=True)
+
+
+def test_training_page_plots_a_stored_train_run(page, evaluation):
+    _, store = evaluation
+    from playwright.sync_api import expect
+
+    csv = ",".join(METRICS_COLUMNS) + "\n" + "".join(row(s) for s in range(10, 60, 10))
+    manifest, _ = runs.run_stage(store, "train", {"browser-test": True}, [],
+                                 lambda w, _s: w.put_bytes("metrics.csv", csv.encode()),
+                                 work_dir=evaluation[0].work_dir)
+    open_tab(page, "Training")
+    page.locator("#train-rescan").click()
+    page.locator("#train-run input").click()
+    page.get_by_role("option", name=manifest.run).click()
+    expect(page.locator("#train-status")).to_contain_text(f"{manifest.run} · step 50", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(2500)  # timer ticks (1 s) must not replace the stored run with the live CSV
+    assert manifest.run in page.locator("#train-status").inner_text()
+    page.screenshot(path=SHOTS / "training-stored.png", full_page=True)
