@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -179,6 +180,7 @@ class _Word:
     flipped: bool
 
 
+@lru_cache(maxsize=65536)
 def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     """``abnormal`` -> ``norm`` when ``norm`` is wanted: the word is the negation of a fact word."""
     for prefix in _NEGATING_PREFIXES:
@@ -198,6 +200,7 @@ class FactScorer:
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
         self._parsed: dict[tuple, list[_Fact]] = {}
+        self._questions: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
 
     def _variants(self, fact: KeyFact) -> list[_Fact]:
         """The fact's text and each alias, parsed (once per distinct fact); a ``deny`` fact is a negative one."""
@@ -397,13 +400,19 @@ class FactScorer:
                     return clause
         return None
 
+    def _question(self, question: str) -> tuple[dict[str, str], frozenset[str]]:
+        """The entities a question names (the subjects an answer must be about) and its topic concepts."""
+        if question not in self._questions:
+            qnorm = normalize(question)
+            self._questions[question] = ({m.entity: m.kind for m in self.entities.mentions(qnorm)},
+                                         frozenset(content_stems(qnorm)) - {"als"})
+        return self._questions[question]
+
     def _parse(self, question: str, facts: Sequence[KeyFact], response: str, check: bool):
         parts = clauses(normalize(response))
-        qnorm = normalize(question)
-        subjects = {m.entity: m.kind for m in self.entities.mentions(qnorm)} if check else {}
-        topic = frozenset(content_stems(qnorm)) - {"als"}
+        subjects, topic = self._question(question)
         variants = [self._variants(f) for f in facts]
-        return parts, subjects, topic, variants
+        return parts, subjects if check else {}, topic, variants
 
     def _lexical_pass(self, parts, subjects, topic, variants, check):
         results: list[FactMatch | None] = []
