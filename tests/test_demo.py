@@ -43,6 +43,18 @@ def test_smoke_demo_publishes_every_stage_and_the_report(local_demo):
     assert "RAG" in (local_demo / "report" / "report.md").read_text()
 
 
+def test_trace_of_the_report_lists_the_whole_chain_to_the_scrape_run(local_demo):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALS_")},
+           "ALS_STORE__ROOT": str(local_demo / "artifacts")}
+    proc = subprocess.run([sys.executable, "-m", "als_lm", "artifacts", "trace", "report"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    store = LocalStore(local_demo / "artifacts")
+    for stage in STAGES[:-1]:
+        assert runs.latest(store, stage).run in proc.stdout, f"{stage} is missing from the report's trace"
+    assert proc.stdout.splitlines()[-1].endswith(f"scrape run(s): {runs.latest(store, 'scrape-sample').run}")
+
+
 def test_second_run_skips_every_stage(local_demo):
     demo(local_demo)
     store = LocalStore(local_demo / "artifacts")
