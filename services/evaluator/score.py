@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
@@ -24,6 +25,7 @@ from shared.schemas.eval import SYSTEMS, BenchmarkItem, FactMatch, ItemScore, Re
 from shared.store import ArtifactStore, sha256_file
 
 log = logging.getLogger(__name__)
+SCORING = Path(__file__).resolve().parent / "scoring"
 
 
 def corpus_documents(path: Path) -> Iterator[str]:
@@ -158,6 +160,14 @@ def score_files(config: EvalConfig, benchmark: Path, responses: Path, corpus: Pa
     return score_responses(pairs, scorer, lexicon)
 
 
+def scorer_sha256() -> str:
+    """The scoring rules' identity (every module, table and the entity list): a changed rule re-scores."""
+    digest = hashlib.sha256()
+    for path in sorted([*SCORING.glob("*.py"), ENTITIES_FILE]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def benchmark_input(path: Path) -> InputRef:
     """The bundled benchmark as a run input, so editing it re-runs the stages that read it."""
     return InputRef(key=f"bundled/{Path(path).name}", sha256=sha256_file(path), run="bundled")
@@ -201,6 +211,6 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             echo_baseline_accuracy=round(summary["echo_baseline"]["accuracy"], 4),
         )
 
-    fingerprinted = stages.fingerprint_settings(f"score-{system}", settings, entities_sha256=sha256_file(ENTITIES_FILE))
+    fingerprinted = stages.fingerprint_settings(f"score-{system}", settings, scorer_sha256=scorer_sha256())
     return runs.run_stage(store, f"score-{system}", fingerprinted, inputs, body,
                           work_dir=settings.work_dir, force=force)
