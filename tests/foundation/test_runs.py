@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from shared import runs
-from shared.manifest import InputRef
+from shared.errors import MissingArtifact
+from shared.manifest import InputRef, Manifest
 
 
 def _body(payload: bytes):
@@ -105,3 +106,35 @@ def test_fingerprint_depends_on_content_not_on_the_producing_run():
     a = InputRef(key="up/run-1/data.bin", sha256="3" * 64, run="up/run-1")
     b = InputRef(key="up/run-2/data.bin", sha256="3" * 64, run="up/run-2")
     assert runs.fingerprint("x", {}, [a]) == runs.fingerprint("x", {}, [b])
+
+
+def test_inputs_carry_their_output_name_and_are_found_by_it(local_store, tmp_path):
+    up, _ = runs.run_stage(local_store, "up", {}, [], _body(b"u"), work_dir=tmp_path)
+    other, _ = runs.run_stage(local_store, "other", {}, [], _body(b"o"), work_dir=tmp_path)
+    down, _ = runs.run_stage(local_store, "down", {}, [*runs.inputs_from(up, ["nested/info.json"]),
+                                                      *runs.inputs_from(other, ["out.txt"])],
+                             _body(b"d"), work_dir=tmp_path)
+    assert [i.name for i in down.inputs] == ["nested/info.json", "out.txt"]
+    assert down.input("nested/info.json").run == up.run
+    assert down.upstream("other") == other.run
+    with pytest.raises(MissingArtifact, match="records 0 inputs 'missing.txt'"):
+        down.input("missing.txt")
+    with pytest.raises(MissingArtifact, match="read from 0 absent runs"):
+        down.upstream("absent")
+
+
+def test_a_manifest_written_before_inputs_had_names_still_loads_and_resolves_them():
+    old = {"stage": "down", "run_id": "r2", "created": "2026-12-01T00:00:00Z", "code_version": "x",
+           "fingerprint": "f", "settings": {}, "outputs": [],
+           "inputs": [{"key": "up/r1/docs/part-00000.jsonl", "sha256": "0" * 64, "run": "up/r1"},
+                      {"key": "bundled/questions.json", "sha256": "1" * 64, "run": "bundled"}]}
+    manifest = Manifest.model_validate(old)
+    assert manifest.input("docs/part-00000.jsonl").run == "up/r1"
+    assert manifest.input("questions.json").stage == "bundled"
+    assert manifest.upstream("up") == "up/r1"
+
+
+def test_an_identical_run_is_found_by_its_fingerprint(local_store, tmp_path):
+    first, _ = runs.run_stage(local_store, "demo", {"k": 1}, [], _body(b"a"), work_dir=tmp_path)
+    assert runs.find_published(local_store, "demo", first.fingerprint) == first
+    assert runs.find_published(local_store, "demo", runs.fingerprint("demo", {"k": 2}, [])) is None
