@@ -20,25 +20,39 @@ _REF_ID = r"(?:S?\d+[A-Za-z]?(?:\s*[-–]\s*S?\d*[A-Za-z]?)?|[A-Z]\b)"
 _REF = rf"{_REF_LABEL}\s*{_REF_ID}(?:\s*(?:[,;&]|and)\s*{_REF_ID})*"
 _REFS = rf"(?:see\s+(?:also\s+)?)?{_REF}(?:\s*(?:[,;]|and)\s*(?:see\s+)?{_REF})*"
 
-# (name, pattern, replacement); applied in this order to the whole text.
-SUBSTITUTIONS: list[tuple[str, re.Pattern[str], str]] = [
+_FIGURE_TRIGGERS = tuple(f"({w}" for w in ("fig", "tab", "supp", "addi", "see", "app", "eq", "mov", "vid", "box",
+                                             "file", "data", "mat"))
+_SEPARATOR_TRIGGERS = tuple(f"{a}{gap}{b}" for a in ",;" for gap in ("", " ") for b in ",;.!?)]")
+
+# Any debris any rule below could remove starts with one of these; a document without (most of them)
+# is scanned once.
+_MAYBE_DEBRIS = re.compile(r"[,;] ?[,;.!?)\]]|\((?:[\s,;–)-]|see|e\.g|i\.e|cf|and|also|reviewed|fig|tab|supp|addi|app|eq|"
+                           r"mov|vid|box|file|data|mat)|\[[\s\d,;–\]-]|https?:|www", re.IGNORECASE)
+
+# (name, triggers, pattern, replacement), applied in this order to the whole text. A rule runs only
+# when one of its triggers (lower-case substrings, a C-speed test) is in the text: most documents
+# have no debris, and scanning every document with every pattern would dominate the step's cost.
+SUBSTITUTIONS: list[tuple[str, tuple[str, ...], re.Pattern[str], str]] = [
     # A link's address is not prose; "available at" and "see" before it go with it.
-    ("urls", re.compile(r"\s*(?:\b(?:(?:freely\s+|publicly\s+)?available\s+(?:online\s+)?(?:at|from)|accessible\s+at|"
-                        r"accessed\s+at|viewed\s+at|see|at|from|via)\s+)?(?:https?://|www\d?\.)[^\s<>\]\)]*[^\s<>\]).,;:!?'\"]",
-                        re.IGNORECASE), ""),
+    ("urls", ("http", "www"),
+     re.compile(r"\s*(?:\b(?:(?:freely\s+|publicly\s+)?available\s+(?:online\s+)?(?:at|from)|accessible\s+at|"
+                r"accessed\s+at|viewed\s+at|see|at|from|via)\s+)?(?:https?://|www\d?\.)[^\s<>\]\)]*[^\s<>\]).,;:!?'\"]",
+                re.IGNORECASE), ""),
     # "(Figure 1)", "(Figs. 2 and 3)", "(see Table S1)": the figure or table itself was dropped.
-    ("figure_refs", re.compile(rf"\s*\(\s*{_REFS}\s*\)"), ""),
+    ("figure_refs", _FIGURE_TRIGGERS, re.compile(rf"\s*\(\s*{_REFS}\s*\)"), ""),
     # "(Figure 2; p = 0.004)" keeps what follows the reference.
-    ("figure_refs", re.compile(rf"(?<=\()\s*{_REFS}\s*[;,]\s*"), ""),
-    # "[12]", "[3-5, 9]": numbered citations that arrived as text.
-    ("bracket_citations", re.compile(r"(?:\s+|(?<![\w\]]))\[\d{1,3}(?:\s*[-–,]\s*\d{1,3})*\]"), ""),
+    ("figure_refs", _FIGURE_TRIGGERS, re.compile(rf"(?<=\()\s*{_REFS}\s*[;,]\s*"), ""),
+    # "[12]", "[3-5, 9]": numbered citations that arrived as text; not "F[1,12]".
+    ("bracket_citations", ("[",), re.compile(r"(?:\s+|(?<![\w\]]))\[\d{1,3}(?:\s*[-–,]\s*\d{1,3})*\]"), ""),
     # "( )", "[ , ]", "(see )", "(e.g., )": brackets whose citations were dropped.
-    ("empty_brackets", re.compile(r"\s*[\[(](?:\s|[,;–-]|\b(?:see|e\.g\.|i\.e\.|cf\.|and|also|reviewed\s+in)(?!\w))*[\])]",
-                                  re.IGNORECASE), ""),
+    ("empty_brackets", ("( ", "()", "[ ", "[]", "(,", "(;", "[,", "[;", "(-", "[-", "(–", "[–", "(see", "(e.g", "(i.e",
+                        "(cf", "(and", "(also", "(reviewed"),
+     re.compile(r"\s*[\[(](?:\s|[,;–-]|\b(?:see|e\.g\.|i\.e\.|cf\.|and|also|reviewed\s+in)(?!\w))*[\])]",
+                re.IGNORECASE), ""),
     # ",,", "; ;": the separators between dropped citations.
-    ("separator_runs", re.compile(r"([,;])(?:[ \t]*[,;])+"), r"\1"),
+    ("separator_runs", _SEPARATOR_TRIGGERS, re.compile(r"([,;])(?:[ \t]*[,;])+"), r"\1"),
     # "lipids, ." and "(2011; )": a separator left with nothing after it.
-    ("separator_runs", re.compile(r"[ \t]*[,;]+[ \t]*(?=[.!?)\]](?:\s|$))"), ""),
+    ("separator_runs", _SEPARATOR_TRIGGERS, re.compile(r"[ \t]*[,;]+[ \t]*(?=[)\]]|[.!?](?:\s|$))"), ""),
 ]
 
 # Back matter as plain text: a heading that is nothing but its name ("Acknowledgements",
@@ -90,10 +104,20 @@ class Residue(Step):
 
     def apply(self, doc: Document, log: RunLog) -> Document | None:
         text = self.lines(doc, log)
-        for rule, pattern, replacement in SUBSTITUTIONS:
+        if not _MAYBE_DEBRIS.search(text):
+            return self.done(doc, log, text)
+        lower = text.lower()
+        for rule, triggers, pattern, replacement in SUBSTITUTIONS:
+            if not any(t in lower for t in triggers):
+                continue
             before = len(text)
             text = pattern.sub(replacement, text)
-            self.count(log, doc, rule, before - len(text))
+            if len(text) != before:  # what one rule removes can expose the next rule's debris
+                lower = text.lower()
+                self.count(log, doc, rule, before - len(text))
+        return self.done(doc, log, text)
+
+    def done(self, doc: Document, log: RunLog, text: str) -> Document | None:
         if text != doc.text:
             log.count(self.name, "documents_changed:residue")
         if not text.strip():
@@ -126,9 +150,13 @@ class Residue(Step):
         return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")
 
 
-_QUICK = re.compile(rf"(?im)^(?:\d+(?:\.\d+)*\.?\s+)?{_BACK_MATTER_NAME}:|^{_BACK_MATTER_NAME}$|et al|doi|PMID")
+_LINE_TRIGGERS = ("acknowledg", "contributor", "contribution", "funding", "grant", "financial", "competing",
+                  "conflict", "declaration", "disclos", "disclaimer", "availab", "abbreviation", "supplementary",
+                  "supporting", "corresponding", "addresses", "reproducible", "references", "bibliography",
+                  "et al", "doi", "pmid", "crossref", "pubmed", "medline")
 
 
 def _might_have_line_residue(text: str) -> bool:
-    """Most documents have no back matter or bibliography; one search spares them the line scan."""
-    return _QUICK.search(text) is not None
+    """Most documents have no back matter or bibliography; substring tests spare them the line scan."""
+    lower = text.lower()
+    return any(t in lower for t in _LINE_TRIGGERS)
