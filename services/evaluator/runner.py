@@ -11,12 +11,15 @@ the same model is skipped, a new model is asked again, and a key-fact correction
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from services.evaluator.inputs import load_benchmark
@@ -149,8 +152,11 @@ def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, lim
                                                 model_digest=digest, options=opts, limit=limit,
                                                 questions_sha256=questions_sha256(items), **derived)
 
+    stage = f"eval-{system}"
+    journal = Path(settings.work_dir) / stage / runs.fingerprint(stage, fingerprinted, inputs)[:16]
+
     def body(writer: RunWriter, scratch: Path) -> None:
-        responses = ask_all(items, open_system(), system, model)
+        responses = ask_all(items, open_system, system, model, journal / "answers.jsonl")
         path = scratch / "responses.jsonl"
         path.write_text("".join(r.model_dump_json() + "\n" for r in responses))
         writer.put_file("responses.jsonl", path)
@@ -163,20 +169,65 @@ def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, lim
             writer.put_json("retrieval.json", retrieval)
             writer.metrics["fact_recall_at_k"] = retrieval["summary"]["fact_recall"]
 
-    return runs.run_stage(store, f"eval-{system}", fingerprinted, inputs, body,
-                          work_dir=settings.work_dir, force=force)
+    journal.mkdir(parents=True, exist_ok=True)
+    with exclusive(journal / "lock", f"another process is asking {stage} the same questions; waiting for it"):
+        if force:
+            (journal / "answers.jsonl").unlink(missing_ok=True)
+        manifest, ran = runs.run_stage(store, stage, fingerprinted, inputs, body, work_dir=settings.work_dir,
+                                       force=force)
+        (journal / "answers.jsonl").unlink(missing_ok=True)  # published: the journal has served its purpose
+    return manifest, ran
 
 
-def ask_all(items: list[BenchmarkItem], answer: Answer, system: str, model: str) -> list[Response]:
-    responses = []
-    with shared_log.progress() as bar:
-        task = bar.add_task(f"asking {system}", total=len(items))
-        for item in items:
-            text, retrieved, seconds = answer(item.question)
-            responses.append(Response(id=item.id, response=text, latency_s=round(seconds, 4), system=system,
-                                      model=model, retrieved=retrieved))
-            bar.advance(task)
-    return responses
+@contextmanager
+def exclusive(path: Path, waiting: str):
+    """Hold an advisory lock on ``path``; a second process asking the same questions waits, then finds
+    the run published (and skips) instead of asking them all again beside the first."""
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(waiting)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ask_all(items: list[BenchmarkItem], open_system: Callable[[], Answer], system: str, model: str,
+            journal: Path) -> list[Response]:
+    """Every item's response, in item order. Each answer is appended to ``journal`` as it comes, so an
+    interrupted run asks only the questions it had not answered (generation is greedy and seeded, and
+    the journal lives under the run's fingerprint: the same model, options and questions)."""
+    done: dict[str, Response] = {}
+    if journal.exists():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                response = Response.model_validate_json(line)
+            except ValueError:
+                continue  # the line a kill cut short
+            done[response.id] = response
+        wanted = {i.id for i in items}
+        done = {k: v for k, v in done.items() if k in wanted}
+        if done:
+            log.info("%s: resuming, %d of %d questions already answered", system, len(done), len(items))
+    todo = [item for item in items if item.id not in done]
+    if todo:
+        answer = open_system()
+        with shared_log.progress() as bar, open(journal, "a", encoding="utf-8") as out:
+            if out.tell() and not journal.read_bytes().endswith(b"\n"):
+                out.write("\n")  # end the line a kill cut short, so the next answer starts its own
+            task = bar.add_task(f"asking {system}", total=len(items), completed=len(done))
+            for item in todo:
+                text, retrieved, seconds = answer(item.question)
+                done[item.id] = Response(id=item.id, response=text, latency_s=round(seconds, 4), system=system,
+                                         model=model, retrieved=retrieved)
+                out.write(done[item.id].model_dump_json() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+                bar.advance(task)
+    return [done[item.id] for item in items]
 
 
 def retrieval_quality(items: list[BenchmarkItem], responses: list[Response], k: int) -> dict:

@@ -114,3 +114,26 @@ def test_closed_book_asks_the_generator_without_context_and_a_key_fact_fix_does_
     bench.write_text(json.dumps(items))
     again, ran = run_eval(local_store, settings, "closed_book", limit=2)
     assert not ran and again.run == first.run
+
+
+def test_an_interrupted_run_asks_only_the_questions_it_had_not_answered(tmp_path):
+    from services.evaluator.runner import ask_all
+
+    items = select(load_benchmark(BENCHMARK), 3)
+    journal = tmp_path / "answers.jsonl"
+    asked = []
+
+    def open_system():
+        def answer(question):
+            asked.append(question)
+            return f"answer to {question}", None, 0.5
+        return answer
+
+    ask_all(items[:1], open_system, "closed_book", "m", journal)
+    journal.write_text(journal.read_text() + '{"id": "cut sho')  # a kill mid-line
+    responses = ask_all(items, open_system, "closed_book", "m", journal)
+    assert asked == [i.question for i in items]  # the first question was not asked twice
+    assert [r.id for r in responses] == [i.id for i in items]
+    opened = []
+    assert ask_all(items, lambda: opened.append(1), "closed_book", "m", journal) == responses
+    assert opened == [], "nothing left to ask: the system is not even opened"
