@@ -19,9 +19,10 @@ gives the verdict, and the first pool that decides wins. A claim no pool decides
 A candidate decides when
 
 - it contains the claim word for word (*supported*, ``exact``);
-- the fact scorer, given the claim as the key fact and the sentence as the response, finds it
-  (exact, tokens, numeric, fuzzy: *supported*), provided the sentence is on the claim's topic
-  (cosine at least ``claim_topic_similarity``);
+- the fact scorer, given the claim as the key fact and the sentence as the response, finds it with
+  every one of the claim's concepts in one clause (token coverage 1; exact, tokens or numeric, not
+  fuzzy: *supported*), provided the sentence is on the claim's topic (cosine at
+  least ``claim_topic_similarity``);
 - its cosine reaches ``claim_support_similarity``, it holds ``claim_support_overlap`` of the
   claim's concepts and writes every number and named entity of the claim, and the fact scorer does
   not find the claim contradicted there (*supported*, ``similarity``: MiniLM hardly tells
@@ -67,6 +68,9 @@ _LIST_SEP = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _MIN_SIDE_WORDS = 4
 _MAX_ITEM_WORDS = 5
 _CONTRADICTING_CANDIDATES = 2
+# Fuzzy matching is not among them: rapidfuzz's partial ratio aligns the shorter string inside the longer,
+# so a short clause of the evidence ("drug", "the split-hand sign") matches inside a whole claim at 100.
+_WORD_METHODS = ("exact", "tokens", "numeric")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -144,6 +148,10 @@ class ClaimJudge:
         self.embedder = embedder if config.use_embeddings else None
         # The fact scorer's rules, without its own embedding fallback: similarity is this module's rule.
         self.facts = FactScorer(config.model_copy(update={"use_embeddings": False}), entities)
+        # Support by words needs every concept of the claim in one clause: a key fact is a short phrase,
+        # a claim a whole statement, and two thirds of "it is a long-term treatment for ALS" is anything.
+        self.strict = FactScorer(config.model_copy(update={"use_embeddings": False, "token_coverage": 1.0}),
+                                 entities)
 
     def _candidates(self, claim: str, pool: SentencePool) -> list[tuple[Sentence, float]]:
         found = pool.candidates(concepts(normalize(claim)), self.config.claim_candidates,
@@ -198,8 +206,9 @@ class ClaimJudge:
             on_topic = sim is None or sim >= self.config.claim_topic_similarity
             match = self.facts.judge(claim, fact, sentence.text)[0]
             if not _mixed_direction(concepts(claim_norm), sentence.concepts):
-                if match.verdict == "supported" and on_topic:
-                    return _Decision("supported", match.method, sentence, sim)
+                strict = self.strict.judge(claim, fact, sentence.text)[0] if match.verdict == "supported" else None
+                if on_topic and strict and strict.verdict == "supported" and strict.method in _WORD_METHODS:
+                    return _Decision("supported", strict.method, sentence, sim)
                 if (sim is not None and sim >= self.config.claim_support_similarity
                         and match.verdict != "contradicted" and share >= self.config.claim_support_overlap
                         and self._written(claim_norm, sentence.norm)):
