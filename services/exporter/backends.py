@@ -32,8 +32,9 @@ def fit_context(ids: list[int], n_ctx: int, max_tokens: int) -> tuple[list[int],
 class OllamaBackend:
     name = "ollama"
 
-    def __init__(self, host: str, model: str):
+    def __init__(self, host: str, model: str, keep_alive: str = "30m"):
         self.client, _ = connect(host)
+        self.keep_alive = keep_alive
         self.model = model if ":" in model else f"{model}:latest"
         tags = sorted(m.model for m in self.client.list().models)
         if self.model not in tags:
@@ -45,7 +46,8 @@ class OllamaBackend:
     def stream(self, query: str, s: Sampling) -> Iterator[str]:
         options = {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                    "num_predict": s.max_tokens, "repeat_penalty": s.repeat_penalty}
-        for chunk in self.client.generate(model=self.model, prompt=query, stream=True, options=options):
+        for chunk in self.client.generate(model=self.model, prompt=query, stream=True, options=options,
+                                          keep_alive=self.keep_alive):
             if chunk.response:
                 yield chunk.response
 

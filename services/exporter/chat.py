@@ -53,7 +53,7 @@ def open_backend(name: str, settings: ExporterSettings, gguf: Path | None, hf_di
     if name == "ollama":
         from services.exporter.backends import OllamaBackend
 
-        return OllamaBackend(c.host, c.model)
+        return OllamaBackend(c.host, c.model, c.keep_alive)
     if name == "llamacpp":
         from services.exporter.backends import LlamaCppBackend
 

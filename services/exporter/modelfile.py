@@ -17,6 +17,8 @@ def parameters(cfg: ExportConfig, block_size: int) -> dict[str, Any]:
         "repeat_penalty": s.repeat_penalty,
         # A context longer than the learned position table would index past it.
         "num_ctx": min(cfg.num_ctx, block_size),
+        "num_batch": cfg.num_batch,
+        **({"num_thread": cfg.num_thread} if cfg.num_thread else {}),
         "stop": list(cfg.stop),
     }
 

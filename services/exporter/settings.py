@@ -70,6 +70,11 @@ class ExportConfig(BaseModel):
     model_name: str = Field("als-lm", pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Ollama model name")
     sampling: Sampling = Sampling()
     num_ctx: int = Field(1024, ge=16, description="Modelfile num_ctx; capped at the model's block_size")
+    num_thread: int | None = Field(
+        None, ge=1, description="Modelfile num_thread; None = Ollama's choice, every physical core (best on an "
+        "idle machine; 1 on a busy 2-core one: docs/bench/exporter.md)")
+    num_batch: int = Field(512, ge=1, description="Modelfile num_batch: prompt tokens per forward pass; 512 "
+                           "holds the system prompt and a question in one")
     stop: list[str] = Field(["User:"], description="stop sequences: the model must not write the user's turn")
     system: str = SYSTEM_PROMPT
     ppl_max_tokens: int = Field(8192, ge=64, description="validation tokens scored for each perplexity")
@@ -115,6 +120,10 @@ class ChatConfig(BaseModel):
     quant: str = Field("Q5_K_M", description="llamacpp backend: which GGUF of the export run (or f16, f32)")
     logs_dir: Path = Field(Path("volumes/logs/chat"), description="JSONL query logs (§7.3)")
     threads: int = Field(2, ge=1)
+    keep_alive: str = Field(
+        "30m", pattern=r"^(-1|0|\d+(\.\d+)?(ms|s|m|h))$",
+        description="ollama backend: how long the server keeps the model loaded after an answer; the next "
+        "question within it reuses the system prompt's KV cache instead of loading and reading it again")
 
 
 class ExporterSettings(CommonSettings):

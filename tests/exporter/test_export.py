@@ -16,9 +16,9 @@ from services.exporter.checkpoint import CheckpointError, load_checkpoint, read_
 from services.exporter.export import check_logits, run_export
 from services.exporter.gguf_export import write_gguf
 from services.exporter.llama import GGUFError
-from services.exporter.modelfile import parameters
+from services.exporter.modelfile import parameters, render
 from services.exporter.quantize import quantize
-from services.exporter.settings import TEMPLATE, ExporterSettings
+from services.exporter.settings import TEMPLATE, ExportConfig, ExporterSettings
 from shared import runs
 from shared.runs import RunNotFound
 from shared.schemas.export import ExportReport
@@ -139,6 +139,13 @@ def test_modelfile_follows_the_settings(exported, files):
     assert "PARAMETER num_ctx 256" in text  # capped at the model's block_size
     assert f'TEMPLATE """{TEMPLATE}"""' in text
     assert "not a medical resource" in text
+
+
+def test_serving_threads_appear_in_the_modelfile_only_when_set():
+    """None leaves the thread count to Ollama (every physical core); a number pins it."""
+    assert "num_thread" not in render(ExportConfig(), "m.gguf", 1024)
+    text = render(ExportConfig(num_thread=1, num_batch=128), "m.gguf", 1024)
+    assert "PARAMETER num_thread 1\n" in text and "PARAMETER num_batch 128\n" in text
 
 
 def test_unchanged_export_is_skipped(exported):

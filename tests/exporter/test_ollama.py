@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import ollama
 import pytest
@@ -64,6 +65,19 @@ def test_chat_through_ollama_streams_and_logs(exported, ollama_server, served, t
     record = json.loads(line.read_text())
     assert record["backend"] == "ollama" and record["response"] == proc.stdout.rstrip("\n")
     assert record["response"]
+
+
+def test_chat_keeps_the_model_loaded_for_keep_alive(exported, ollama_server, served, tmp_path):
+    """After an answer the runner stays loaded for chat.keep_alive, so the next question reuses the
+    system prompt's KV cache instead of waiting for a load (docs/bench/exporter.md)."""
+    client = ollama.Client(host=ollama_server.base_url)
+    client.generate(model="als-lm:latest", prompt="", keep_alive=0)  # unloaded
+    proc = als(exported, tmp_path, "chat", "--host", ollama_server.base_url, "--prompt", "What is ALS?",
+               env={"ALS_CHAT__KEEP_ALIVE": "45m"})
+    assert proc.returncode == 0, proc.stderr
+    [loaded] = [m for m in client.ps().models if m.model == "als-lm:latest"]
+    left = loaded.expires_at.timestamp() - time.time()
+    assert 40 * 60 < left <= 45 * 60
 
 
 def test_chat_with_a_tag_that_does_not_exist_lists_the_tags(exported, ollama_server, served, tmp_path):
