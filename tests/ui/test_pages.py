@@ -64,13 +64,18 @@ def test_benchmark_rates_carry_their_interval_and_n_for_the_rows_shown(scored):
     loaded = benchmark.load(store, [], {}, settings.work_dir / "ui", settings.seed)
     summary = loaded.summary()
     rag = loaded.table[loaded.table.system == "rag"]
-    assert f"**rag**: mean accuracy {100 * rag.accuracy.mean():.1f} % (n=2, no interval: fewer than 5 items)" in summary
+    stored = [s.accuracy for (system, _), (_, s) in loaded.answers.items() if system == "rag"]
+    assert f"**rag**: mean accuracy {100 * sum(stored) / 2:.1f} % (n=2, no interval: fewer than 5 items)" in summary
     assert "fabricated names 50.0 % (n=2" in summary.split("**rag**")[0]  # scratch invented zorbalimab
-    many = pd.concat([loaded.table] * 5, ignore_index=True)  # 10 rows per system: intervals defined
-    shown = benchmark.figures(many[many.system == "scratch"], settings.seed)["scratch"]
+    assert "(n=2" in benchmark.figures_markdown(loaded, rag) and "scratch" not in benchmark.figures_markdown(loaded, rag)
+    assert benchmark.figures(loaded, rag)["rag"]["accuracy"].estimate == sum(stored) / 2  # not the rounded column
+
+    # 10 rows per system (the two questions repeated): intervals are defined and seeded
+    many = benchmark.Evaluation(pd.concat([loaded.table] * 5, ignore_index=True), loaded.answers, seed=settings.seed)
+    shown = benchmark.figures(many, many.table[many.table.system == "scratch"])["scratch"]
     assert shown["accuracy"].n == 10 and shown["accuracy"].low <= shown["accuracy"].estimate <= shown["accuracy"].high
     assert shown["fabricated"].estimate == 0.5
-    assert shown["accuracy"] == benchmark.figures(many, settings.seed)["scratch"]["accuracy"]  # same seed, same CI
+    assert shown["accuracy"] == benchmark.figures(many, many.table)["scratch"]["accuracy"]  # same seed, same CI
 
 
 def test_training_page_lists_stored_train_runs_and_plots_their_metrics(scored):

@@ -116,19 +116,20 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 charts = gr.Gallery(label="Report charts", columns=3, elem_id="bench-charts")
                 filters = [f_system, f_category, f_mode]
 
-                def shown_figures(table):
-                    return f"Rows shown — {benchmark.figures_markdown(table, settings.seed)}" if len(table) else ""
+                def shown_figures(loaded, table):
+                    return f"Rows shown — {benchmark.figures_markdown(loaded, table)}" if len(table) else ""
 
                 def load_latest(system_, category_, mode_):
                     loaded = benchmark.load(store, items, review.all_reviews(store, settings), cache, settings.seed)
                     shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
-                    return loaded, shown, [str(p) for p in loaded.charts], loaded.summary(), shown_figures(shown)
+                    return (loaded, shown, [str(p) for p in loaded.charts], loaded.summary(),
+                            shown_figures(loaded, shown))
 
                 def refilter(loaded, system_, category_, mode_):
                     if loaded is None:
                         return gr.skip(), gr.skip()
                     shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
-                    return shown, shown_figures(shown)
+                    return shown, shown_figures(loaded, shown)
 
                 def show_row(loaded, evt: gr.SelectData):
                     if loaded is None or evt.row_value is None:

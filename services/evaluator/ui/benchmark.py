@@ -35,21 +35,23 @@ COLUMNS = ["system", "id", "category", "accuracy", "facts", "fabricated", "hedge
 FIGURES = {"accuracy": "mean accuracy", "fabricated": "fabricated names", "hedged": "hedged"}
 
 
-def figures(table: pd.DataFrame, seed: int = stats.SEED) -> dict[str, dict[str, stats.Interval]]:
-    """Per system in ``table``: mean accuracy and the fabrication and hedging rates, with intervals."""
+def figures(evaluation: Evaluation, table: pd.DataFrame) -> dict[str, dict[str, stats.Interval]]:
+    """Per system among ``table``'s rows: mean accuracy and the fabrication and hedging rates, with
+    intervals, from the stored scores (the table's accuracy column is rounded for display)."""
     out = {}
     for system in dict.fromkeys(table.system):
-        rows = table[table.system == system]
-        values = {"accuracy": rows.accuracy.astype(float), "fabricated": (rows.fabricated != "").astype(float),
-                  "hedged": rows.hedged.astype(float)}
-        out[system] = {name: stats.bootstrap_mean(list(v), seed=seed) for name, v in values.items()}
+        scores = [evaluation.answers[(system, i)][1] for i in table[table.system == system].id]
+        values = {"accuracy": [s.accuracy for s in scores],
+                  "fabricated": [float(bool(s.fabricated_entities)) for s in scores],
+                  "hedged": [float(bool(s.hedging.get("hedged"))) for s in scores]}
+        out[system] = {name: stats.bootstrap_mean(v, seed=evaluation.seed) for name, v in values.items()}
     return out
 
 
-def figures_markdown(table: pd.DataFrame, seed: int = stats.SEED) -> str:
+def figures_markdown(evaluation: Evaluation, table: pd.DataFrame) -> str:
     """One line per system: each rate as ``27.7 % [19.1, 36.9] (n=30)``."""
     lines = [f"**{system}**: " + " · ".join(f"{FIGURES[name]} {i.text()}" for name, i in f.items())
-             for system, f in figures(table, seed).items()]
+             for system, f in figures(evaluation, table).items()]
     return "  \n".join(lines) or "No rows."
 
 
@@ -63,7 +65,7 @@ class Evaluation:
 
     def summary(self) -> str:
         """Every system's rates over all its rows (95 % bootstrap intervals), then what is missing."""
-        text = figures_markdown(self.table, self.seed) if len(self.table) else ""
+        text = figures_markdown(self, self.table) if len(self.table) else ""
         return "  \n".join([text] * bool(text) + [f"⚠ {n}" for n in self.notes]) or "⚠ Nothing loaded."
 
 
