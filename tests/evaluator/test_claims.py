@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from services.evaluator.inputs import load_benchmark
@@ -9,9 +12,9 @@ from services.evaluator.scoring.claims import ClaimJudge, shares, split_claims
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.evidence import SentencePool, sentences
 from services.evaluator.scoring.facts import Embedder
-from services.evaluator.scoring.hallucination import claim_summary
+from services.evaluator.scoring.hallucination import HallucinationScorer, claim_summary
 from services.evaluator.settings import BENCHMARK, EvalConfig
-from shared.schemas.eval import ClaimJudgement
+from shared.schemas.eval import ClaimJudgement, Response
 
 REFERENCE = "Riluzole (Rilutek) was approved by the FDA in 1995, making it the first drug approved for ALS."
 CORPUS = [
@@ -127,3 +130,35 @@ def test_responses_without_claims_are_counted_apart_not_as_zero_hallucination():
     assert rate["n"] == 10 and rate["estimate"] == pytest.approx(0.25)
     assert rate["low"] <= 0.25 <= rate["high"]
     assert shares([]) is None
+
+
+REAL = json.loads((Path(__file__).resolve().parent / "real_answers.json").read_text())["responses"]
+SAMPLE = Path(__file__).resolve().parents[2] / "services" / "scraper" / "sample"
+
+
+@pytest.fixture(scope="module")
+def real_claims() -> dict[str, list[ClaimJudgement]]:
+    """Real closed-book answers of the bundled Gemma 3 270M (real_answers.json says where from), judged
+    against their references and the bundled sample corpus."""
+    docs = [(d["id"], d["text"]) for p in sorted(SAMPLE.glob("*.jsonl")) for d in map(json.loads, p.read_text().splitlines())]
+    scorer = HallucinationScorer(EvalConfig(), default_entities(), Embedder(), docs)
+    items = {i.id: i for i in load_benchmark(BENCHMARK)}
+    pairs = [(items[r["id"]], Response.model_validate(r)) for r in REAL]
+    scorer.prepare(pairs)
+    return {item.id: scorer.score(item, response)["claims"] for item, response in pairs}
+
+
+def test_real_answers_misdated_or_misnumbered_are_contradicted(real_claims):
+    verdicts = {k: [(c.verdict, c.rule) for c in v] for k, v in real_claims.items()}
+    assert verdicts["drug-014"] == [("contradicted", "other_value")]  # tofersen "in 2008"; the corpus: April 2023
+    assert verdicts["gene-001"][0] == ("contradicted", "other_value")  # first ALS gene "in 1999"; SOD1 in 1993
+    assert verdicts["temporal-012"] == [("contradicted", "other_value")]  # Gehrig diagnosed "in 1919"; 1939
+    assert verdicts["gene-024"] == [("contradicted", "other_value")]  # "100% of ALS cases are familial"; ~10 %
+    assert verdicts["temporal-008"] == [("contradicted", "negation")]  # masitinib "FDA approved"; it is not
+
+
+def test_real_answers_fragments_repeats_and_vague_claims(real_claims):
+    assert real_claims["drug-003"] == []  # "100%" is no claim
+    assert len(real_claims["drug-012"]) == 2  # one sentence repeated until the token limit is one claim
+    # "The drug is administered orally." (tofersen is intrathecal): not supported by "administered intrathecally"
+    assert real_claims["drug-013"][0].verdict != "supported"

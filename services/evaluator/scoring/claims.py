@@ -10,7 +10,7 @@ only when both sides keep at least four words. A list of three or more short ite
 fewer) after *include(s), including, such as, are, were, comprise* becomes one claim per item
 ("Side effects include nausea, dizziness and rash" -> three claims). Questions, refusals and
 fragments (fewer than three words or two content words) are no claims; a sentence repeated in one
-response is one claim.
+response is one claim, and so is its repeat cut short by the token limit.
 
 **Judging** (``ClaimJudge``). For each evidence pool in priority order (the reference answer, then
 the corpus; or the retrieved chunks), the sentences sharing the most IDF-weighted concepts with the
@@ -124,8 +124,10 @@ def split_claims(response: str) -> list[str]:
         for clause in _cut_clauses(strip_citations(_LEAD.sub("", sentence))):
             for claim in _distribute_list(clause):
                 claim = claim.strip(" ,;:")
-                if is_claim(claim):
-                    out.setdefault(normalize(claim), claim)
+                key = " ".join(re.findall(r"\w+", claim.lower()))
+                # a repeat, or a repeat cut short by the token limit, is not a new claim
+                if is_claim(claim) and not any(seen.startswith(key) for seen in out):
+                    out[key] = claim
     return list(out.values())
 
 
