@@ -175,6 +175,9 @@ def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
     for value in manifest.metrics.values():  # `als-lm demo` prints every per-system map as percentages
         assert not isinstance(value, dict) or all(isinstance(v, float) for v in value.values())
     assert "| closed_book |" in md
+    echo = stats.Interval(**_scores(store, "rag")["summary"]["echo_baseline"]["accuracy_interval"])
+    assert next(line for line in md.splitlines() if line.startswith("| rag | gemma3-270m |")).endswith(
+        f"| {echo.text()} |")
 
 
 def test_per_question_table_shows_every_answer_and_each_facts_fate(world):

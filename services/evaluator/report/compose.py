@@ -102,18 +102,22 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
          if s not in systems])]
 
     overall = Table(["system", "model", "accuracy", analysis.FIGURES["correct"], "key facts supported",
-                     "key facts contradicted"], [])
+                     "key facts contradicted", "echo baseline"], [])
     for name, s in systems.items():
         f = figures[name]["figures"]
         model = next((r.model for r in s.responses if r.model), "")
+        echo = s.scores.summary.get("echo_baseline")
         overall.rows.append([name, model, f["accuracy"].text(), f["correct"].text(), f["facts_supported"].text(),
-                             f["facts_contradicted"].text()])
+                             f["facts_contradicted"].text(),
+                             stats.Interval(**echo["accuracy_interval"]).text() if echo else "-"])
     categories = [c for c in BENCHMARK_CATEGORIES if any(figures[n]["by_category"][c]["n"] for n in names)]
     category_rows = [[c, *(_cell(figures[n]["by_category"][c]["figures"]["accuracy"],
                                  figures[n]["by_category"][c]["too_small"]) for n in names)] for c in categories]
     sections.append(Section("Accuracy", [
         overall,
-        "Fact shares pool the key facts of all items; their intervals resample whole items.",
+        ("Fact shares pool the key facts of all items; their intervals resample whole items. Echo baseline: "
+         "the accuracy each question earns when scored as its own answer, on the same items — what repeating "
+         "the question is worth."),
         Chart("accuracy_overall", "Mean accuracy per system, with 95 % intervals",
               charts.grouped_bars("Accuracy", ["all questions"],
                                   {n: [figures[n]["figures"]["accuracy"]] for n in names}, "accuracy")),
