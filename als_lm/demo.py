@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from als_lm.stack import LocalStack, Step, explore_hint
+from als_lm.stack import LocalStack, Step, explore_hint, show_report
 from shared import runs
 from shared.log import console
 from shared.store import ArtifactStore, open_store
@@ -65,15 +65,13 @@ def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | Non
         console.rule("[bold green]ALS-LM demo finished")
         console.print(f"total time: {time.monotonic() - started:.0f}s")
         if until is None:
-            _show_report(open_store(stack.store_settings), stack.root / "report")
+            show_headline(open_store(stack.store_settings), stack.root / "report")
             console.print(f"explore the results in the UI (no Docker): [bold]{explore_hint(root, store_kind)}[/bold]")
 
 
-def _show_report(store: ArtifactStore, dest: Path) -> None:
+def show_headline(store: ArtifactStore, dest: Path) -> None:
     """Copy the report out of the store next to the demo and print its headline figures."""
-    report = runs.latest(store, "report")
-    for name in ("report.md", "report.html"):
-        runs.fetch(store, report.output(name), dest / name)
+    report = runs.resolve(store, show_report(store, dest))
     console.print(f"report: {dest / 'report.html'} (run {report.run} in {store.description})")
     for name, value in report.metrics.items():
         if isinstance(value, dict):  # per system: {"scratch": 0.0, "rag": 0.28}

@@ -26,10 +26,11 @@ import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from als_lm.stack import LocalStack, Step, explore_hint
+from als_lm.stack import LocalStack, Step, explore_hint, show_report
 from shared import runs
 from shared.log import console
 from shared.manifest import InputRef, Manifest
+from shared.runs import RunNotFound
 from shared.settings import SettingsError
 from shared.store import ArtifactStore, open_store, sha256_file
 
@@ -101,6 +102,31 @@ def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
              f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config))),
         Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
     ]
+
+
+def train_run(store: ArtifactStore, config: ExperimentConfig) -> Manifest:
+    """The train run of this config: found by its fingerprint, as the train stage itself decided to run
+    or skip, so an older or newer run of another config is never taken for it."""
+    from services.trainer.settings import TrainerSettings
+    from services.trainer.stage import INPUTS
+    from shared import stages
+    from shared.settings import load
+
+    settings = load(TrainerSettings, train=config.train)
+    tokenize = runs.latest(store, "tokenize")  # the one the train stage just read
+    probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokenize, INPUTS))
+    found = [m for m in runs.runs(store, "train") if m.fingerprint == probe]
+    if not found:
+        raise RunNotFound(f"no train run of this config on {tokenize.run} in {store.description}")
+    return found[-1]
+
+
+def upstream(store: ArtifactStore, manifest: Manifest, stage: str) -> Manifest:
+    """The ``stage`` run whose outputs ``manifest`` read."""
+    named = sorted({i.run for i in manifest.inputs if i.run.startswith(f"{stage}/")})
+    if not named:
+        raise RunNotFound(f"{manifest.run} names no {stage} run among its inputs")
+    return runs.resolve(store, named[-1])
 
 
 def model_name(checkpoint: str, weights_sha256: str) -> str:
@@ -214,7 +240,7 @@ def summary_lines(store: ArtifactStore, checkpoints: list[dict], systems: dict[s
                 f"  (n={m.get('items')})")
 
     lines = [row(f"scratch {c['name']} ({c['tokens_seen']:,} tok)", c["score_run"]) for c in checkpoints]
-    return lines + [row(system, ref) for system, ref in systems.items()]
+    return lines + [row(system, ref) for system, ref in systems.items() if system != "scratch"]
 
 
 @click.command()
@@ -242,7 +268,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         steps = front_steps(config, train_config)
         total = len(steps) + 3
         for number, step in enumerate(steps, 1):
-            label = "training" if step.argv[0] == "train" else step.argv[0]
+            label = "training" if step.argv[0] == "train" else " ".join(step.argv[:2])
             timings[label] = round(timings.get(label, 0.0) + stack.run(step, number, total, force,
                                                                        rerun="make experiment"), 1)
 
@@ -252,18 +278,12 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
 
             torch.set_num_threads(config.threads)
         store = open_store(stack.store_settings)
-        train = runs.latest(store, "train")
-        process = runs.latest(store, "process")
+        train = train_run(store, config)
+        process = upstream(store, upstream(store, train, "tokenize"), "process")
         chain = Chain(store, limit, force)
 
-        console.rule(f"[bold]{len(steps) + 1}/{total} baselines: RAG and the closed-book control")
-        systems = {}
-        for system, label in (("rag", "RAG"), ("closed_book", "closed-book")):
-            _, scored = chain.ask_and_score(system, label)
-            systems[system] = scored.run
-
         kept = train.metrics.get("checkpoints") or []
-        console.rule(f"[bold]{len(steps) + 2}/{total} learning curve: {len(kept)} checkpoints of {train.run}")
+        console.rule(f"[bold]{len(steps) + 1}/{total} learning curve: {len(kept)} checkpoints of {train.run}")
         checkpoints, failed = [], []
         for entry in kept:
             console.print(f"[bold]checkpoint {entry['name']}[/bold] ({entry['tokens_seen']:,} tokens seen)")
@@ -272,6 +292,12 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             except Exception as err:  # noqa: BLE001 - reported by name below; the others still run
                 failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
                 console.print(f"[red]{failed[-1]}[/red]")
+        console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
+        systems = {}
+        for system, label in (("rag", "RAG"), ("closed_book", "closed-book")):
+            _, scored = chain.ask_and_score(system, label)
+            systems[system] = scored.run
+
         timings.update(chain.timings)
         if failed or not checkpoints:
             problem = "; ".join(failed) or f"train run {train.run} kept no checkpoints (set keep_at_fractions)"
@@ -286,6 +312,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         report = Step("write the report", ("report",))
         stack.run(report, total, total, force, rerun="make experiment")
         timings["experiment.json and report"] = round(time.monotonic() - t0, 1)
+        report_run = show_report(store, stack.root / "report")
 
         console.rule("[bold green]ALS-LM experiment finished")
         for line in summary_lines(store, checkpoints, systems):
@@ -295,5 +322,6 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                       + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
         (stack.root / "timings.json").write_text(json.dumps({"total_s": elapsed, "stages_s": timings,
                                                               "experiment_run": result.run}, indent=2))
-        console.print(f"results: {result.run} in {store.description}; report: `als-lm report` output in the store")
+        console.print(f"results: {result.run} in {store.description}; report: {stack.root / 'report' / 'report.html'} "
+                      f"({report_run})")
         console.print(f"explore the results in the UI (no Docker): [bold]{explore_hint(root, store_kind)}[/bold]")

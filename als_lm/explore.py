@@ -45,7 +45,10 @@ def explore(root: Path, store_kind: str, port: int | None) -> None:
     if store_kind == "local" and not (root / "artifacts").is_dir():
         raise click.ClickException(f"{root} holds no local store (no {root / 'artifacts'}); run `make demo` or "
                                    "`make experiment` first, or pass the --root they used")
-    with LocalStack(root, store_kind) as stack:
+    # The demo and the experiment each keep their bucket in their own MinIO data folder.
+    bucket = next((b for b in ("als-lm-experiment", "als-lm-demo") if (root / "minio" / "data" / b).is_dir()),
+                  "als-lm-demo")
+    with LocalStack(root, store_kind, bucket=bucket) as stack:
         env = dict(stack.env)
         if model := final_model(open_store(stack.store_settings)):
             env["ALS_EVAL__SCRATCH_MODEL"] = model

@@ -22,9 +22,10 @@ from typing import Self
 
 import click
 
-from shared import servers
+from shared import runs, servers
 from shared.log import console
 from shared.settings import StoreSettings
+from shared.store import ArtifactStore
 
 # Offline: nothing is fetched from a model hub while a stage runs.
 BASE_ENV = {
@@ -127,3 +128,11 @@ def explore_hint(root: Path, store_kind: str = "local") -> str:
     except ValueError:
         shown = Path(root).resolve()
     return f"als-lm explore --root {shown}" + (" --store minio" if store_kind == "minio" else "")
+
+
+def show_report(store: ArtifactStore, dest: Path) -> str:
+    """Copy the latest report (Markdown and HTML) out of the store into ``dest``; returns its run."""
+    report = runs.latest(store, "report")
+    for name in ("report.md", "report.html"):
+        runs.fetch(store, report.output(name), Path(dest) / name)
+    return report.run

@@ -90,6 +90,19 @@ def test_exposure_covers_every_question(done):
     assert all(len(e.facts) >= 1 for e in result.exposure)
 
 
+def test_explore_serves_the_final_checkpoint_and_refuses_a_folder_without_results(done, tmp_path):
+    from als_lm.explore import final_model
+
+    _, _, store = done
+    result = result_of(store)
+    final = runs.resolve(store, result.checkpoints[-1].serve_run)
+    assert final_model(store) in final.metrics["tags"] and final_model(store).endswith(":latest")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALS_")}
+    proc = subprocess.run([sys.executable, "-m", "als_lm", "explore", "--root", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0 and "holds no local store" in proc.stderr
+
+
 def test_rerun_skips_everything_and_pairs_each_checkpoint_with_its_own_runs(done):
     root, config, store = done
     first = result_of(store)

@@ -59,7 +59,9 @@ class Sampling(BaseModel):
 class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    train_run: str = Field("train", description="the train run to export: 'train' (latest) or 'train/<run_id>'")
+    # Which run is read does not enter the fingerprint: its outputs' hashes are the run's inputs.
+    train_run: str = Field("train", description="the train run to export: 'train' (latest) or 'train/<run_id>'",
+                           json_schema_extra=NOT_FINGERPRINTED)
     checkpoint: str = Field(
         "", pattern=r"^[A-Za-z0-9._-]*$",
         description="a kept checkpoint of the train run (checkpoints/<name>/model.pt, e.g. step00000300); "
@@ -99,7 +101,8 @@ class ExportConfig(BaseModel):
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    export_run: str = Field("export", description="the export run to serve: 'export' or 'export/<run_id>'")
+    export_run: str = Field("export", description="the export run to serve: 'export' or 'export/<run_id>'",
+                            json_schema_extra=NOT_FINGERPRINTED)
     host: str | None = Field(None, description="Ollama server URL; None = ALS_OLLAMA_HOST",
                              json_schema_extra=NOT_FINGERPRINTED)
     prompts: list[str] = Field(
