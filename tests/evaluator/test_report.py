@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from services.evaluator.score import score_stage, summarize
 from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings
 from services.evaluator.taxonomy import review_sample
 from shared import runs
-from shared.schemas.eval import FactMatch, ItemScore, ScoreFile
+from shared.schemas.eval import FactMatch, ItemScore, KeyFact, ScoreFile
 from shared.schemas.experiment import CheckpointResult, ExperimentResult, ItemExposure
 from shared.settings import StoreSettings
 from shared.store import LocalStore
@@ -136,6 +137,24 @@ def test_report_compares_systems_from_stored_artifacts(world):
     assert f"| {items[5].id} | " in md.split("## Retrieval quality")[1].split("## ")[0]  # retrieved, not answered
     assert html.count("data:image/png;base64,") == 6 and 'src="charts' not in html
     assert report_stage(store, settings)[1] is False
+
+
+def test_report_prints_dated_items_and_counts_facts_the_corpus_never_states(world):
+    store, settings, items = world
+    dated = items[0].model_copy(update={"volatile": True, "as_of": date(2025, 6, 30)})
+    never = items[1].model_copy(update={"key_facts": [KeyFact(text="zorbulin receptor")]})
+    settings.eval.benchmark.write_text(json.dumps([i.model_dump(mode="json") for i in [dated, never, *items[2:]]]))
+    score_stage(store, settings, "rag")
+    manifest, _ = report_stage(store, settings)
+    md = store.get_bytes(manifest.output("report.md").key).decode()
+    numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
+
+    section = md.split("## The benchmark")[1].split("## ")[0]
+    assert f"| {dated.id} | 2025-06-30 |" in section
+    assert numbers["benchmark"]["dated"] == {dated.id: "2025-06-30"}
+    # "zorbulin receptor" is nowhere in the corpus; the other items' facts may or may not be.
+    assert numbers["benchmark"]["facts_absent_from_corpus"] >= 1
+    assert f"{numbers['benchmark']['facts_absent_from_corpus']} key facts" in section
 
 
 def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.evaluator import stats
+from services.evaluator.coverage import AbsentFact
 from services.evaluator.report import analysis, charts
 from services.evaluator.report.document import Chart, Section, Table
 from services.evaluator.taxonomy import MATRIX_ROWS
@@ -86,7 +87,8 @@ def _per_question(rows: list[dict]) -> Table:
 
 def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem], retrieval: dict | None,
             contamination: dict, command: str, seed: int, figures: dict[str, dict], comparisons: list[dict],
-            matrices: dict[str, dict], experiment: Experiment | None = None) -> list[Section]:
+            matrices: dict[str, dict], experiment: Experiment | None = None,
+            absent: list[AbsentFact] | None = None) -> list[Section]:
     names = list(systems)
     questions = {i.id: i.question for i in items}
     sections = [Section("About this report", [
@@ -101,6 +103,7 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
     ] + [f"Missing: no score-{s} run, so the {s} system is absent from this report." for s in SYSTEMS
          if s not in systems])]
 
+    sections.append(_benchmark_section(items, absent or []))
     overall = Table(["system", "model", "accuracy", analysis.FIGURES["correct"], "key facts supported",
                      "key facts contradicted", "echo baseline"], [])
     for name, s in systems.items():
@@ -214,6 +217,21 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
         _per_question(analysis.per_question(items, systems)),
     ]))
     return sections
+
+
+def _benchmark_section(items: list[BenchmarkItem], absent: list[AbsentFact]) -> Section:
+    """What the benchmark can fairly ask: dated items, items the corpus cannot answer, facts it never states."""
+    dated = [i for i in items if i.as_of]
+    blocks: list = [
+        (f"{len(items)} items; {sum(not i.answerable for i in items)} marked unanswerable from the bundled corpus "
+        f"({', '.join(i.id for i in items if not i.answerable) or 'none'}). "
+        f"{len(absent)} key facts ({sum(f.counted for f in absent)} of them counted) appear nowhere in the "
+        "training corpus as written or as an alias, so RAG cannot retrieve them and the from-scratch model never "
+        "read them (an upper bound: see docs/evaluation.md).")]
+    if dated:
+        blocks += ["Items whose truth can change carry the date their reference answer was true:",
+                   Table(["item", "as of", "question"], [[i.id, i.as_of.isoformat(), i.question] for i in dated])]
+    return Section("The benchmark", blocks)
 
 
 def _wins_table(rows: list[tuple], a: str, b: str, questions: dict[str, str]) -> Table | str:

@@ -11,12 +11,12 @@ import json
 import logging
 from pathlib import Path
 
-from services.evaluator import stats
+from services.evaluator import coverage, stats
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.report import analysis
 from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
-from services.evaluator.score import benchmark_input, build
+from services.evaluator.score import benchmark_input, build, corpus_documents
 from services.evaluator.settings import EvaluatorSettings
 from shared import runs, stages
 from shared.manifest import InputRef, Manifest
@@ -118,8 +118,9 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
                 checkpoints.append(analysis.CheckpointData(checkpoint, scores, responses))
             experiment = Experiment(result, experiment_run.run, analysis.learning_curves(checkpoints, corpus, seed),
                                     analysis.exposure(result, systems, seed))
+        absent = coverage.absent_facts(items, corpus_documents(corpus))
         sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
-                           experiment)
+                           experiment, absent)
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
@@ -127,6 +128,10 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
                 if isinstance(block, Chart):
                     writer.put_bytes(f"charts/{block.name}.png", block.png)
         numbers = _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed)
+        numbers["benchmark"] = {"items": len(items), "unanswerable": sum(not i.answerable for i in items),
+                                "dated": {i.id: i.as_of.isoformat() for i in items if i.as_of},
+                                "facts_absent_from_corpus": len(absent),
+                                "counted_facts_absent_from_corpus": sum(f.counted for f in absent)}
         writer.put_bytes("report.json", json.dumps(numbers, indent=2, default=str).encode())
         writer.metrics.update(_metrics(numbers, figures, comparisons))
 
