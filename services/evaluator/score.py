@@ -14,6 +14,7 @@ from services.evaluator.inputs import load_benchmark, load_responses, match
 from services.evaluator.scoring.entities import ENTITIES_FILE, Entities, default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
 from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
+from services.evaluator.scoring.hallucination import HallucinationScorer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.settings import EvalConfig, EvaluatorSettings
 from shared import log as shared_log
@@ -69,10 +70,14 @@ def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer) -> tuple[list
 
 
 def score_responses(
-    pairs: list[tuple[BenchmarkItem, Response]], scorer: FactScorer, lexicon: Lexicon
+    pairs: list[tuple[BenchmarkItem, Response]], scorer: FactScorer, lexicon: Lexicon,
+    claims: HallucinationScorer | None = None,
 ) -> ScoreFile:
+    """Score every pair; with ``claims``, also claim precision and (for RAG responses) faithfulness."""
     scorer.prefetch([(item.question, item.key_facts, text) for item, response in pairs
                      for text in (response.response, item.question)])
+    if claims is not None:
+        claims.prepare(pairs)
     items, echo = [], []
     with shared_log.progress() as bar:
         task = bar.add_task("scoring", total=len(pairs))
@@ -88,11 +93,15 @@ def score_responses(
                 facts=facts,
                 facts_contradicted=sum(f.verdict == "contradicted" for f in facts if f.counted),
                 answer=answer,
+                **(claims.score(item, response) if claims is not None else {}),
             ))
             echo_facts, _, echo_accuracy = judge_item(item, item.question, scorer)
             echo.append((echo_accuracy, echo_facts))
             bar.advance(task)
-    return ScoreFile(items=items, summary=summarize(items, echo))
+    summary = summarize(items, echo)
+    if claims is not None:
+        summary.update(claims.summary(items))
+    return ScoreFile(items=items, summary=summary)
 
 
 def _interval(values: list[float]) -> dict:
@@ -151,13 +160,32 @@ def build(config: EvalConfig, corpus_texts: Iterable[str], entities: Entities | 
     return FactScorer(config, entities, Embedder()), Lexicon.build(corpus_texts, entities, names)
 
 
+def build_claims(config: EvalConfig, scorer: FactScorer, documents: Iterable[tuple[str | None, str]]
+                 ) -> HallucinationScorer:
+    """Claim precision and faithfulness, with the fact scorer's entities and embedder; ``documents`` are
+    the corpus as (id or None, text): ids make gold evidence and named citations possible."""
+    return HallucinationScorer(config, scorer.entities, scorer.embedder, documents)
+
+
+def clean_documents(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:
+    """(id, text) of the processed documents in ``train.jsonl`` / ``val.jsonl``."""
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    doc = json.loads(line)
+                    yield doc["id"], doc["text"]
+
+
 def score_files(config: EvalConfig, benchmark: Path, responses: Path, corpus: Path | None) -> ScoreFile:
     """File mode: validate both files first, so bad input fails before any work (and before any write)."""
     pairs = match(load_benchmark(benchmark), load_responses(responses))
     scorer, lexicon = build(config, corpus_documents(corpus) if corpus else ())
     if corpus is None:
-        log.warning("no --corpus: fabrication is judged against the curated entity list and English only")
-    return score_responses(pairs, scorer, lexicon)
+        log.warning("no --corpus: fabrication is judged against the curated entity list and English only; "
+                    "claims against the reference answers only")
+    claims = build_claims(config, scorer, ((None, text) for text in corpus_documents(corpus)) if corpus else ())
+    return score_responses(pairs, scorer, lexicon, claims)
 
 
 def scorer_sha256() -> str:
@@ -166,6 +194,23 @@ def scorer_sha256() -> str:
     for path in sorted([*SCORING.glob("*.py"), ENTITIES_FILE]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def claim_metrics(summary: dict) -> dict:
+    """The run's claim figures: counts, the hallucination rate and, for RAG, faithfulness."""
+    def estimate(interval: dict) -> float | None:
+        return None if interval["estimate"] is None else round(interval["estimate"], 4)
+
+    c = summary["claims"]
+    out = {"claims": c["n_claims"], "items_without_claims": c["n_items_without_claims"],
+           "claims_contradicted": c["claims_by_verdict"]["contradicted"],
+           "claims_unverifiable": c["claims_by_verdict"]["unverifiable"],
+           "hallucination_rate": estimate(c["hallucination_rate"])}
+    if f := summary.get("faithfulness"):
+        out |= {"faithfulness": estimate(f["supported_by_context"]),
+                "citation_correctness": estimate(f["citation_correctness"]), "citations": f["n_citations"],
+                "context_precision": estimate(f["context_precision"]), "mrr": estimate(f["mrr"])}
+    return out
 
 
 def benchmark_input(path: Path) -> InputRef:
@@ -187,6 +232,9 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
     process_run = runs.latest(store, "process")
     inputs = [benchmark_input(config.benchmark), *runs.inputs_from(eval_run, ["responses.jsonl"]),
               *runs.inputs_from(process_run, ["corpus.txt", "train.jsonl"])]
+    # The rest of the corpus, for claims and gold evidence: the held-out documents, when the run has them.
+    held_out = [ref for ref in runs.inputs_from(process_run) if ref.name == "val.jsonl"]
+    inputs += held_out
 
     def body(writer: RunWriter, scratch: Path) -> None:
         responses = load_responses(runs.fetch(store, eval_run.output("responses.jsonl"), scratch / "responses.jsonl"))
@@ -200,8 +248,13 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
                      len(benchmark), eval_run.settings["limit"])
         pairs = match(items, responses)
         scorer, lexicon = build(config, corpus_documents(corpus), names=document_names(documents))
-        scores = score_responses(pairs, scorer, lexicon)
+        held_out_files = [runs.fetch(store, ref, scratch / "val.jsonl") for ref in held_out]
+        claims = build_claims(config, scorer, clean_documents([documents, *held_out_files]))
+        scores = score_responses(pairs, scorer, lexicon, claims)
         writer.put_json("scores.json", scores.model_dump(mode="json"))
+        if claims.gold:
+            writer.put_bytes("gold_evidence.jsonl", "".join(g.model_dump_json() + "\n"
+                                                            for g in claims.gold.values()).encode())
         summary = scores.summary
         writer.metrics.update(
             items=summary["n_items"], accuracy=round(summary["accuracy"], 4),
@@ -210,6 +263,7 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             contradicted_rate=round(summary["contradicted_rate"], 4),
             echo_baseline_accuracy=round(summary["echo_baseline"]["accuracy"], 4),
         )
+        writer.metrics.update(claim_metrics(summary))
 
     fingerprinted = stages.fingerprint_settings(f"score-{system}", settings, scorer_sha256=scorer_sha256())
     return runs.run_stage(store, f"score-{system}", fingerprinted, inputs, body,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.evaluator.inputs import load_benchmark
+from services.evaluator.score import score_stage
 from services.evaluator.scoring.claims import ClaimJudge, split_claims
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.facts import Embedder
@@ -18,8 +19,11 @@ from services.evaluator.scoring.faithfulness import (
     reciprocal_rank,
 )
 from services.evaluator.scoring.hallucination import HallucinationScorer
-from services.evaluator.settings import BENCHMARK, EvalConfig
-from shared.schemas.eval import GoldEvidence, Response, RetrievedChunk
+from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings
+from shared import runs
+from shared.schemas.eval import GoldEvidence, Response, RetrievedChunk, ScoreFile
+from shared.settings import StoreSettings
+from shared.store import LocalStore
 
 SAMPLE = Path(__file__).resolve().parents[2] / "services" / "scraper" / "sample"
 GOLD_COAST = ("The Gold Coast criteria, proposed in 2020, require progressive motor impairment and upper and "
@@ -128,3 +132,51 @@ def test_only_responses_with_retrieved_chunks_get_a_faithfulness_block(sample_sc
     faith = with_context["faithfulness"]
     assert with_context["claims"][0].verdict == "supported" and faith.supported == 1.0
     assert faith.citation_correct == 1.0 and faith.reciprocal_rank == 1.0
+
+
+def test_score_stage_adds_claims_to_every_system_and_faithfulness_to_rag(tmp_path):
+    """Store mode: scores.json items and summary gain claims; RAG items also faithfulness; the RAG run
+    publishes its gold evidence; the run's metrics carry the claim counts and hallucination rate."""
+    items = [i for i in load_benchmark(BENCHMARK) if i.id in ("diag-007", "drug-001")]
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps([i.model_dump(mode="json") for i in items]))
+    store, work = LocalStore(tmp_path / "store"), tmp_path / "work"
+    docs = [{"id": "criteria-review", "source": "sample", "category": "research", "title": "Criteria",
+             "text": GOLD_COAST}, {"id": "doc-2", "source": "sample", "category": "educational",
+                                   "title": "Edaravone", "text": FILLER[0]}]
+
+    def publish(stage: str, files: dict[str, str]) -> None:
+        def body(writer, scratch):
+            for name, text in files.items():
+                writer.put_bytes(name, text.encode())
+        runs.run_stage(store, stage, {}, [], body, work_dir=work)
+
+    publish("process", {"corpus.txt": "\n\n".join(d["text"] for d in docs) + "\n",
+                        "train.jsonl": json.dumps(docs[0]) + "\n", "val.jsonl": json.dumps(docs[1]) + "\n"})
+    answers = {"diag-007": "The Gold Coast criteria were published in 2015 [1].", "drug-001": "I do not know."}
+    rag = [{"id": i.id, "response": answers[i.id], "retrieved": [c.model_dump() for c in FIVE]} for i in items]
+    publish("eval-rag", {"responses.jsonl": "".join(json.dumps(r) + "\n" for r in rag)})
+    publish("eval-scratch", {"responses.jsonl": "".join(json.dumps({"id": i.id, "response": answers[i.id]}) + "\n"
+                                                        for i in items)})
+    settings = EvaluatorSettings(store=StoreSettings(root=tmp_path / "store"), work_dir=work,
+                                 eval=EvalConfig(benchmark=bench))
+    for system in ("scratch", "rag"):
+        manifest, ran = score_stage(store, settings, system)
+        assert ran
+        scores = ScoreFile.model_validate_json(store.get_bytes(manifest.output("scores.json").key))
+        by_id = {s.id: s for s in scores.items}
+        assert [c.verdict for c in by_id["diag-007"].claims] == ["contradicted"]
+        assert by_id["drug-001"].claims == []  # a refusal makes no claim
+        claims = scores.summary["claims"]
+        assert (claims["n_claims"], claims["n_items_without_claims"]) == (1, 1)
+        assert manifest.metrics["claims"] == 1 and manifest.metrics["hallucination_rate"] == 1.0
+        if system == "scratch":
+            assert by_id["diag-007"].faithfulness is None and "faithfulness" not in scores.summary
+            continue
+        faith = by_id["diag-007"].faithfulness
+        assert faith.claims[0].verdict == "contradicted" and faith.citations[0].chunk == 1
+        assert faith.gold_documents == ["criteria-review"] and faith.reciprocal_rank == 1.0
+        assert scores.summary["faithfulness"]["n_items"] == 2 and manifest.metrics["citation_correctness"] == 0.0
+        gold = [GoldEvidence.model_validate_json(line)
+                for line in store.get_bytes(manifest.output("gold_evidence.jsonl").key).decode().splitlines()]
+        assert {g.id: g.documents for g in gold}["diag-007"] == ["criteria-review"]
