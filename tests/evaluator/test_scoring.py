@@ -131,6 +131,13 @@ def test_deny_polarity_and_uncounted_facts(scorer):
     denied = scorer.judge(q, [fact], "Edaravone is not approved in the European Union.")[0]
     assert denied.verdict == "supported" and denied.counted is False
     assert scorer.judge(q, [fact], "Edaravone is approved in the European Union.")[0].verdict == "contradicted"
+    pathology = KeyFact(text="TDP-43 pathology", polarity="deny")
+    q = "Do SOD1-ALS cases show TDP-43 pathology?"
+    assert scorer.judge(q, [pathology], "SOD1-ALS typically lacks TDP-43 pathology.")[0].verdict == "supported"
+    loss = KeyFact(text="loss of enzyme activity", polarity="deny")
+    got = scorer.judge("How do SOD1 mutations cause disease?", [loss],
+                       "They act through a toxic gain of function rather than loss of enzyme activity.")[0]
+    assert got.verdict == "supported"
 
 
 def test_yes_no_answer_is_read_from_the_first_word():

@@ -59,6 +59,10 @@ _DENIAL_FRAME = re.compile(
     r"\b(?:no|not|little|lack of|without) (?:good |clear |convincing |strong |any )?(?:evidence|proof|data)\b"
     r"|\bnot (?:true|the case|correct|been shown|shown|proven|established)\b|\bunproven\b|\bfalse that\b"
 )
+# A contrast that sets the fact aside: it states a fact that must be denied ("gain of function rather
+# than loss of enzyme activity"); for a fact to affirm it is too loose to count as a denial ("attributed
+# to the drug rather than expectations" still names expectations as what blinding controls).
+_CONTRAST = re.compile(r"\b(?:rather than|instead of)\b")
 # A prefix that turns a word into its opposite: "non-toxic", "abnormal", "ineffective", "incurable".
 _NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ab", "dis")
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
@@ -329,7 +333,8 @@ class FactScorer:
         if hit.start is None:
             return negated(hit.clause)
         if fact.negative:
-            return negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
+            return (negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
+                    or bool(_CONTRAST.search(hit.clause[: hit.start])))
         if any(w in CLAUSE_NEGATORS for w in words(hit.clause)):
             return True
         if _DENIAL_FRAME.search(hit.clause[: hit.start]):

@@ -172,7 +172,7 @@ OPPOSITES = {
 COMPLEMENTS = {"fail": "success", "success": "fail"}
 
 # Negate the words just after them ("does not inhibit", "no effect on survival")...
-NEGATORS = frozenset({"not", "no", "never", "nor"})
+NEGATORS = frozenset({"not", "no", "never", "nor", "without", "lacks", "lack", "lacking", "lacked", "absent"})
 # ...or the whole clause ("it is a myth that", "none of the drugs slow progression").
 CLAUSE_NEGATORS = frozenset({"myth", "none", "neither", "nothing", "nobody", "untrue"})
 NEGATION_CUES = NEGATORS | CLAUSE_NEGATORS
