@@ -43,9 +43,9 @@ def corpus_documents(path: Path) -> Iterator[str]:
         yield "".join(lines)
 
 
-def shown(response: Response) -> list[str]:
-    """What the system was given to read: the retrieved chunks' ids, titles and text (RAG prompts)."""
-    return [part for c in response.retrieved or [] for part in (c.source_id, c.title, c.text)]
+def shown(item: BenchmarkItem, response: Response) -> list[str]:
+    """What the system was given to read: the question, and a RAG prompt's chunks (ids, titles, text)."""
+    return [item.question, *(part for c in response.retrieved or [] for part in (c.source_id, c.title, c.text))]
 
 
 def document_names(path: Path) -> Iterator[str]:
@@ -88,7 +88,7 @@ def score_responses(
                 category=item.category,
                 facts_present=[f.present for f in facts],
                 accuracy=accuracy,
-                fabricated_entities=fabricated(response.response, lexicon, shown(response)),
+                fabricated_entities=fabricated(response.response, lexicon, shown(item, response)),
                 hedging=hedging(response.response),
                 facts=facts,
                 facts_contradicted=sum(f.verdict == "contradicted" for f in facts if f.counted),

