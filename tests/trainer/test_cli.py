@@ -101,7 +101,7 @@ def _other_architecture_checkpoint(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("case, problem", [
-    ("unknown preset", "train.preset: Input should be 'tiny', 'small', 'base' or 'large'"),
+    ("unknown preset", "train.preset: Input should be 'tiny', 'mini', 'small', 'base' or 'large'"),
     ("cuda without a GPU", "device 'cuda' was requested but torch sees no CUDA device"),
     ("invalid deepspeed config", "sets gradient_clipping; these come from the train settings"),
     ("ids beyond the vocabulary", "train.bin contains token id 511, outside the model's vocabulary of 300;"),
