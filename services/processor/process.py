@@ -52,12 +52,16 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     out.mkdir(parents=True, exist_ok=True)
     kept_path = out / "kept.jsonl.tmp"
     index: list[tuple[str, str]] = []
+    # Measured as documents leave the pipeline, in the main process while the workers are busy,
+    # rather than in the single-threaded second pass (it needs no split).
+    quality = QualityReport(seed)
     with open(out / "excluded.jsonl", "w", encoding="utf-8") as excluded, \
             open(kept_path, "w", encoding="utf-8") as kept:
         log = RunLog(excluded)
         for doc in run(build_steps(cfg), read_raw(raw, log), log, workers=cfg.workers):
             kept.write(json.dumps(doc.clean(), ensure_ascii=False) + "\n")
             index.append((doc.id, doc.category))
+            quality.add(doc.id, doc.source, doc.text)
     steps = log.stats.as_dict()
     read = steps.get("read", {})
     if not read.get("documents_out"):
@@ -73,7 +77,6 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     start = time.process_time()
     val = validation_ids(index, cfg.val_fraction, seed)
     stats = CorpusStats(terms)
-    quality = QualityReport(seed)
     with open(kept_path, encoding="utf-8") as kept, \
             open(out / "train.jsonl", "w", encoding="utf-8") as train, \
             open(out / "val.jsonl", "w", encoding="utf-8") as valf, \
@@ -87,7 +90,6 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
                 corpus.write(("" if first else "\n\n") + doc.text)
                 first = False
             stats.add(doc, split)
-            quality.add(doc.id, doc.source, doc.text)
         corpus.write("\n")
     kept_path.unlink()
     summary = {**stats.summary(steps), "quality": quality.summary(steps)}
