@@ -294,7 +294,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                 console.print(f"[red]{failed[-1]}[/red]")
         console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
         systems = {}
-        for system, label in (("rag", "RAG"), ("closed_book", "closed-book")):
+        for system, label in (("closed_book", "closed-book"), ("rag", "RAG")):
             _, scored = chain.ask_and_score(system, label)
             systems[system] = scored.run
 
