@@ -18,7 +18,7 @@ claim are the candidates, taken in order of MiniLM cosine with the claim; the fi
 gives the verdict, and the first pool that decides wins. A claim no pool decides is *unverifiable*.
 A candidate decides when
 
-- it contains the claim word for word (*supported*, ``exact``);
+- it contains the claim word for word (*supported*, ``exact``; checked before anything is embedded);
 - the fact scorer, given the claim as the key fact and the sentence as the response, finds it with
   every one of the claim's concepts in one clause (token coverage 1; exact, tokens or numeric, not
   fuzzy: *supported*), provided the sentence is on the claim's topic (cosine at
@@ -169,9 +169,12 @@ class ClaimJudge:
         texts = list(texts)
         for claims, pools in cases:
             for claim in claims:
-                found = [s.text for pool in pools for s, _ in self._candidates(claim, pool)]
-                if found:
-                    texts += [claim, *found]
+                written = _phrase(normalize(claim))
+                for pool in pools:
+                    found = self._candidates(claim, pool)
+                    if any(written in _phrase(s.norm) for s, _ in found):
+                        break  # decided word for word (``_decide``): nothing to embed from here on
+                    texts += [claim, *(s.text for s, _ in found)] if found else []
         texts = list(dict.fromkeys(texts))
         for start in range(0, len(texts), 1024):
             self.embedder.encode(texts[start:start + 1024])
@@ -192,19 +195,20 @@ class ClaimJudge:
         found = self._candidates(claim, pool)
         if not found:
             return None
+        claim_norm = normalize(claim)
+        written = _phrase(claim_norm)
+        for sentence, _ in found:
+            if written in _phrase(sentence.norm):
+                return _Decision("supported", "exact", sentence, None)
         sims: list[float | None] = [None] * len(found)
         if self.embedder is not None:
             vectors = self.embedder.encode([claim, *(s.text for s, _ in found)])
             sims = [float(v) for v in vectors[1:] @ vectors[0]]
         order = sorted(range(len(found)), key=lambda i: -(sims[i] if sims[i] is not None else found[i][1]))
-        claim_norm = normalize(claim)
         fact = [KeyFact(text=claim)]
-        written = _phrase(claim_norm)
         for rank, i in enumerate(order):
             sentence, share = found[i]
             sim = sims[i]
-            if written and written in _phrase(sentence.norm):
-                return _Decision("supported", "exact", sentence, sim)
             on_topic = sim is None or sim >= self.config.claim_topic_similarity
             match = self.facts.judge(claim, fact, sentence.text)[0]
             if not _mixed_direction(concepts(claim_norm), sentence.concepts):
