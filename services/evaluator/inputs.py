@@ -71,8 +71,12 @@ def load_responses(path: Path) -> list[Response]:
     return responses
 
 
-def match(benchmark: list[BenchmarkItem], responses: list[Response]) -> list[tuple[BenchmarkItem, Response]]:
-    """Pair every benchmark item with exactly one non-empty response, or say which ids are wrong."""
+def match(benchmark: list[BenchmarkItem], responses: list[Response],
+          allow_empty: bool = False) -> list[tuple[BenchmarkItem, Response]]:
+    """Pair every benchmark item with exactly one non-empty response, or say which ids are wrong.
+
+    ``allow_empty``: the responses come from an eval run, where an empty answer is what the model
+    said (it stopped at once) and is scored as stating nothing, not refused as a broken file."""
     by_id = {item.id: item for item in benchmark}
     problems = []
     duplicates = sorted(i for i, n in Counter(r.id for r in responses).items() if n > 1)
@@ -87,7 +91,7 @@ def match(benchmark: list[BenchmarkItem], responses: list[Response]) -> list[tup
         problems.append(f"no response for {len(missing)} item(s): {', '.join(missing[:20])}"
                         + (" …" if len(missing) > 20 else ""))
     empty = [r.id for r in responses if not r.response.strip()]
-    if empty:
+    if empty and not allow_empty:
         problems.append(f"empty response for {', '.join(empty)}")
     if problems:
         raise InputError("responses do not match the benchmark: " + "; ".join(problems))

@@ -246,7 +246,7 @@ def score_stage(store: ArtifactStore, settings: EvaluatorSettings, system: str, 
             items = [i for i in benchmark if i.id in answered]
             log.info("%s answered %d of %d questions (limit=%s); scoring those", eval_run.run, len(items),
                      len(benchmark), eval_run.settings["limit"])
-        pairs = match(items, responses)
+        pairs = match(items, responses, allow_empty=True)
         scorer, lexicon = build(config, corpus_documents(corpus), names=document_names(documents))
         held_out_files = [runs.fetch(store, ref, scratch / "val.jsonl") for ref in held_out]
         claims = build_claims(config, scorer, clean_documents([documents, *held_out_files]))
