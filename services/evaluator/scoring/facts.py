@@ -66,7 +66,8 @@ _CONTRAST = re.compile(r"\b(?:rather than|instead of)\b")
 # A prefix that turns a word into its opposite: "non-toxic", "abnormal", "ineffective", "incurable".
 _NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ab", "dis")
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
+# A number glued to a word by a hyphen is part of an identifier ("mci186-19", "narr-020"), not a quantity.
+_NUMBER = re.compile(r"(?<![\w.])(?<!\w-)(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
 _DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
 _UNIT_WORDS = {"%": "percent", "mg": "mass"}
 # Durations compared after conversion to days are allowed this relative slack (12 months ~ 1 year).
@@ -464,6 +465,7 @@ class FactScorer:
                 if hits:
                     results[i] = _best([results[i], self._decide(variants[i][0], hits, parts, subjects, check)])
         if check:
+            self._siblings_are_not_opposites(results, variants)
             for i, group in enumerate(variants):
                 if results[i] is None or results[i].verdict == "absent":
                     clause = next((c for v in group if (c := self._answered_otherwise(v, parts, subjects))), None)
@@ -481,6 +483,19 @@ class FactScorer:
             (r or FactMatch(fact=g[0].text, present=False, verdict="absent")).model_copy(update={"counted": f.counted})
             for r, g, f in zip(results, variants, facts)
         ]
+
+    @staticmethod
+    def _siblings_are_not_opposites(results: list[FactMatch | None], variants: list[list[_Fact]]) -> None:
+        """An "opposite" that another key fact of the item states is no contradiction: an item listing
+        inheritance patterns is not contradicted by an answer naming one of them ("autosomal dominant"
+        for "autosomal recessive")."""
+        supported = {s for r, group in zip(results, variants) if r and r.verdict == "supported"
+                     for v in group for s in v.stems}
+        for i, group in enumerate(variants):
+            r = results[i]
+            if r and r.rejected == "opposite" and any(OPPOSITES.get(s, frozenset()) & supported
+                                                       for v in group for s in v.stems):
+                results[i] = None
 
     def _decide(
         self, fact: _Fact, hits: list[_Hit], parts: list[str], subjects: dict[str, str], check: bool
