@@ -9,8 +9,8 @@ without a parser: at ``;``, at ``, but`` / ``, whereas`` / ``, while`` / ``, alt
 only when both sides keep at least four words. A list of three or more short items (five words or
 fewer) after *include(s), including, such as, are, were, comprise* becomes one claim per item
 ("Side effects include nausea, dizziness and rash" -> three claims). Questions, refusals and
-fragments (fewer than three words or two content words) are no claims; a sentence repeated in one
-response is one claim, and so is its repeat cut short by the token limit.
+fragments (no predicate, fewer than three words or two content words) are no claims; a sentence
+repeated in one response is one claim, and so is its repeat cut short by the token limit.
 
 **Judging** (``ClaimJudge``). For each evidence pool in priority order (the reference answer, then
 the corpus; or the retrieved chunks), the sentences sharing the most IDF-weighted concepts with the
@@ -72,6 +72,14 @@ _CONTRADICTING_CANDIDATES = 2
 # so a short clause of the evidence ("drug", "the split-hand sign") matches inside a whole claim at 100.
 _WORD_METHODS = ("exact", "tokens", "numeric")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_VERBS = frozenset({
+    "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "do", "does", "did",
+    "can", "could", "may", "might", "will", "would", "should", "must", "shall", "cause", "develop",
+    "affect", "include", "require", "occur", "lead", "involve", "show", "use", "reduce", "increase",
+    "slow", "block", "bind", "target", "inhibit", "encode", "remain", "appear", "need", "help", "prolong",
+    "improve", "protect", "damage", "degenerate", "die", "lose", "spread", "begin", "start", "present",
+    "carry", "mean", "receive", "take", "give", "make", "treat"
+})
 
 
 def strip_citations(text: str) -> str:
@@ -109,9 +117,20 @@ def _mixed_direction(claim: frozenset[str], evidence: frozenset[str]) -> bool:
     return any(c in evidence and OPPOSITES.get(c, frozenset()) & evidence for c in claim)
 
 
+def _predicate(text: str) -> bool:
+    """Does the text have a verb? Without a tagger: an auxiliary, copula or modal, a common base-form verb of
+    the domain, or a word inflected like a verb (-ed, -ing, -s; not -ss, -us, -is, -ous). A plural noun
+    passes too; "the trial, and the ALS" (a small model's noun chain) does not."""
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _VERBS or (len(word) > 3 and re.search(r"(?:ed|ing|[^sui]s)$", word) and not word.endswith("ous")):
+            return True
+    return False
+
+
 def is_claim(text: str) -> bool:
-    """A question, a refusal or a fragment states nothing that can be checked."""
-    if text.rstrip().endswith("?") or hedging(text)["refusal"]:
+    """A question, a refusal or a fragment (no predicate, fewer than three words or two content words)
+    states nothing that can be checked."""
+    if text.rstrip().endswith("?") or hedging(text)["refusal"] or not _predicate(text):
         return False
     norm = normalize(text)
     return len(words(norm)) >= 3 and len(concepts(norm)) >= 2
