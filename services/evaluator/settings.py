@@ -38,7 +38,8 @@ class EvalConfig(BaseModel):
     )
     use_embeddings: bool = Field(True, description="allow the sentence-embedding fallback at all",
                                  json_schema_extra=affects("score-*", "report"))
-    # Claim precision and faithfulness (issue 18, scoring/claims.py); fixed before any result was seen.
+    # Claim precision and faithfulness (issue 18, scoring/claims.py): set before any system output was
+    # scored and not tuned since.
     claim_candidates: int = Field(
         5, ge=1, le=50, description="evidence sentences per pool (reference, corpus, chunks) compared with a claim",
         json_schema_extra=affects("score-*", "report"),
