@@ -180,3 +180,19 @@ def test_score_stage_adds_claims_to_every_system_and_faithfulness_to_rag(tmp_pat
         gold = [GoldEvidence.model_validate_json(line)
                 for line in store.get_bytes(manifest.output("gold_evidence.jsonl").key).decode().splitlines()]
         assert {g.id: g.documents for g in gold}["diag-007"] == ["criteria-review"]
+
+
+def test_real_rag_answers_are_faithful_to_their_chunks_and_cite_nothing(sample_scorer):
+    """Two real RAG answers (real_answers.json says where from), cut short by the token limit."""
+    real = json.loads((Path(__file__).resolve().parent / "real_answers.json").read_text())["responses"]
+    items = {i.id: i for i in load_benchmark(BENCHMARK)}
+    pairs = [(items[r["id"]], Response.model_validate(r)) for r in real if r["system"] == "rag"]
+    assert len(pairs) == 2
+    sample_scorer.prepare(pairs)
+    for item, response in pairs:
+        scored = sample_scorer.score(item, response)
+        faith = scored["faithfulness"]
+        [claim] = faith.claims
+        assert claim.verdict == "supported" and claim.source in {f"[{n}]" for n in range(1, 6)}
+        assert faith.supported == 1.0 and faith.citations == [] and faith.citation_correct is None
+        assert faith.gold_documents and faith.answer_relevancy > 0.5
