@@ -30,7 +30,9 @@ class GPU:
 # GeForce cards run bf16 tensor cores at half rate with fp32 accumulation (the 3060's 25.6, not 51).
 GPUS: dict[str, GPU] = {
     "rtx3060-12gb": GPU("NVIDIA GeForce RTX 3060 12 GB", 12.0, 25.6, 24.0, "RTX 3060"),
+    "rtx3090-24gb": GPU("NVIDIA GeForce RTX 3090 24 GB", 24.0, 71.0, 24.0, "RTX 3090"),
     "rtx4090-24gb": GPU("NVIDIA GeForce RTX 4090 24 GB", 23.99, 165.2, 24.0, "RTX 4090"),
+    "l4-24gb": GPU("NVIDIA L4 24 GB", 22.5, 121.0, 24.0, "L4"),
     "a100-40gb": GPU("NVIDIA A100 40 GB (SXM/PCIe)", 40.0, 312.0, 24.0, "A100"),
     "a100-80gb": GPU("NVIDIA A100 80 GB (SXM/PCIe)", 80.0, 312.0, 24.0, "A100"),
     "h100-80gb": GPU("NVIDIA H100 80 GB SXM", 79.65, 989.0, 48.0, "H100"),

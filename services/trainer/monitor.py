@@ -16,22 +16,11 @@ from pathlib import Path
 
 import torch
 
+from services.trainer.gpus import GPUS
 from shared.errors import InvalidInput
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow, read_metrics
 
 log = logging.getLogger(__name__)
-
-# Dense bf16 peaks (FLOP/s) for the MFU column, from the vendors' data sheets.
-PEAK_BF16_FLOPS = {
-    "H100": 989e12,
-    "H200": 989e12,
-    "A100": 312e12,
-    "L4": 121e12,
-    "RTX 4090": 165e12,
-    "RTX 3090": 71e12,
-    "RTX 3060": 25.6e12,
-}
-
 
 def peak_flops(device: str, override_tflops: float | None) -> float | None:
     if override_tflops is not None:
@@ -39,7 +28,7 @@ def peak_flops(device: str, override_tflops: float | None) -> float | None:
     if device != "cuda":
         return None
     name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return next((gpu.bf16_tflops * 1e12 for gpu in GPUS.values() if gpu.model in name), None)
 
 
 def gpu_figures() -> dict[str, float | None]:
