@@ -69,8 +69,8 @@ def _read(path: Path, model: type[BaseModel]) -> list:
 
 
 def sample_pairs(responses: dict[str, tuple[str, Path]], per_system: int, seed: int) -> list[Pair]:
-    """``per_system`` pairs from each system's answers, drawn without replacement, at most one fact per
-    item and system so no single answer dominates; empty answers are kept (they are real outputs)."""
+    """``per_system`` pairs from each system's answers, drawn without replacement, at most one counted
+    fact per item and system so no single answer dominates; empty answers are kept (they are real outputs)."""
     items = {i.id: i for i in load_benchmark(BENCHMARK)}
     rng = random.Random(seed)
     pairs = []
@@ -79,7 +79,7 @@ def sample_pairs(responses: dict[str, tuple[str, Path]], per_system: int, seed: 
         rng.shuffle(answers)
         for answer in answers[:per_system]:
             item = items[answer.id]
-            index = rng.randrange(len(item.key_facts))
+            index = rng.choice([i for i, f in enumerate(item.key_facts) if f.counted])
             pairs.append(Pair(pair_id=f"{system}:{item.id}:{index}", system=system, source_run=run,
                               item_id=item.id, question=item.question, facts=item.key_facts, fact_index=index,
                               response=answer.response))
@@ -176,18 +176,19 @@ def main() -> None:
 @click.option("--per-system", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--seed", type=int, default=20261204, show_default=True)
 def sample(specs: tuple[str, ...], per_system: int, seed: int) -> None:
-    """Draw the pairs (DATA/pairs.jsonl); refuses to overwrite labelled pairs."""
+    """Add pairs for systems not drawn yet to DATA/pairs.jsonl; drawn (and labelled) pairs stay as they are."""
+    out = DATA / "pairs.jsonl"
+    drawn = _read(out, Pair) if out.exists() else []
     responses = {}
     for spec in specs:
         system, run, path = spec.split("=", 2)
+        if any(p.system == system for p in drawn):
+            raise click.ClickException(f"{out} already holds pairs of {system}; they may be labelled already")
         responses[system] = (run, Path(path))
-    out = DATA / "pairs.jsonl"
-    if (DATA / "labels-1.jsonl").exists():
-        raise click.ClickException(f"{DATA} already holds labels; drawing new pairs would orphan them")
     DATA.mkdir(exist_ok=True)
     pairs = sample_pairs(responses, per_system, seed)
-    out.write_text("".join(p.model_dump_json() + "\n" for p in pairs))
-    click.echo(f"{out}: {len(pairs)} pairs")
+    out.write_text("".join(p.model_dump_json() + "\n" for p in drawn + pairs))
+    click.echo(f"{out}: {len(pairs)} new pairs, {len(drawn) + len(pairs)} in all")
 
 
 @main.command()
