@@ -47,7 +47,7 @@ def done(tmp_path_factory):
     config.write_text(yaml.safe_dump(SMOKE))
     proc = experiment(root, config)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert "als-lm explore --root" in proc.stdout
+    assert "als-lm explore --root" in " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
     return root, config, LocalStore(root / "artifacts")
 
 
