@@ -30,7 +30,9 @@ def cpu() -> float:
 @click.option("--processed", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--vocab-size", type=int, default=16384, show_default=True)
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def main(processed: Path, vocab_size: int, json_out: Path | None) -> None:
+@click.option("--shards/--no-shards", default=True, show_default=True,
+              help="Also write the token shards (they cost more than training).")
+def main(processed: Path, vocab_size: int, json_out: Path | None, shards: bool) -> None:
     from services.processor.terms import load_terms
     from services.processor.tokenizer import train_bpe, validate_terms, write_shard
 
@@ -45,10 +47,12 @@ def main(processed: Path, vocab_size: int, json_out: Path | None) -> None:
     report = validate_terms(tokenizer, load_terms(), fragment_tokens=2)
     timings["validate_terms"] = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(cpu() - c0, 2)}
 
-    t0, c0 = time.perf_counter(), cpu()
-    n_train = write_shard(tokenizer, processed / "train.jsonl", processed / "train.bin")
-    n_val = write_shard(tokenizer, processed / "val.jsonl", processed / "val.bin")
-    timings["shards"] = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(cpu() - c0, 1)}
+    n_train = n_val = None
+    if shards:
+        t0, c0 = time.perf_counter(), cpu()
+        n_train = write_shard(tokenizer, processed / "train.jsonl", processed / "train.bin")
+        n_val = write_shard(tokenizer, processed / "val.jsonl", processed / "val.bin")
+        timings["shards"] = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(cpu() - c0, 1)}
 
     results = {
         "corpus_mb": round(corpus.stat().st_size / 2**20, 1),
@@ -57,7 +61,7 @@ def main(processed: Path, vocab_size: int, json_out: Path | None) -> None:
         "fragmented_fraction": report["fragmented_fraction"],
         "train_tokens": n_train,
         "val_tokens": n_val,
-        "bytes_per_token": round(corpus.stat().st_size / n_train, 2),
+        "bytes_per_token": round(corpus.stat().st_size / n_train, 2) if n_train else None,
         **timings,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cores": os.cpu_count(),
