@@ -27,21 +27,24 @@ SYSTEM_PROMPT = (
     "healthcare providers or trusted resources such as the ALS Association (als.org) or NIH NINDS.\n"
 )
 
-# The seed's §6.3 template; the chat backends that do not run it (direct, llamacpp) render the
-# same text with ``render_prompt`` so every backend sees the same prompt.
+# The seed's §6.3 template, except that the prompt ends at "Assistant:" without the seed's trailing
+# space: the byte-level BPE writes a word with its leading space (" riluzole" is one token), so a
+# prompt ending in a space leaves the model only word pieces to continue with, and a from-scratch
+# model answered "ious." (docs/export.md). The chat backends that do not run it (direct, llamacpp)
+# render the same text with ``render_prompt`` so every backend sees the same prompt.
 TEMPLATE = (
     "{{- if .System }}{{ .System }}\n{{ end }}\n"
     "{{- range .Messages }}\n"
     '{{- if eq .Role "user" }}User: {{ .Content }}\n'
     '{{ else if eq .Role "assistant" }}Assistant: {{ .Content }}\n'
     "{{ end }}\n"
-    "{{- end }}Assistant: "
+    "{{- end }}Assistant:"
 )
 
 
 def render_prompt(system: str, query: str) -> str:
     """What ``TEMPLATE`` produces for one user turn."""
-    return (f"{system}\n" if system else "") + f"User: {query}\nAssistant: "
+    return (f"{system}\n" if system else "") + f"User: {query}\nAssistant:"
 
 
 class Sampling(BaseModel):
