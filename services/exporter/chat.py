@@ -57,7 +57,7 @@ def open_backend(name: str, settings: ExporterSettings, gguf: Path | None, hf_di
     if name == "llamacpp":
         from services.exporter.backends import LlamaCppBackend
 
-        return LlamaCppBackend(gguf or fetch_export(settings, f"gguf/{e.model_name}-{c.quant}.gguf"),
+        return LlamaCppBackend(gguf or fetch_export(settings, f"-{c.quant}.gguf"),
                                e.system, e.stop, c.threads)
     if name == "direct":
         from services.exporter.direct import DirectBackend
@@ -67,10 +67,16 @@ def open_backend(name: str, settings: ExporterSettings, gguf: Path | None, hf_di
 
 
 def fetch_export(settings: ExporterSettings, name: str) -> Path:
-    """One file (or, for a name ending in '/', a directory) of the export run, cached in work_dir."""
+    """A directory (``name`` ends in '/') or the GGUF whose name ends in ``name`` (``-Q5_K_M.gguf``) of
+    the export run, cached in work_dir. GGUFs are found by their variant because the model name in
+    them is the export run's own (a checkpoint's export names its files after the checkpoint)."""
     store = open_store(settings.store)
     manifest = runs.resolve(store, settings.chat.export_run)
-    refs = manifest.outputs_under(name) if name.endswith("/") else [o for o in manifest.outputs if o.name == name]
+    if name.endswith("/"):
+        refs = manifest.outputs_under(name)
+    else:
+        refs = [o for o in manifest.outputs_under("gguf/") if o.name.endswith(name)][:1]
+        name = refs[0].name if refs else name
     if not refs:
         ggufs = sorted(o.name.rsplit("-", 1)[-1].removesuffix(".gguf") for o in manifest.outputs_under("gguf/"))
         raise InvalidInput(f"export run {manifest.run} has no {name}; its GGUF variants: {', '.join(ggufs)}")
