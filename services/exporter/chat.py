@@ -79,7 +79,8 @@ def fetch_export(settings: ExporterSettings, name: str) -> Path:
         name = refs[0].name if refs else name
     if not refs:
         ggufs = sorted(o.name.rsplit("-", 1)[-1].removesuffix(".gguf") for o in manifest.outputs_under("gguf/"))
-        raise InvalidInput(f"export run {manifest.run} has no {name}; its GGUF variants: {', '.join(ggufs)}")
+        wanted = f"GGUF variant {name.removeprefix('-').removesuffix('.gguf')}" if name.endswith(".gguf") else name
+        raise InvalidInput(f"export run {manifest.run} has no {wanted}; its GGUF variants: {', '.join(ggufs)}")
     cache = Path(settings.work_dir) / "chat" / manifest.run
     for ref in refs:
         if not (cache / ref.name).is_file():

@@ -70,7 +70,7 @@ def test_unknown_backend_is_refused(exported, tmp_path):
 def test_missing_quant_lists_the_variants(exported, tmp_path):
     proc = chat(exported, tmp_path, ["--backend", "llamacpp", "--quant", "Q3_K_S", "--prompt", "hi"])
     assert proc.returncode == 1
-    assert "has no gguf/als-lm-Q3_K_S.gguf" in proc.stderr and "Q4_K_M, Q5_K_M, Q8_0, f16, f32" in proc.stderr
+    assert "has no GGUF variant Q3_K_S" in proc.stderr and "Q4_K_M, Q5_K_M, Q8_0, f16, f32" in proc.stderr
 
 
 def test_corrupted_gguf_is_a_clear_error(exported, tmp_path):
