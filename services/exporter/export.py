@@ -21,7 +21,7 @@ from services.exporter.hf import build_model, export_hf
 from services.exporter.llama import GGUFError
 from services.exporter.modelfile import render
 from services.exporter.quantize import inspect, quantize
-from services.exporter.settings import ExporterSettings
+from services.exporter.settings import TEMPLATE, ExporterSettings
 from shared import runs, stages
 from shared.errors import MissingArtifact
 from shared.manifest import InputRef, Manifest
@@ -153,7 +153,7 @@ def run_export(store: ArtifactStore, settings: ExporterSettings, force: bool = F
         writer.metrics.update({f"size_{v.name}": v.size_bytes for v in variants})
         writer.metrics["max_abs_logit_diff"] = diffs
 
-    return runs.run_stage(store, "export", stages.fingerprint_settings("export", settings), list(refs.values()), body,
+    return runs.run_stage(store, "export", stages.fingerprint_settings("export", settings, template=TEMPLATE), list(refs.values()), body,
                           work_dir=settings.work_dir, force=force)
 
 

@@ -144,7 +144,8 @@ def run_serve(store: ArtifactStore, settings: ExporterSettings, force: bool = Fa
                 "runner_rss_bytes": c.runner_rss_bytes,
             }
 
-    settings_dict = stages.fingerprint_settings("serve", settings, export=fingerprinted(cfg, "serve"))
+    settings_dict = stages.fingerprint_settings("serve", settings, export=fingerprinted(cfg, "serve"),
+                                                 template=TEMPLATE)
     return runs.run_stage(store, "serve", settings_dict, runs.inputs_from(export, [r.name for r in refs.values()]),
                           body, work_dir=settings.work_dir, force=force)
 

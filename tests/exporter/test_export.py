@@ -153,6 +153,13 @@ def test_unchanged_export_is_skipped(exported):
     assert not ran and manifest.run_id == exported["manifest"].run_id
 
 
+def test_a_changed_serving_template_exports_again(exported, monkeypatch):
+    """The template is written into the Modelfile and the Ollama model, so it is part of the fingerprint."""
+    monkeypatch.setattr("services.exporter.export.TEMPLATE", TEMPLATE + " ")
+    manifest, ran = run_export(exported["store"], exported["settings"])
+    assert ran and manifest.settings["template"] == TEMPLATE + " "
+
+
 def test_no_train_run_says_what_to_run(tmp_path):
     settings = ExporterSettings(work_dir=tmp_path / "work")
     with pytest.raises(RunNotFound, match="als-lm train"):
