@@ -1,4 +1,4 @@
-"""A local HTTP server that replays recorded-format responses of PMC, CT.gov, MediaWiki and web pages.
+"""A local HTTP server that replays made-up and real responses of PMC, CT.gov, MediaWiki and web pages.
 
 Every request is logged with its arrival time, so tests can check rates, retries and robots.txt.
 Spiders run end to end as ``python -m als_lm scrape <spider>`` subprocesses (Twisted's reactor
@@ -51,6 +51,16 @@ REAL = FIXTURES / "real"
 # Real articles (tests/scraper/fixtures/real/SOURCES.md): PMC OA files, and one real efetch reply.
 REAL_ARTICLE_FILES = [*sorted((REAL / "pmc").glob("*.nxml")), REAL / "eutils" / "efetch_pmc.xml"]
 REAL_PAGES = sorted((REAL / "web").glob("*.html"))
+# Real ClinicalTrials.gov API v2 replies: one real /studies page whose nextPageToken leads to a page
+# made of real single-study replies (GET /studies/{nctId}), each exactly as in its file.
+REAL_CTGOV_FIRST = REAL / "ctgov" / "studies_page_central-data.json"
+REAL_CTGOV_NEXT = json.loads(REAL_CTGOV_FIRST.read_text())["nextPageToken"]
+REAL_CTGOV_STUDIES = sorted((REAL / "ctgov").glob("NCT*.json"))
+# Real MediaWiki prop=extracts replies by the title the spider asks for.
+REAL_WIKI = {
+    "Python (programming language)": REAL / "wikipedia" / "python_programming_language.json",
+    "Douglas Adams": REAL / "wikipedia" / "douglas_adams_wptools.json",
+}
 
 
 def _articles_in(text: str) -> dict[str, str]:
@@ -79,6 +89,7 @@ class FixtureServer:
     review_ids: list[str] = field(default_factory=lambda: list(REVIEW_IDS))
     truncate_ids: set[str] = field(default_factory=set)
     utf16_ids: set[str] = field(default_factory=set)
+    real_ctgov: bool = False
     flaky_left: int = 0
     hits: list[Hit] = field(default_factory=list)
 
@@ -127,8 +138,18 @@ class FixtureServer:
             body = body.decode("utf-8").encode("utf-16")
         return 200, "text/xml; charset=UTF-8", body, {}
 
+    def real_studies(self, token):
+        if token is None:
+            return 200, "application/json", REAL_CTGOV_FIRST.read_bytes(), {}
+        if token == REAL_CTGOV_NEXT:  # the last page: no nextPageToken
+            body = b'{"studies":[' + b",".join(p.read_bytes() for p in REAL_CTGOV_STUDIES) + b"]}"
+            return 200, "application/json", body, {}
+        return 400, "application/json", b'{"message":"invalid pageToken"}', {}
+
     def studies(self, q):
         token = q.get("pageToken", [None])[0]
+        if self.real_ctgov:
+            return self.real_studies(token)
         if token in PAGE_TOKENS:
             return 200, "application/json", (FIXTURES / "ctgov" / PAGE_TOKENS[token]).read_bytes(), {}
         if token == "NF0g5JGBlPMuwQZ":  # the last page arrives cut short
@@ -142,6 +163,8 @@ class FixtureServer:
         if title == "Wrong encoding":
             body = (FIXTURES / "wikipedia" / "sod1.json").read_text().replace("hSOD1", "hSOD1 (dismutase à cuivre)")
             return 200, "application/json; charset=utf-8", body.encode("latin-1"), {}
+        if title in REAL_WIKI:
+            return 200, "application/json; charset=utf-8", REAL_WIKI[title].read_bytes(), {}
         if title in WIKI:
             return 200, "application/json; charset=utf-8", (FIXTURES / "wikipedia" / WIKI[title]).read_bytes(), {}
         return 200, "application/json; charset=utf-8", (FIXTURES / "wikipedia" / "missing.json").read_bytes(), {}

@@ -161,6 +161,29 @@ def test_wikipedia_missing_page_and_api_error():
         parse_query((FIXTURES / "wikipedia" / "maxlag.json").read_bytes())
 
 
+def test_wikipedia_formatversion_1_reply_is_read_and_its_empty_string_missing_flag_counts():
+    # formatversion=1 (the API's default): pages keyed by id, flags written as "" (falsy in Python).
+    body = (b'{"batchcomplete":"","query":{"pages":{"-1":{"ns":0,"title":"Nope","missing":""},'
+            b'"12":{"pageid":12,"ns":0,"title":"Here","extract":"Some text."}}}}')
+    missing, here = parse_query(body)
+    assert missing.missing and (not here.missing and here.pageid == 12 and here.extract == "Some text.")
+
+
+def test_wikipedia_html_extract_becomes_plain_lines_with_dropped_sections_applied():
+    extract = ('<p><b>SOD1</b> is an enzyme &amp; a gene – on chromosome 21.</p>\n<!-- note -->'
+               '<h2><span id="Function">Function</span></h2>\n<p>It binds copper.</p><ul><li>one</li><li>two</li></ul>'
+               '<h2>References</h2><ol><li>REFERENCES-MARKER</li></ol>')
+    assert clean_extract(extract).splitlines() == [
+        "SOD1 is an enzyme & a gene – on chromosome 21.", "", "Function", "It binds copper.", "one", "two"]
+
+
+def test_ctgov_commonmark_escapes_are_resolved_in_study_text():
+    study = {"protocolSection": {"identificationModule": {"nctId": "NCT00000001", "briefTitle": "T"},
+                                 "descriptionModule": {"briefSummary": "Glucose \\>126 mg/dl \\[QOL\\]; path C:\\data"}}}
+    text = study_document(study, date(2025, 1, 1))["text"]
+    assert "Glucose >126 mg/dl [QOL]; path C:\\data" in text
+
+
 def test_web_main_text_leaves_out_navigation_footer_cookie_banner_and_comments():
     for name, expected in (("fact_sheet.html", "Tofersen is an antisense oligonucleotide"),
                            ("narrative.html", "bank my voice")):

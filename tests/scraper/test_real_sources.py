@@ -1,6 +1,6 @@
 """The real spiders on real responses (tests/scraper/fixtures/real/SOURCES.md), served on 127.0.0.1:
-PMC articles from several publishers and one real efetch reply, real esearch replies, and real
-health-information pages. Checked by properties, not exact strings: title and text present, no
+PMC articles from several publishers and one real efetch reply, real esearch replies, real
+health-information pages, real ClinicalTrials.gov API v2 studies and MediaWiki extracts. Checked by properties, not exact strings: title and text present, no
 markup, no citation residue, no back matter, licence recognised or the article rejected with its
 reason, sections as processing expects them, non-ASCII text intact; and the processed corpus made
 from them measured by the quality report."""
@@ -22,11 +22,16 @@ from services.processor.settings import ProcessConfig
 from services.processor.terms import load_terms
 from services.scraper.parsing.eutils import parse_esearch
 from services.scraper.parsing.jats import BACK_MATTER_TITLE
+from services.scraper.parsing.mediawiki import DROPPED_SECTIONS
 from tests.scraper.conftest import (
     REAL,
     REAL_ARTICLE_FILES,
+    REAL_CTGOV_FIRST,
+    REAL_CTGOV_NEXT,
+    REAL_CTGOV_STUDIES,
     REAL_PAGES,
     REAL_PMC_IDS,
+    REAL_WIKI,
     FixtureServer,
     Scraper,
     serving,
@@ -211,3 +216,114 @@ def test_processed_real_corpus_is_measured_and_meets_the_residual_goal(crawled, 
     assert removed.get("figure_refs", 0) > 0 and removed.get("urls", 0) > 0  # the rules did work on real text
     assert quality["overall"]["residual_per_10k_chars"] <= 1.0, quality["overall"]
     assert "## Corpus quality" in (tmp_path / "out" / "stats.md").read_text()
+
+
+# -- ClinicalTrials.gov API v2 and MediaWiki prop=extracts (real replies) ---------------------------
+
+# CT.gov text fields are CommonMark: its escapes and bold markers are markup there too.
+CTGOV_MARKUP = re.compile(MARKUP.pattern + r"|\\[!-/:-@\[-`{-~]|\*\*", re.MULTILINE)
+CTGOV_READ = ("identificationModule", "descriptionModule", "conditionsModule", "designModule", "eligibilityModule",
+              "armsInterventionsModule", "outcomesModule")
+CTGOV_IDENTIFIERS = {"orgStudyIdInfo", "secondaryIdInfos", "organization", "nctIdAliases"}  # codes, not prose
+
+
+def strings_in(value, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in skip for s in strings_in(v, skip)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v, skip)]
+    return []
+
+
+def real_studies() -> dict[str, dict]:
+    """Every real study served, by NCT id: the /studies page's and the single-study replies'."""
+    studies = json.loads(REAL_CTGOV_FIRST.read_text())["studies"] + [json.loads(p.read_text()) for p in REAL_CTGOV_STUDIES]
+    return {s["protocolSection"]["identificationModule"]["nctId"]: s for s in studies}
+
+
+def wiki_page(path: Path) -> dict:
+    pages = json.loads(path.read_text(encoding="utf-8"))["query"]["pages"]
+    return pages[0] if isinstance(pages, list) else next(iter(pages.values()))
+
+
+@pytest.fixture(scope="module")
+def crawled_apis(tmp_path_factory, pycache):
+    """The clinicaltrials and wikipedia spiders once over the real API replies; what they published,
+    and the requests the CT.gov spider made."""
+    root = tmp_path_factory.mktemp("real-apis")
+    state = FixtureServer(real_ctgov=True)
+    with serving(state) as server:
+        scraper = Scraper(root, server.base_url, pycache)
+        ct = scraper.run("clinicaltrials", ALS_SCRAPE__CLINICALTRIALS__REQUESTS_PER_SECOND="10")
+        assert ct.returncode == 0, ct.stderr[-3000:]
+        sources = root / "sources.yaml"
+        sources.write_text(yaml.safe_dump({"web": [], "wikipedia": list(REAL_WIKI)}))
+        wiki = scraper.run("wikipedia", ALS_SCRAPE__WEB__SOURCES_FILE=str(sources),
+                           ALS_SCRAPE__WIKIPEDIA__REQUESTS_PER_SECOND="10")
+        assert wiki.returncode == 0, wiki.stderr[-3000:]
+        out = {name: scraper.published(name) for name in ("clinicaltrials", "wikipedia")}
+        out["ctgov_tokens"] = [h.query.get("pageToken") for h in state.requests("/ctgov/studies")]
+    return out
+
+
+def test_clinicaltrials_follows_the_real_next_page_token_to_every_real_study(crawled_apis):
+    docs, rejected, _ = crawled_apis["clinicaltrials"]
+    assert crawled_apis["ctgov_tokens"] == [None, [REAL_CTGOV_NEXT]]
+    assert sorted(d["metadata"]["nct_id"] for d in docs) == sorted(real_studies()) and not rejected
+
+
+def test_real_studies_keep_title_prose_and_results_as_the_spider_intends(crawled_apis):
+    studies = real_studies()
+    statuses = set()
+    for doc in crawled_apis["clinicaltrials"][0]:
+        study = studies[doc["metadata"]["nct_id"]]
+        p = study["protocolSection"]
+        statuses.add(p.get("statusModule", {}).get("overallStatus"))
+        assert doc["title"] == p["identificationModule"]["briefTitle"] and doc["text"].startswith(doc["title"])
+        assert ("Brief summary" in doc["text"]) == bool(p.get("descriptionModule", {}).get("briefSummary"))
+        assert doc["metadata"]["has_results"] == bool(study.get("hasResults"))
+        measures = study.get("resultsSection", {}).get("outcomeMeasuresModule", {}).get("outcomeMeasures", [])
+        assert ("Results summary" in doc["text"]) == bool(measures)
+    # A withdrawn study is kept for its protocol prose (status is not a filter); two carry results.
+    assert "WITHDRAWN" in statuses and sum(d["metadata"]["has_results"] for d in crawled_apis["clinicaltrials"][0]) >= 2
+
+
+def test_real_studies_have_no_markup_and_no_contacts(crawled_apis):
+    studies = real_studies()
+    for doc in crawled_apis["clinicaltrials"][0]:
+        assert not CTGOV_MARKUP.search(doc["text"]), (doc["id"], CTGOV_MARKUP.search(doc["text"]).group(0))
+        contacts = studies[doc["metadata"]["nct_id"]]["protocolSection"].get("contactsLocationsModule", {})
+        for value in strings_in(contacts):
+            assert "@" not in value or value not in doc["text"]
+            assert not re.fullmatch(r"[\d ()+-]{7,}", value) or value not in doc["text"]
+
+
+def test_real_studies_keep_their_non_ascii_text(crawled_apis):
+    studies = real_studies()
+    seen = 0
+    for doc in crawled_apis["clinicaltrials"][0]:
+        p = studies[doc["metadata"]["nct_id"]]["protocolSection"]
+        words = {w for module in CTGOV_READ for s in strings_in(p.get(module, {}), CTGOV_IDENTIFIERS)
+                 for w in NON_ASCII_WORD.findall(s)}
+        seen += len(words)
+        assert all(w in doc["text"] for w in words), (doc["id"], [w for w in words if w not in doc["text"]])
+    assert seen >= 2
+
+
+def test_real_extracts_of_both_reply_formats_become_clean_articles(crawled_apis):
+    docs, rejected, _ = crawled_apis["wikipedia"]
+    assert not rejected
+    by_title = {d["title"]: d for d in docs}
+    assert set(by_title) == set(REAL_WIKI)
+    for title, path in REAL_WIKI.items():
+        doc, page = by_title[title], wiki_page(path)
+        assert doc["id"] == f"wikipedia-{page['pageid']}" and doc["url"].startswith("https://en.wikipedia.org/wiki/")
+        assert len(doc["text"]) > 500 and not MARKUP.search(doc["text"]), MARKUP.search(doc["text"])
+        lines = {line.strip().lower() for line in doc["text"].splitlines()}
+        assert not lines & DROPPED_SECTIONS  # See also, References, ... dropped with their headings
+        lead = re.split(r"\n==|<h2", page["extract"])[0]
+        words = set(NON_ASCII_WORD.findall(html.unescape(re.sub(r"<[^>]+>", "", lead))))
+        assert all(w in doc["text"] for w in words), [w for w in words if w not in doc["text"]]
+        assert {c for c in lead if ord(c) > 127} <= set(doc["text"])

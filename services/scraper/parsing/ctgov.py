@@ -6,6 +6,7 @@ are never read, even when the API returns them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,6 +28,15 @@ def parse_studies_page(body: bytes) -> StudiesPage:
     if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
         raise Malformed("not a /studies page: no 'studies' list")
     return StudiesPage(data["studies"], data.get("nextPageToken"), data.get("totalCount"))
+
+
+# API v2 text fields are CommonMark ("markup" type): a backslash before punctuation escapes it.
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _unescape(text: str) -> str:
+    """The characters a reader sees: CommonMark backslash escapes resolved (backslash + ">" -> ">")."""
+    return _MARKDOWN_ESCAPE.sub(r"\1", text)
 
 
 def _label(value: str) -> str:
@@ -111,7 +121,7 @@ def study_text(study: dict) -> str:
         _section("Secondary outcome measures", outcome_lines("secondaryOutcomes")),
         _section("Results summary", result_lines),
     ]
-    return "\n\n".join(s.strip() for s in sections if s and s.strip())
+    return _unescape("\n\n".join(s.strip() for s in sections if s and s.strip()))
 
 
 def study_document(study: dict, accessed: date) -> dict:

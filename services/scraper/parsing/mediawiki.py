@@ -2,6 +2,9 @@
 
 Section headings arrive as ``== Title ==``; they become plain lines, and the sections that are
 lists of links or citations (See also, References, ...) are dropped with their subsections.
+Both reply shapes are read: ``formatversion=2`` (pages as a list, flags as booleans) and the
+default ``formatversion=1`` (pages as an object keyed by page id, flags as empty strings). An
+extract in TextExtracts' HTML format (a wiki that ignores ``explaintext``) is reduced to text.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+import lxml.html
+
 from services.scraper.parsing import Malformed, json_body
 
 DROPPED_SECTIONS = {
@@ -17,6 +22,8 @@ DROPPED_SECTIONS = {
     "sources", "citations", "footnotes", "notes and references",
 }
 _HEADING = re.compile(r"^(={2,6})\s*(.*?)\s*\1\s*$")
+_HTML_TAG = re.compile(r"</?(?:p|b|i|ul|ol|li|h[1-6]|span|div|br|dl|dd|dt)\b[^>]*>", re.IGNORECASE)
+_HTML_HEADINGS = {"h2", "h3", "h4", "h5", "h6"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,10 @@ def parse_query(body: bytes) -> list[WikiPage]:
         err = data["error"]
         raise Malformed(f"MediaWiki API error {err.get('code')}: {err.get('info')}")
     pages = data.get("query", {}).get("pages")
-    if not isinstance(pages, list):
-        raise Malformed("MediaWiki reply has no query.pages list (formatversion=2 expected)")
+    if isinstance(pages, dict):  # formatversion=1: {"<pageid>": {...}}, "-1" for a missing title
+        pages = list(pages.values())
+    if not isinstance(pages, list) or not all(isinstance(p, dict) for p in pages):
+        raise Malformed("MediaWiki reply has no query.pages (a list, or an object keyed by page id)")
     return [
         WikiPage(
             title=p.get("title", ""),
@@ -46,13 +55,34 @@ def parse_query(body: bytes) -> list[WikiPage]:
             url=p.get("fullurl"),
             revid=p.get("lastrevid"),
             extract=p.get("extract"),
-            missing=bool(p.get("missing") or p.get("invalid")),
+            # Presence is the flag: formatversion=1 writes it as "" (falsy), formatversion=2 as true.
+            missing="missing" in p or "invalid" in p,
         )
         for p in pages
     ]
 
 
+def html_to_wikitext_lines(extract: str) -> str:
+    """An HTML extract as the plain-text format writes it: one line per paragraph or list item,
+    headings as ``== Title ==`` lines (so the section rules below apply to both formats)."""
+    root = lxml.html.fragment_fromstring(extract, create_parent="div")
+    lines: list[str] = []
+    for block in root.iterchildren():
+        if not isinstance(block.tag, str):  # comments and processing instructions carry no prose
+            continue
+        if block.tag in _HTML_HEADINGS:
+            marks = "=" * int(block.tag[1])
+            lines += ["", f"{marks} {' '.join(block.text_content().split())} {marks}"]
+        elif block.tag in ("ul", "ol", "dl"):
+            lines += [" ".join(item.text_content().split()) for item in block.iterchildren() if isinstance(item.tag, str)]
+        else:
+            lines.append(" ".join(block.text_content().split()))
+    return "\n".join(lines)
+
+
 def clean_extract(extract: str) -> str:
+    if _HTML_TAG.search(extract):
+        extract = html_to_wikitext_lines(extract)
     out: list[str] = []
     skip_level: int | None = None
     for line in extract.splitlines():
