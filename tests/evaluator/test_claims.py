@@ -143,7 +143,7 @@ def real_claims() -> dict[str, list[ClaimJudgement]]:
     docs = [(d["id"], d["text"]) for p in sorted(SAMPLE.glob("*.jsonl")) for d in map(json.loads, p.read_text().splitlines())]
     scorer = HallucinationScorer(EvalConfig(), default_entities(), Embedder(), docs)
     items = {i.id: i for i in load_benchmark(BENCHMARK)}
-    pairs = [(items[r["id"]], Response.model_validate(r)) for r in REAL]
+    pairs = [(items[r["id"]], Response.model_validate(r)) for r in REAL if r["system"] != "rag"]  # ids repeat
     scorer.prepare(pairs)
     return {item.id: scorer.score(item, response)["claims"] for item, response in pairs}
 
