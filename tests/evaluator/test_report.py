@@ -129,6 +129,11 @@ def test_report_compares_systems_from_stored_artifacts(world):
     numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
 
     assert numbers["accuracy"]["scratch"] == _scores(store, "scratch")["summary"]["accuracy"]
+    # The headline is claim-level hallucination, per system, with its interval and the paired differences.
+    claims = _scores(store, "rag")["summary"]["claims"]
+    assert numbers["hallucination_rate"]["rag"] == claims["hallucination_rate"]["estimate"]
+    headline = md.split("## Hallucination: claims")[1].split("\n## ")[0]
+    assert "| rag | " in headline and "rag − closed_book" in headline and "answers without a claim" in headline
     assert numbers["accuracy"]["rag"] > numbers["accuracy"]["scratch"]
     assert numbers["leaked_items"] == [items[0].id]
     assert numbers["memorisation_max_words"] >= len(COPIED.split())

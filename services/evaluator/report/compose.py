@@ -116,6 +116,7 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
     categories = [c for c in BENCHMARK_CATEGORIES if any(figures[n]["by_category"][c]["n"] for n in names)]
     category_rows = [[c, *(_cell(figures[n]["by_category"][c]["figures"]["accuracy"],
                                  figures[n]["by_category"][c]["too_small"]) for n in names)] for c in categories]
+    sections.append(_hallucination_section(systems, seed))
     sections.append(Section("Accuracy", [
         overall,
         ("Fact shares pool the key facts of all items; their intervals resample whole items. Echo baseline: "
@@ -217,6 +218,57 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
         _per_question(analysis.per_question(items, systems)),
     ]))
     return sections
+
+
+def hallucination_shares(data: analysis.SystemData) -> dict[str, float]:
+    """Per item with at least one claim: the share of its claims contradicted or unverifiable."""
+    return {i.id: sum(c.verdict != "supported" for c in i.claims) / len(i.claims)
+            for i in data.scores.items if i.claims}
+
+
+def _hallucination_section(systems: dict[str, analysis.SystemData], seed: int) -> Section:
+    """The headline: how much of what each system says is false or unsupported (claim precision)."""
+    rows, faithful = [], []
+    for name, s in systems.items():
+        claims = s.scores.summary.get("claims")
+        if not claims:
+            rows.append([name, "not scored for claims (an older score run)", "-", "-", "-", "-"])
+            continue
+        rows.append([name, stats.Interval(**claims["hallucination_rate"]).text(),
+                     *(stats.Interval(**claims[v]).text() for v in ("supported", "contradicted", "unverifiable")),
+                     (f"{claims['n_claims']} claims in {claims['n_items'] - claims['n_items_without_claims']} answers; "
+                     f"{claims['n_items_without_claims']} answers without a claim")])
+        if f := s.scores.summary.get("faithfulness"):
+            faithful.append([name, *(stats.Interval(**f[k]).text() for k in (
+                "supported_by_context", "contradicted_by_context", "citation_correctness", "answer_relevancy",
+                "context_precision", "mrr")),
+                (f"{f['n_citations']} citations, {f['citations_not_retrieved']} to a source not retrieved, "
+                f"{f['citations_unsupported']} not supported by the cited chunk")])
+    blocks: list = [
+        ("Every answer is split into atomic claims, each judged against the reference answer and the corpus: "
+         "supported, contradicted or unverifiable (docs/evaluation.md). The hallucination rate is the share of "
+         "an answer's claims that are contradicted or unverifiable, averaged over answers that make a claim; "
+         "answers without any claim (fragments, refusals) are counted apart, never as 0 %."),
+        Table(["system", "hallucination rate", "claims supported", "contradicted", "unverifiable", "n"], rows)]
+    names = list(systems)
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            x, y = hallucination_shares(systems[a]), hallucination_shares(systems[b])
+            both = sorted(set(x) & set(y))
+            text = (stats.paired_difference({k: x[k] for k in both}, {k: y[k] for k in both}, seed=seed)
+                    .text(signed=True) if both else "undefined (n=0: no item where both made a claim)")
+            pairs.append([f"{a} − {b}", text])
+    if pairs:
+        blocks += ["Paired on the items where both systems made a claim (bootstrap of the per-item difference):",
+                   Table(["systems", "hallucination rate difference"], pairs)]
+    if faithful:
+        blocks += [("RAG faithfulness: claims supported or contradicted by the retrieved chunks, citations that "
+                    "point at a retrieved chunk supporting the sentence, answer relevancy (MiniLM similarity to "
+                    "the question), and context precision and MRR against derived gold evidence."),
+                   Table(["system", "supported by context", "contradicted by context", "citation correctness",
+                          "answer relevancy", "context precision", "MRR", "citations"], faithful)]
+    return Section("Hallucination: claims", blocks)
 
 
 def _benchmark_section(items: list[BenchmarkItem], absent: list[AbsentFact]) -> Section:

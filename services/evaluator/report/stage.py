@@ -141,8 +141,8 @@ def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool 
 def _metrics(numbers: dict, figures: dict[str, dict], comparisons: list[dict]) -> dict:
     """The run's metrics: headline shares and their interval bounds as ``{name: float}`` maps (what
     ``als-lm demo`` prints as percentages); n, the method and the p-values are in ``report.json``."""
-    out = {k: numbers[k] for k in ("accuracy", "fabrication_rate", "hedged_rate", "fact_recall", "leaked_items",
-                                   "memorisation_max_words")}
+    out = {k: numbers[k] for k in ("hallucination_rate", "accuracy", "fabrication_rate", "hedged_rate",
+                                   "fact_recall", "leaked_items", "memorisation_max_words")}
     for name, key in (("accuracy", "accuracy"), ("fabrication_rate", "fabrication"), ("hedged_rate", "hedged")):
         for bound in ("low", "high"):
             out[f"{name}_{bound}"] = {s: getattr(f["figures"][key], bound) for s, f in figures.items()
@@ -168,6 +168,11 @@ def _numbers(systems, figures, comparisons, matrices, retrieval, contamination, 
         "accuracy": {s: d.scores.summary["accuracy"] for s, d in systems.items()},
         "fabrication_rate": {s: d.scores.summary["fabrication_rate"] for s, d in systems.items()},
         "hedged_rate": {s: d.scores.summary["hedging"]["hedged_rate"] for s, d in systems.items()},
+        "hallucination_rate": {s: d.scores.summary["claims"]["hallucination_rate"]["estimate"]
+                               for s, d in systems.items() if d.scores.summary.get("claims")},
+        "claims": {s: d.scores.summary["claims"] for s, d in systems.items() if d.scores.summary.get("claims")},
+        "faithfulness": {s: d.scores.summary["faithfulness"] for s, d in systems.items()
+                         if d.scores.summary.get("faithfulness")},
         "systems": {s: {"n": f["n"], "figures": _dump(f["figures"]),
                         "by_category": {c: {"n": v["n"], "too_small": v["too_small"], "figures": _dump(v["figures"])}
                                         for c, v in f["by_category"].items() if v["n"]}}
