@@ -139,13 +139,6 @@ def train(ctx: click.Context, config_file: Path | None, force: bool, plan: bool,
     except TrainingInterrupted as stop:
         click.secho(str(stop), fg="yellow", err=True)
         raise SystemExit(143) from None
-    finally:
-        # A gloo process group left to the interpreter's exit aborts it ("terminate called without an
-        # active exception", exit -6), seen on the skip path; tear it down while the process is sound.
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
     if manifest is None:  # a rank other than 0: rank 0 reports
         return
     if ran:

@@ -7,6 +7,7 @@ DeepSpeed reduces the gradients, each rank reads its own random windows.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -79,6 +80,9 @@ def init_distributed(device: str) -> None:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if device == "cuda" else "gloo")
+        # A gloo group left to the interpreter's teardown aborts the process ("terminate called without
+        # an active exception", exit -6, seen on the skip path): destroy it while the process is sound.
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
 
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
