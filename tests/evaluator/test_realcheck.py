@@ -69,3 +69,15 @@ def test_sample_draws_one_fact_per_item_and_system_reproducibly(tmp_path, monkey
     for system in ("rag", "closed_book"):
         ids = [p.item_id for p in first if p.system == system]
         assert len(ids) == len(set(ids)) == 8
+
+
+def test_the_committed_real_output_set_is_fully_labelled_by_two_readers_and_settled():
+    data = realcheck.DATA
+    pairs = realcheck._read(data / "pairs.jsonl", Pair)
+    first, second = (realcheck._read(data / f"labels-{n}.jsonl", Label) for n in (1, 2))
+    adjudicated = realcheck._read(data / "adjudicated.jsonl", Label)
+    assert len(pairs) >= 150 and len({p.pair_id for p in pairs}) == len(pairs)
+    assert [lab.pair_id for lab in first] == [lab.pair_id for lab in second] == [p.pair_id for p in pairs]
+    settled = realcheck.settled(pairs, first, second, adjudicated)
+    assert set(settled) == {p.pair_id for p in pairs}
+    assert all(p.fact.counted for p in pairs)  # only scored facts are validated

@@ -118,6 +118,10 @@ def kappa_interval(x: list[str], y: list[str], seed: int, resamples: int = 2000)
                           method="percentile bootstrap of Cohen's kappa")
 
 
+def _kappa(k: stats.Interval) -> str:
+    return f"{k.estimate:.2f} [{k.low:.2f}, {k.high:.2f}] (n={k.n})"
+
+
 def proportion(k: int, n: int) -> stats.Interval:
     """A share with its exact (Clopper-Pearson) interval; undefined when nothing was counted."""
     if n == 0:
@@ -143,10 +147,10 @@ def report_text(pairs: list[Pair], first: list[Label], second: list[Label], adju
              f"Settled labels: {', '.join(f'{v} {Counter(gold.values())[v]}' for v in VERDICTS)}.", ""]
     readers = sum(a[i] == b[i] for i in ids)
     lines.append(f"- Readers agree on {proportion(readers, len(ids))}; "
-                 f"Cohen's kappa {kappa_interval([a[i] for i in ids], [b[i] for i in ids], seed).text(percent=False)}")
+                 f"Cohen's kappa {_kappa(kappa_interval([a[i] for i in ids], [b[i] for i in ids], seed))}")
     hits = sum(verdicts[i] == gold[i] for i in ids)
     lines.append(f"- Scorer agrees with the settled label on {proportion(hits, len(ids))}; "
-                 f"Cohen's kappa {kappa_interval([gold[i] for i in ids], [verdicts[i] for i in ids], seed).text(percent=False)}")
+                 f"Cohen's kappa {_kappa(kappa_interval([gold[i] for i in ids], [verdicts[i] for i in ids], seed))}")
     lines += ["", "| verdict | precision | recall |", "|---|---|---|"]
     for v in VERDICTS:
         said = [i for i in ids if verdicts[i] == v]
