@@ -75,7 +75,7 @@ def show_headline(store: ArtifactStore, dest: Path) -> None:
     console.print(f"report: {dest / 'report.html'} (run {report.run} in {store.description})")
     for name, value in report.metrics.items():
         if isinstance(value, dict):  # per system: {"scratch": 0.0, "rag": 0.28}
-            value = ", ".join(f"{system} {v:.1%}" for system, v in value.items())
+            value = ", ".join(f"{system} {'n/a' if v is None else format(v, '.1%')}" for system, v in value.items())
         elif isinstance(value, float):
             value = f"{value:.1%}"
         console.print(f"  {name}: {value}")

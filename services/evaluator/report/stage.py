@@ -168,8 +168,8 @@ def _numbers(systems, figures, comparisons, matrices, retrieval, contamination, 
         "accuracy": {s: d.scores.summary["accuracy"] for s, d in systems.items()},
         "fabrication_rate": {s: d.scores.summary["fabrication_rate"] for s, d in systems.items()},
         "hedged_rate": {s: d.scores.summary["hedging"]["hedged_rate"] for s, d in systems.items()},
-        "hallucination_rate": {s: d.scores.summary["claims"]["hallucination_rate"]["estimate"]
-                               for s, d in systems.items() if d.scores.summary.get("claims")},
+        "hallucination_rate": {s: rate for s, d in systems.items() if d.scores.summary.get("claims")
+                               and (rate := d.scores.summary["claims"]["hallucination_rate"]["estimate"]) is not None},
         "claims": {s: d.scores.summary["claims"] for s, d in systems.items() if d.scores.summary.get("claims")},
         "faithfulness": {s: d.scores.summary["faithfulness"] for s, d in systems.items()
                          if d.scores.summary.get("faithfulness")},
