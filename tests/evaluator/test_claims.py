@@ -164,3 +164,10 @@ def test_real_answers_fragments_repeats_and_vague_claims(real_claims):
     assert len(real_claims["drug-012"]) == 2  # one sentence repeated until the token limit is one claim
     # "The drug is administered orally." (tofersen is intrathecal): not supported by "administered intrathecally"
     assert real_claims["drug-013"][0].verdict != "supported"
+
+
+def test_a_noun_phrase_with_a_participle_after_its_article_is_not_a_claim():
+    """'a feeding tube.' (the experiment's final checkpoint answered it 75 times) states nothing checkable."""
+    assert split_claims("a feeding tube.") == []
+    assert split_claims("The affected limb is weak.") == ["The affected limb is weak."]
+    assert split_claims("Patients receiving riluzole lived longer.") == ["Patients receiving riluzole lived longer."]

@@ -117,13 +117,20 @@ def _mixed_direction(claim: frozenset[str], evidence: frozenset[str]) -> bool:
     return any(c in evidence and OPPOSITES.get(c, frozenset()) & evidence for c in claim)
 
 
+_DETERMINERS = frozenset({"a", "an", "the", "this", "that", "these", "those", "its", "their", "his", "her", "our"})
+
+
 def _predicate(text: str) -> bool:
     """Does the text have a verb? Without a tagger: an auxiliary, copula or modal, a common base-form verb of
     the domain, or a word inflected like a verb (-ed, -ing, -s; not -ss, -us, -is, -ous). A plural noun
-    passes too; "the trial, and the ALS" (a small model's noun chain) does not."""
+    passes too; "the trial, and the ALS" and "a feeding tube." (a small model's noun chains) do not."""
+    previous = ""
     for word in re.findall(r"[a-z]+", text.lower()):
-        if word in _VERBS or (len(word) > 3 and re.search(r"(?:ed|ing|[^sui]s)$", word) and not word.endswith("ous")):
+        # After a determiner an -ing/-ed word qualifies a noun ("a feeding tube", "the affected limb").
+        inflected = re.search(r"(?:ed|ing|[^sui]s)$", word) and not word.endswith("ous")
+        if word in _VERBS or (len(word) > 3 and inflected and previous not in _DETERMINERS):
             return True
+        previous = word
     return False
 
 
