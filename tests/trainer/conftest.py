@@ -12,6 +12,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from als_lm.cli import main
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
 from shared.store import sha256_file
@@ -70,3 +71,13 @@ def cli_env(store_root: Path, work_dir: Path, **train: object) -> dict[str, str]
 
 
 ALS_LM = str(Path(sys.executable).with_name("als-lm"))
+
+
+def als_lm(monkeypatch, *args) -> int:
+    """Run ``als-lm ARGS`` in this process; its exit code."""
+    monkeypatch.setattr(sys, "argv", ["als-lm", *args])
+    try:
+        main()
+    except SystemExit as exit_:
+        return exit_.code
+    return 0

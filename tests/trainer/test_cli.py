@@ -7,7 +7,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from als_lm.cli import main
 from services.trainer import checkpoints
 from services.trainer.model import GPT, GPTConfig
 from shared import runs
 from shared.schemas.model import ModelConfig, read_metrics
 from shared.store import LocalStore
-from tests.trainer.conftest import ALS_LM, cli_env, publish_tokenize
+from tests.trainer.conftest import ALS_LM, als_lm, cli_env, publish_tokenize
 
 TINY = str(Path(__file__).resolve().parents[2] / "services/trainer/configs/tiny-cpu.yaml")
 FAST = ["--config", TINY, "--block-size", "32", "--micro-batch", "4", "--eval-batches", "2", "--log-interval", "1"]
@@ -33,15 +31,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("ALS_STORE__ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("ALS_WORK_DIR", str(tmp_path / "work"))
     return LocalStore(tmp_path / "artifacts")
-
-
-def als_lm(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["als-lm", *args])
-    try:
-        main()
-    except SystemExit as exit_:
-        return exit_.code
-    return 0
 
 
 def tree_digest(root: Path) -> str:

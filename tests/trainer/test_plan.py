@@ -4,15 +4,14 @@ does not fit and by how much, and the presets' default DeepSpeed files follow it
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from als_lm.cli import main
 from services.trainer import plan
 from services.trainer.gpus import GPUS
 from services.trainer.model import GPTConfig
 from services.trainer.settings import TrainConfig
+from tests.trainer.conftest import als_lm
 
 FIXED_ADAM = ["--cpu-adam-ns", "3", "--host-memory-gb", "48"]  # the seed's host, no measurement
 
@@ -23,15 +22,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("ALS_STORE__ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("ALS_WORK_DIR", str(tmp_path / "work"))
     return tmp_path
-
-
-def als_lm(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["als-lm", *args])
-    try:
-        main()
-    except SystemExit as exit_:
-        return exit_.code
-    return 0
 
 
 def json_plan(monkeypatch, capsys, *args) -> tuple[int, plan.Plan]:
