@@ -54,6 +54,14 @@ class Stage:
     optional: bool = False
     """Not needed downstream: a missing run of it leaves a part out instead of stopping a stage."""
 
+    @property
+    def module(self) -> str:
+        """The module whose ``run(store, settings, *, force)`` is the stage. Stages of one kind share
+        a module (``scrape-*``, ``eval-*``, ``score-*``, ``review-*``) and read which one from the
+        settings (the source, the system)."""
+        kind = "rag_index" if self.name == "rag-index" else self.name.split("-")[0]
+        return f"services.{self.service}.stages.{kind}"
+
 
 SCRAPERS = {
     "sample": "the bundled sample corpus",

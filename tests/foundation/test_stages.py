@@ -3,7 +3,9 @@ commands, reads that name declared outputs."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
 import re
 import typing
 from fnmatch import fnmatchcase
@@ -161,3 +163,13 @@ def test_architecture_stage_table_is_current(repo_root):
     current = (repo_root / "docs" / "architecture.md").read_text()
     assert current == module.updated(current), (
         "the stage table of docs/architecture.md is stale: run .venv/bin/python scripts/gen_stage_table.py")
+
+
+@pytest.mark.parametrize("name", list(stages.STAGES))
+def test_every_stage_is_one_run_function_of_one_shape(name):
+    """services/<service>/stages/<kind>.py with ``run(store, settings, *, force)``: a stage's code is
+    found from its declaration, and every stage is called the same way."""
+    module = importlib.import_module(stages.STAGES[name].module)
+    params = inspect.signature(module.run).parameters
+    assert list(params)[:2] == ["store", "settings"]
+    assert params["force"].kind is inspect.Parameter.KEYWORD_ONLY

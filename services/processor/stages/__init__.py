@@ -1,0 +1,1 @@
+"""The processor's stages: ``process`` and ``tokenize``, each ``run(store, settings, *, force)``."""
