@@ -108,7 +108,7 @@ def train_run(store: ArtifactStore, config: ExperimentConfig) -> Manifest:
     """The train run of this config: found by its fingerprint, as the train stage itself decided to run
     or skip, so an older or newer run of another config is never taken for it."""
     from services.trainer.settings import TrainerSettings
-    from services.trainer.stage import INPUTS
+    from services.trainer.stages.train import INPUTS
     from shared import stages
     from shared.settings import load
 
@@ -165,9 +165,8 @@ class Chain:
 
     def checkpoint(self, train: Manifest, kept: dict) -> dict:
         """Export, serve, ask and score one kept checkpoint; its runs by id."""
-        from services.exporter.export import run_export
-        from services.exporter.serve import run_serve
         from services.exporter.settings import ExporterSettings
+        from services.exporter.stages import export, serve
         from shared.settings import load
 
         name = kept["name"]
@@ -175,10 +174,10 @@ class Chain:
         label = f"checkpoint {name}"
         settings = load(ExporterSettings, export={"train_run": train.run, "checkpoint": name,
                                                   "model_name": model_name(name, weights.sha256)})
-        exported, ran = self.timed(label, run_export, self.store, settings, self.force)
+        exported, ran = self.timed(label, export.run, self.store, settings, force=self.force)
         console.print(f"  export: {'published' if ran else 'unchanged'} {exported.run}")
         settings = load(ExporterSettings, serve={"export_run": exported.run})
-        served, ran = self.timed(label, run_serve, self.store, settings, self.force)
+        served, ran = self.timed(label, serve.run, self.store, settings, force=self.force)
         console.print(f"  serve: {'published' if ran else 'unchanged'} {served.run} {served.metrics.get('tags')}")
         asked, scored = self.ask_and_score("scratch", label, served.run)
         return {**kept, "export_run": exported.run, "serve_run": served.run, "eval_run": asked.run,

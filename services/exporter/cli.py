@@ -1,23 +1,13 @@
-"""``als-lm export run`` (HF + GGUF + quantizations + Modelfile + report) and ``als-lm export ollama``."""
+"""``als-lm export run`` and ``als-lm export ollama``: flags only; the stages are services/exporter/stages/."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from services.exporter.settings import QUANTS, ExporterSettings
-from shared.settings import load
-from shared.store import open_store
-
-log = logging.getLogger(__name__)
-
-
-def _announce(stage: str, manifest, ran: bool) -> None:
-    if ran:
-        click.echo(f"{stage}: published {manifest.run}")
-    else:
-        click.echo(f"{stage}: skipped (unchanged) {manifest.run}")
+from services.exporter.settings import QUANTS
+from shared.commands import FORCE, run_stage_command, settings_with
+from shared.manifest import Manifest
+from shared.store import ArtifactStore
 
 
 @click.group()
@@ -32,36 +22,38 @@ def export() -> None:
 @click.option("--model-name", default=None, help="The Ollama model name its tags get (default: als-lm).")
 @click.option("--quant", "quants", multiple=True, type=click.Choice(QUANTS), help="Repeatable; default: all.")
 @click.option("--default-quant", type=click.Choice(QUANTS), default=None, help="The Ollama `latest` tag.")
-@click.option("--force", is_flag=True, help="Rerun even when an identical export is published.")
+@FORCE
 def run(train_run: str | None, checkpoint: str | None, model_name: str | None, quants: tuple[str, ...],
         default_quant: str | None, force: bool) -> None:
     """HF directory, f32/f16 GGUF, llama.cpp quantizations, Modelfile and report -> `export` run."""
-    from services.exporter.export import run_export
+    from services.exporter.settings import ExporterSettings
+    from services.exporter.stages import export as stage
 
-    overrides = {"train_run": train_run, "checkpoint": checkpoint, "model_name": model_name,
-                 "quants": list(quants) or None, "default_quant": default_quant}
-    settings = load(ExporterSettings, export={k: v for k, v in overrides.items() if v is not None})
-    manifest, ran = run_export(open_store(settings.store), settings, force=force)
-    _announce("export", manifest, ran)
+    settings = settings_with(ExporterSettings, export={
+        "train_run": train_run, "checkpoint": checkpoint, "model_name": model_name,
+        "quants": list(quants) or None, "default_quant": default_quant})
+    store, manifest, ran = run_stage_command(stage.run, settings, force)
     if ran:
-        click.echo(manifest_report(manifest, settings))
+        click.echo(manifest_report(store, manifest))
 
 
 @export.command("ollama")
 @click.option("--host", default=None, help="Ollama server URL (default: ALS_OLLAMA_HOST, http://127.0.0.1:11434).")
 @click.option("--export-run", default=None, help="'export' (latest, default) or 'export/<run_id>'.")
-@click.option("--force", is_flag=True, help="Recreate and re-verify even when the tags exist.")
+@FORCE
 def ollama_cmd(host: str | None, export_run: str | None, force: bool) -> None:
-    """Create als-lm:<quant> in an Ollama server through its API and verify it -> `serve` run."""
-    from services.exporter.serve import run_serve
+    """Create als-lm:<quant> in an Ollama server through its API and verify it -> `serve` run.
 
-    overrides = {"host": host, "export_run": export_run}
-    settings = load(ExporterSettings, serve={k: v for k, v in overrides.items() if v is not None})
-    manifest, ran = run_serve(open_store(settings.store), settings, force=force)
-    _announce("serve", manifest, ran)
+    The tags are created again when the server lacks them, even if the run is unchanged."""
+    from services.exporter.settings import ExporterSettings
+    from services.exporter.stages import serve as stage
+
+    settings = settings_with(ExporterSettings, serve={"host": host, "export_run": export_run})
+    store, manifest, ran = run_stage_command(stage.run, settings, force)
     if ran:
-        click.echo(manifest_report(manifest, settings))
+        click.echo(manifest_report(store, manifest))
 
 
-def manifest_report(manifest, settings: ExporterSettings) -> str:
-    return open_store(settings.store).get_bytes(manifest.output("report.md").key).decode()
+def manifest_report(store: ArtifactStore, manifest: Manifest) -> str:
+    """The run's report.md, printed after the one-line announcement."""
+    return store.get_bytes(manifest.output("report.md").key).decode()

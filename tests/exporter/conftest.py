@@ -93,15 +93,15 @@ def tokenizer(texts) -> Tokenizer:
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, tokenizer, texts):
     """One real `export` run of a tiny random model, shared by the tests that read its files."""
-    from services.exporter.export import run_export
     from services.exporter.settings import ExporterSettings
+    from services.exporter.stages import export
 
     root = tmp_path_factory.mktemp("export")
     store = LocalStore(root / "artifacts")
     state = tiny_state(tokenizer.get_vocab_size())
     train_run = publish_train_run(store, root / "in", state, tokenizer, texts[-6:])
     settings = ExporterSettings(work_dir=root / "work", store={"root": root / "artifacts"}, export={"ppl_max_tokens": 512, "ppl_window": 128})
-    manifest, ran = run_export(store, settings)
+    manifest, ran = export.run(store, settings)
     assert ran
     return {"store": store, "manifest": manifest, "state": state, "settings": settings, "root": root,
             "train_run": train_run}

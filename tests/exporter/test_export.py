@@ -13,12 +13,13 @@ import torch
 
 from services.exporter import llama
 from services.exporter.checkpoint import CheckpointError, load_checkpoint, read_tokenizer
-from services.exporter.export import check_logits, run_export
+from services.exporter.export import check_logits
 from services.exporter.gguf_export import write_gguf
 from services.exporter.llama import GGUFError
 from services.exporter.modelfile import parameters, render
 from services.exporter.quantize import quantize
 from services.exporter.settings import TEMPLATE, ExportConfig, ExporterSettings
+from services.exporter.stages import export
 from shared import runs
 from shared.runs import RunNotFound
 from shared.schemas.export import ExportReport
@@ -149,28 +150,28 @@ def test_serving_threads_appear_in_the_modelfile_only_when_set():
 
 
 def test_unchanged_export_is_skipped(exported):
-    manifest, ran = run_export(exported["store"], exported["settings"])
+    manifest, ran = export.run(exported["store"], exported["settings"])
     assert not ran and manifest.run_id == exported["manifest"].run_id
 
 
 def test_a_changed_serving_template_exports_again(exported, monkeypatch):
     """The template is written into the Modelfile and the Ollama model, so it is part of the fingerprint."""
-    monkeypatch.setattr("services.exporter.export.TEMPLATE", TEMPLATE + " ")
-    manifest, ran = run_export(exported["store"], exported["settings"])
+    monkeypatch.setattr("services.exporter.stages.export.TEMPLATE", TEMPLATE + " ")
+    manifest, ran = export.run(exported["store"], exported["settings"])
     assert ran and manifest.settings["template"] == TEMPLATE + " "
 
 
 def test_no_train_run_says_what_to_run(tmp_path):
     settings = ExporterSettings(work_dir=tmp_path / "work")
     with pytest.raises(RunNotFound, match="als-lm train"):
-        run_export(LocalStore(tmp_path / "empty"), settings)
+        export.run(LocalStore(tmp_path / "empty"), settings)
 
 
 def test_tokenizer_from_another_run_is_refused(tmp_path, tokenizer, texts):
     store = LocalStore(tmp_path / "a")
     publish_train_run(store, tmp_path / "in", tiny_state(500), tokenizer, texts[:2])
     with pytest.raises(CheckpointError, match="different runs"):
-        run_export(store, ExporterSettings(work_dir=tmp_path / "work"))
+        export.run(store, ExporterSettings(work_dir=tmp_path / "work"))
 
 
 def test_cli_reports_a_broken_checkpoint_without_traceback(tmp_path, tokenizer, texts):

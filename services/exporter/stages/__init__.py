@@ -1,0 +1,1 @@
+"""The exporter's stages: ``export`` and ``serve``, each ``run(store, settings, *, force)``."""
