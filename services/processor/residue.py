@@ -3,7 +3,10 @@ links and back matter leave in plain text, whichever source it came from.
 
 The JATS parser already removes citations and back-matter sections where the XML still says what
 they are; web pages, Wikipedia extracts and any future source arrive as plain text, so the same
-classes of debris are cleaned here too, by pattern, not per file. Every rule counts the characters
+classes of debris are cleaned here too, by pattern, not per file. MediaWiki's plain-text extracts
+mark sections with ``== Title ==`` lines; whoever wrote the raw document (the wikipedia spider, the
+bundled sample, another crawler) the marks go here and the title stays as a heading paragraph, the
+section structure JATS articles arrive with. Every rule counts the characters
 it removes (per source), so ``stats.md`` shows what each rule cost the corpus. The patterns that
 *measure* what is left after cleaning live in ``quality.py``.
 """
@@ -55,6 +58,9 @@ SUBSTITUTIONS: list[tuple[str, tuple[str, ...], re.Pattern[str], str]] = [
     ("separator_runs", _SEPARATOR_TRIGGERS, re.compile(r"[ \t]*[,;]+[ \t]*(?=[)\]]|[.!?](?:\s|$))"), ""),
 ]
 
+# "== Title ==" to "====== Title ======" on a line of its own (TextExtracts' exsectionformat=wiki).
+WIKI_HEADING = re.compile(r"(={2,6})[ \t]*([^=\n]*[^=\s])[ \t]*\1[ \t]*")
+
 # Back matter as plain text: a heading that is nothing but its name ("Acknowledgements",
 # "2. Competing interests"), or a line opening with such a label and a colon ("Funding: ...",
 # "Corresponding Author: ..."). Whole-title matches only, so "Funding for ALS research" or
@@ -66,7 +72,8 @@ _BACK_MATTER_NAME = (
     r"(?:editors'?\s+)?disclosures?(?:\s+statement)?|disclaimer|data\s+(?:availability|sharing)(?:\s+statement)?|"
     r"availability\s+of\s+data(?:\s+and\s+materials?)?|(?:list\s+of\s+)?abbreviations|"
     r"supplementary\s+(?:materials?|information|data)|supporting\s+information|corresponding\s+author|"
-    r"(?:current\s+)?author\s+addresses|reproducible\s+research\s+statement|references|bibliography)"
+    r"(?:current\s+)?author\s+addresses|reproducible\s+research\s+statement|references|bibliography|"
+    r"see\s+also|external\s+links|further\s+reading)"
 )
 BACK_MATTER_HEADING = re.compile(rf"(?:\d+(?:\.\d+)*\.?\s+)?{_BACK_MATTER_NAME}:?", re.IGNORECASE)
 BACK_MATTER_LABEL = re.compile(rf"{_BACK_MATTER_NAME}:\s+\S", re.IGNORECASE)
@@ -89,6 +96,22 @@ def is_reference_entry(line: str) -> bool:
     return sum(1 for p in REFERENCE_MARKS if p.search(line)) >= 2
 
 
+def wiki_headings(text: str) -> tuple[str, int]:
+    """``== Title ==`` lines as plain heading paragraphs, and the characters of marks removed. The
+    sections are kept whatever their title ("Sources" of reactive oxygen species is prose); the
+    back-matter rule then judges the plain headings (References, See also, External links)."""
+    lines = text.split("\n")
+    removed = 0
+    for i, line in enumerate(lines):
+        if line.startswith("==") and (heading := WIKI_HEADING.fullmatch(line)):
+            title = heading.group(2).strip()
+            removed += len(line) - len(title)
+            lines[i] = f"\n{title}\n"
+    if not removed:
+        return text, 0
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n"), removed
+
+
 class Residue(Step):
     """Cleans parsing debris by the rules above and counts, per source, the characters each removes
     (``chars_removed:<source>:<rule>``). Line rules: bibliography entries go; a back-matter heading
@@ -103,7 +126,11 @@ class Residue(Step):
             log.count(self.name, f"chars_removed:{doc.source}:{rule}", removed)
 
     def apply(self, doc: Document, log: RunLog) -> Document | None:
-        text = self.lines(doc, log)
+        text = doc.text
+        if "==" in text:
+            text, removed = wiki_headings(text)
+            self.count(log, doc, "wiki_headings", removed)
+        text = self.lines(doc, log, text)
         if not _MAYBE_DEBRIS.search(text):
             return self.done(doc, log, text)
         lower = text.lower()
@@ -126,8 +153,7 @@ class Residue(Step):
         doc.text = text
         return doc
 
-    def lines(self, doc: Document, log: RunLog) -> str:
-        text = doc.text
+    def lines(self, doc: Document, log: RunLog, text: str) -> str:
         if not _might_have_line_residue(text):
             return text
         lines = text.split("\n")
@@ -153,7 +179,7 @@ class Residue(Step):
 _LINE_TRIGGERS = ("acknowledg", "contributor", "contribution", "funding", "grant", "financial", "competing",
                   "conflict", "declaration", "disclos", "disclaimer", "availab", "abbreviation", "supplementary",
                   "supporting", "corresponding", "addresses", "reproducible", "references", "bibliography",
-                  "et al", "doi", "pmid", "crossref", "pubmed", "medline")
+                  "see also", "external links", "further reading", "et al", "doi", "pmid", "crossref", "pubmed", "medline")
 
 
 def _might_have_line_residue(text: str) -> bool:

@@ -5,16 +5,18 @@ left after cleaning, with seeded snippets."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from services.processor.clean import Normalize, StripMarkup
 from services.processor.pipeline import Document, RunLog, chain
 from services.processor.process import process_corpus
 from services.processor.quality import QualityReport, poisson_interval
 from services.processor.residue import Residue
 from services.processor.settings import ProcessConfig
 from services.processor.terms import load_terms
-from tests.processor.raw import raw_line
+from tests.processor.raw import raw_line, sample_lines
 
 PROSE = ("Motor neurons degenerate in the spinal cord and the cortex, and the disease progresses over years "
          "while patients keep their sensation. ")
@@ -59,6 +61,37 @@ def test_reference_entries_are_removed_and_counted_per_source():
     text, log = clean(f"{PROSE}\n{ref}\n{PROSE}", source="pmc")
     assert "Fleming" not in text and text.count("Motor neurons") == 2
     assert log.stats.as_dict()["residue"]["chars_removed:pmc:reference_entries"] == len(ref) + 1
+
+
+def test_mediawiki_heading_marks_become_heading_paragraphs_and_are_counted():
+    text, log = clean(f"{PROSE}\n== Sources ==\n{PROSE}\n\n=== In ALS ===\n{PROSE}", source="wikipedia")
+    assert text == f"{PROSE}\n\nSources\n\n{PROSE}\n\nIn ALS\n\n{PROSE}"  # "Sources" here is prose: kept
+    assert log.stats.as_dict()["residue"]["chars_removed:wikipedia:wiki_headings"] == 6 + 8
+    assert clean("a == b == c, and x == y.")[0] == "a == b == c, and x == y."  # not on a line of its own
+
+
+def test_mediawiki_link_sections_at_the_end_go_as_back_matter():
+    links = "== See also ==\nMotor neuron disease\n\n== External links ==\nALS Association"
+    text, log = clean(f"{PROSE * 4}\n\n== Causes ==\n{PROSE * 4}\n\n{links}", source="wikipedia")
+    assert text == f"{PROSE * 4}\n\nCauses\n\n{PROSE * 4}"
+    assert log.stats.as_dict()["residue"]["chars_removed:wikipedia:back_matter"] > len("Motor neuron disease")
+
+
+def test_bundled_sample_keeps_no_mediawiki_heading_marks():
+    """The sample's Wikipedia documents keep the extracts' ``== Heading ==`` lines, as a raw
+    document from any MediaWiki crawl may; none may reach the corpus."""
+    docs = [Document(id=d["id"], source=d["source"], category=d["metadata"]["category"], title=d["title"],
+                     text=d["text"]) for d in map(json.loads, sample_lines())]
+    marks = re.compile(r"^[ \t]*==.*==[ \t]*$", re.MULTILINE)
+    assert sum(len(marks.findall(d.text)) for d in docs) >= 90
+    out = list(chain([StripMarkup(), Normalize(), Residue()], docs, RunLog([])))
+    assert len(out) == len(docs)
+    left = [(d.id, m) for d in out for m in marks.findall(d.text)]
+    assert not left, left[:5]
+    report = QualityReport(seed=1)
+    for d in out:
+        report.add(d.id, d.source, d.text)
+    assert report.summary({})["overall"]["residual_hits"]["markup"] == 0
 
 
 def test_a_clean_document_is_untouched_and_not_counted():
