@@ -8,13 +8,16 @@ Base URLs default to the real public endpoints and are settings so tests point t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from shared.settings import NOT_FINGERPRINTED, CommonSettings, affects
 
 HERE = Path(__file__).resolve().parent
-CRAWLS = ("scrape-pmc", "scrape-clinicaltrials", "scrape-web", "scrape-wikipedia")
+Source = Literal["sample", "pmc", "clinicaltrials", "web", "wikipedia"]
+"""What ``als-lm scrape`` takes: the bundled sample or one spider; its run is ``scrape-<source>``."""
+CRAWLS = tuple(f"scrape-{source}" for source in get_args(Source) if source != "sample")
 
 # §2.2.1: MeSH and keyword combinations.
 PMC_QUERIES = [
@@ -86,6 +89,10 @@ class WikipediaConfig(BaseModel):
 class ScrapeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    source: Source = Field(
+        "sample", description="what a run scrapes: the sample or a spider (`als-lm scrape SPIDER`)",
+        json_schema_extra=NOT_FINGERPRINTED,  # the stage's name carries it
+    )
     max_documents: int | None = Field(None, ge=1, description="stop after this many documents; None = all",
                                       json_schema_extra=affects(*CRAWLS))
     job_dir: Path | None = Field(
