@@ -14,6 +14,7 @@ import click
 import yaml
 
 from services.trainer.settings import TrainConfig, TrainerSettings
+from shared.commands import FORCE, announce
 from shared.settings import SettingsError, load, masked
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def settings_from(config_file: Path | None, options: dict) -> TrainerSettings:
 @click.group(invoke_without_command=True)
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file of train settings, e.g. services/trainer/configs/tiny-cpu.yaml")
-@click.option("--force", is_flag=True, help="Train even if an identical run is already published.")
+@FORCE
 @_plan_options
 @_setting_options
 @click.pass_context
@@ -120,7 +121,8 @@ def train(ctx: click.Context, config_file: Path | None, force: bool, plan: bool,
     """Train the GPT-2 model on the latest tokenize run and publish the `train` stage.
 
     Interrupted runs (SIGTERM, a crash) resume from their last complete checkpoint when rerun.
-    With a launcher: `deepspeed --hostfile hosts -m services.trainer.cli ...` (see docs/training.md).
+    With a launcher, every rank runs this command: `deepspeed --hostfile hosts --no_python
+    --no_local_rank als-lm train ...` (see docs/training.md).
     `--plan --gpu NAME` prints whether these settings fit that GPU, how long they take and the
     fastest configuration that fits, without training (docs/training.md).
     """
@@ -129,24 +131,22 @@ def train(ctx: click.Context, config_file: Path | None, force: bool, plan: bool,
     if plan:
         _plan(settings_from(config_file, options).train, **plan_options)
         return
-    from services.trainer import stage
+    from services.trainer.stages import train as stage
     from services.trainer.train import TrainingInterrupted
+    from shared.store import open_store
 
     settings = settings_from(config_file, options)
     log.info("effective train settings: %s", json.dumps(masked(settings)["train"], default=str))
     try:
-        manifest, ran = stage.run(settings, force=force)
+        manifest, ran = stage.run(open_store(settings.store), settings, force=force)
     except TrainingInterrupted as stop:
         click.secho(str(stop), fg="yellow", err=True)
         raise SystemExit(143) from None
     if manifest is None:  # a rank other than 0: rank 0 reports
         return
-    if ran:
-        m = manifest.metrics
-        click.echo(f"published {manifest.run}: {m['steps']} steps, best val loss {m['best_val_loss']:.4f} "
-                   f"(unigram baseline {m['unigram_val_loss']:.4f})")
-    else:
-        click.echo(f"skipped (unchanged): {manifest.run}")
+    m = manifest.metrics
+    announce(manifest, ran, f"{m['steps']} steps, best val loss {m['best_val_loss']:.4f} "
+                            f"(unigram baseline {m['unigram_val_loss']:.4f})")
 
 
 @train.command()

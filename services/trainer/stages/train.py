@@ -3,6 +3,7 @@
 Every rank runs this; rank 0 decides whether the run is needed and publishes it. Checkpoints
 live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape and the token
 shards, so rerunning after a crash or SIGTERM resumes, and another model or corpus starts fresh.
+The store is the caller's: every rank runs ``als-lm train``, which opens it from the settings.
 """
 
 from __future__ import annotations
@@ -25,24 +26,24 @@ from shared.manifest import Manifest
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
 from shared.schemas.model import read_metrics
-from shared.store import open_store
+from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 INPUTS = ["train.bin", "val.bin", "meta.json", "tokenizer.json"]
 
 
-def read_meta(path: Path) -> TokenShardsMeta:
+def _read_meta(path: Path) -> TokenShardsMeta:
     try:
         return TokenShardsMeta.model_validate_json(path.read_text())
     except ValueError as err:
         raise InvalidInput(f"meta.json of the tokenize run is invalid: {err}") from None
 
 
-def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]:
+def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False) -> tuple[Manifest | None, bool]:
+    """The published (or unchanged) run on rank 0; ``None`` on the other ranks, which only train."""
     cfg = settings.train
     device = resolve_device(cfg.device)  # a missing GPU is reported before anything is fetched
-    store = open_store(settings.store)
     tokenize = runs.latest(store, "tokenize")
     inputs = runs.inputs_from(tokenize, INPUTS)
     stage_settings = stages.fingerprint_settings("train", settings)
@@ -61,7 +62,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
         for ref in inputs:
             runs.fetch(store, ref, local / ref.key.rsplit("/", 1)[1])
     dist.barrier()
-    meta = read_meta(local / "meta.json")
+    meta = _read_meta(local / "meta.json")
     lineage = hashlib.sha256(json.dumps(
         [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs]], sort_keys=True
     ).encode()).hexdigest()[:12]
@@ -76,7 +77,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
         writer.put_file("metrics.csv", run_dir / "metrics.csv")
         monitor.plot(run_dir / "metrics.csv", scratch / "plots")
         writer.put_tree("plots", scratch / "plots")
-        kept = publish_kept(writer, run_dir, cfg.kept_steps, scratch)
+        kept = _publish_kept(writer, run_dir, cfg.kept_steps, scratch)
         writer.metrics.update(
             preset=cfg.preset,
             params=trainer.num_params,
@@ -105,7 +106,7 @@ def run(settings: TrainerSettings, force: bool = False) -> tuple[Manifest, bool]
     return manifest, ran
 
 
-def publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: Path) -> list[dict]:
+def _publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: Path) -> list[dict]:
     """Each kept checkpoint as ``checkpoints/<name>/model.pt``, and what the learning curve needs of it.
 
     The train loss is the logged one at that step (``metrics.csv``), the validation loss the one

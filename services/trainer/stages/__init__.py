@@ -1,0 +1,1 @@
+"""The trainer's stage: ``train``, ``run(store, settings, *, force)`` on every rank."""
