@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -105,6 +106,12 @@ class LocalStack:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
+    def background(self, steps: list[Step], log: Path) -> Background:
+        """Start ``steps`` in the background; they are stopped before the servers when the stack closes."""
+        started = Background(self, steps, log).start()
+        self._stack.callback(started.stop)
+        return started
+
     def run(self, step: Step, number: int, total: int, force: bool = False, rerun: str = "make demo") -> float:
         """Run one stage process; a failure stops with its exit code and says how to resume."""
         argv = [sys.executable, "-m", "als_lm", *step.argv, *(["--force"] if force else [])]
@@ -119,6 +126,55 @@ class LocalStack:
         seconds = time.monotonic() - t0
         console.print(f"[green]done[/green] in {seconds:.1f}s")
         return seconds
+
+
+class Background:
+    """Stage processes run one after another beside the foreground stages, their output in a log.
+
+    The experiment asks the RAG and closed-book baselines here while the model trains: they do not
+    depend on it, and with one thread each the two use both cores instead of waiting in turn. A
+    failed step is reported, not raised: the foreground asks the same questions afterwards, resuming
+    from the answers journaled so far (and skipping a run the background published)."""
+
+    def __init__(self, stack: LocalStack, steps: list[Step], log: Path):
+        self.stack, self.steps, self.log = stack, steps, log
+        self.results: list[tuple[Step, int, float]] = []
+        self._proc: subprocess.Popen | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="baselines", daemon=True)
+
+    def _run(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            for step in self.steps:
+                if self._stopped.is_set():
+                    return
+                t0 = time.monotonic()
+                self._proc = subprocess.Popen([sys.executable, "-m", "als_lm", *step.argv],
+                                              env={**self.stack.env, **step.env}, stdout=out,
+                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                code = self._proc.wait()
+                self.results.append((step, code, round(time.monotonic() - t0, 1)))
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def join(self) -> list[tuple[Step, int, float]]:
+        """Wait for every step; (step, exit code, seconds) of each that ran."""
+        self._thread.join()
+        return self.results
+
+    def stop(self) -> None:
+        """On exit or Ctrl-C: end the running step (its answers so far stay journaled) and start no other."""
+        self._stopped.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._thread.join(timeout=60)
 
 
 def explore_hint(root: Path, store_kind: str = "local") -> str:
