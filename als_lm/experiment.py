@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from als_lm.stack import LocalStack, Step, explore_hint, show_report
 from shared import runs
 from shared.log import console
-from shared.manifest import InputRef, Manifest
+from shared.manifest import Manifest
 from shared.runs import RunNotFound
 from shared.settings import SettingsError
-from shared.store import ArtifactStore, open_store, sha256_file
+from shared.store import ArtifactStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,6 @@ def train_run(store: ArtifactStore, config: ExperimentConfig) -> Manifest:
     return found[-1]
 
 
-def upstream(store: ArtifactStore, manifest: Manifest, stage: str) -> Manifest:
-    """The ``stage`` run whose outputs ``manifest`` read."""
-    named = sorted({i.run for i in manifest.inputs if i.run.startswith(f"{stage}/")})
-    if not named:
-        raise RunNotFound(f"{manifest.run} names no {stage} run among its inputs")
-    return runs.resolve(store, named[-1])
-
-
 def model_name(checkpoint: str, weights_sha256: str) -> str:
     """A served tag per checkpoint's weights: another experiment's checkpoint of the same name never
     takes its place in the server."""
@@ -150,15 +142,16 @@ class Chain:
             self.timings[label] = round(self.timings.get(label, 0.0) + time.monotonic() - t0, 1)
 
     def ask_and_score(self, system: str, label: str, serve_run: str | None = None) -> tuple[Manifest, Manifest]:
-        from services.evaluator.runner import run_eval
-        from services.evaluator.score import score_stage
         from services.evaluator.settings import EvaluatorSettings
+        from services.evaluator.stages import eval as asking
+        from services.evaluator.stages import score as scoring
         from shared.settings import load
 
-        settings = load(EvaluatorSettings)
-        asked, ran = self.timed(label, run_eval, self.store, settings, system, self.limit, self.force, serve_run)
+        settings = load(EvaluatorSettings, eval={"system": system, "limit": self.limit, "serve_run": serve_run})
+        asked, ran = self.timed(label, asking.run, self.store, settings, force=self.force)
         console.print(f"  eval-{system}: {'published' if ran else 'unchanged'} {asked.run}")
-        scored, ran = self.timed(label, score_stage, self.store, settings, system, self.force, asked.run)
+        settings = load(EvaluatorSettings, eval={"system": system, "eval_run": asked.run})
+        scored, ran = self.timed(label, scoring.run, self.store, settings, force=self.force)
         console.print(f"  score-{system}: {'published' if ran else 'unchanged'} {scored.run} "
                       f"(accuracy {scored.metrics.get('accuracy')})")
         return asked, scored
@@ -184,51 +177,16 @@ class Chain:
                 "score_run": scored.run}
 
 
-def experiment_inputs(store: ArtifactStore, benchmark: Path, train: Manifest, process: Manifest,
-                      linked: list[str]) -> list[InputRef]:
-    """Everything experiment.json is built from: a change in any of them publishes a new one."""
-    inputs = [InputRef(key=f"bundled/{benchmark.name}", sha256=sha256_file(benchmark), run="bundled"),
-              *runs.inputs_from(process, ["train.jsonl", "val.jsonl"]), *runs.inputs_from(train, ["metrics.csv"])]
-    for ref in linked:
-        inputs += runs.inputs_from(runs.resolve(store, ref))
-    return inputs
-
-
-def publish_result(store: ArtifactStore, work_dir: Path, train: Manifest, process: Manifest,
-                   checkpoints: list[dict], systems: dict[str, str], force: bool) -> tuple[Manifest, bool]:
-    from services.evaluator.exposure import exposure
-    from services.evaluator.inputs import load_benchmark
+def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], systems: dict[str, str],
+              force: bool) -> tuple[Manifest, bool]:
+    """Publish experiment.json linking this experiment's runs (services/evaluator/stages/experiment.py)."""
     from services.evaluator.settings import EvaluatorSettings
-    from shared.schemas.corpus import CleanDocument
-    from shared.schemas.experiment import ExperimentResult
+    from services.evaluator.stages import experiment as linking
     from shared.settings import load
 
-    benchmark = Path(load(EvaluatorSettings).eval.benchmark)
-    linked = [r for c in checkpoints for r in (c["export_run"], c["serve_run"], c["eval_run"], c["score_run"])]
-    linked += [*systems.values(), *(runs.resolve(store, s).metrics["eval_run"] for s in systems.values())]
-    inputs = experiment_inputs(store, benchmark, train, process, sorted(set(linked)))
-
-    def body(writer: runs.RunWriter, scratch: Path) -> None:
-        def documents(name: str) -> list[CleanDocument]:
-            path = runs.fetch(store, process.output(name), scratch / name)
-            return [CleanDocument.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
-
-        result = ExperimentResult(
-            preset=train.metrics["preset"], parameters=train.metrics["params"], train_run=train.run,
-            unigram_val_loss=train.metrics.get("unigram_val_loss"), checkpoints=checkpoints, systems=systems,
-            exposure=exposure(load_benchmark(benchmark), documents("train.jsonl"), documents("val.jsonl")),
-        )
-        writer.put_json("experiment.json", result.model_dump(mode="json"))
-        writer.metrics.update(
-            train_run=train.run,
-            checkpoints={c["name"]: {"tokens_seen": c["tokens_seen"],
-                                     "accuracy": runs.resolve(store, c["score_run"]).metrics.get("accuracy")}
-                         for c in checkpoints},
-            systems={s: runs.resolve(store, r).metrics.get("accuracy") for s, r in systems.items()},
-        )
-
-    settings = {"train_run": train.run, "checkpoints": checkpoints, "systems": systems}
-    return runs.run_stage(store, "experiment", settings, inputs, body, work_dir=work_dir, force=force)
+    settings = load(EvaluatorSettings, eval={"train_run": train.run, "system_scores": systems,
+                                             "checkpoint_scores": {c["name"]: c["score_run"] for c in checkpoints}})
+    return linking.run(store, settings, force=force)
 
 
 def summary_lines(store: ArtifactStore, checkpoints: list[dict], systems: dict[str, str]) -> list[str]:
@@ -278,7 +236,6 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             torch.set_num_threads(config.threads)
         store = open_store(stack.store_settings)
         train = train_run(store, config)
-        process = upstream(store, upstream(store, train, "tokenize"), "process")
         chain = Chain(store, limit, force)
 
         kept = train.metrics.get("checkpoints") or []
@@ -306,7 +263,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
 
         console.rule(f"[bold]{total}/{total} experiment.json and the report")
         t0 = time.monotonic()
-        result, ran = publish_result(store, stack.root / "work", train, process, checkpoints, systems, force)
+        result, ran = link_runs(store, train, checkpoints, systems, force)
         console.print(f"experiment: {'published' if ran else 'unchanged'} {result.run}")
         report = Step("write the report", ("report",))
         stack.run(report, total, total, force, rerun="make experiment")

@@ -1,4 +1,4 @@
-"""``als-lm eval``, ``als-lm rag`` and ``als-lm report``: the benchmark, the scorer, reviews and the report."""
+"""``als-lm eval``, ``als-lm rag`` and ``als-lm report``: flags only; the stages are services/evaluator/stages/."""
 
 from __future__ import annotations
 
@@ -11,20 +11,12 @@ from pathlib import Path
 import click
 
 from services.evaluator.settings import EvaluatorSettings
-from shared.manifest import Manifest
+from shared.commands import FORCE, run_stage_command, settings_with
 from shared.schemas.eval import SYSTEMS
 from shared.settings import load
 from shared.store import open_store
 
-FORCE = click.option("--force", is_flag=True, help="Run even when an identical run is already published.")
 SYSTEM = click.option("--system", type=click.Choice(SYSTEMS), help="Which system's responses.")
-
-
-def _report(stage: str, manifest: Manifest, ran: bool) -> None:
-    if ran:
-        click.echo(f"{stage}: published {manifest.run}")
-    else:
-        click.echo(f"{stage}: skipped (unchanged), see {manifest.run}")
 
 
 @click.group("eval")
@@ -49,8 +41,8 @@ def validate(benchmark: Path | None, corpus: Path | None) -> None:
     from services.evaluator.score import corpus_documents
     from shared.runs import RunNotFound
 
-    settings = load(EvaluatorSettings)
-    path = benchmark or settings.eval.benchmark
+    settings = settings_with(EvaluatorSettings, eval={"benchmark": benchmark})
+    path = settings.eval.benchmark
     items = load_benchmark(path)
     counts = Counter(i.category for i in items)
     click.echo(f"{path}: {len(items)} valid items, " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
@@ -96,21 +88,20 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
     Store mode: --system scratch|rag|closed_book scores the latest eval-<system> run (or --eval-run)
     and publishes score-<system>.
     """
-    settings = load(EvaluatorSettings)
+    settings = settings_with(EvaluatorSettings, eval={"benchmark": benchmark, "system": system,
+                                                      "eval_run": eval_run})
     if system:
         if responses or output or corpus:
             raise click.UsageError("--system (store mode) takes no --responses/--output/--corpus")
-        from services.evaluator.score import score_stage
+        from services.evaluator.stages import score as stage
 
-        if benchmark:
-            settings = load(EvaluatorSettings, eval=settings.eval.model_copy(update={"benchmark": benchmark}))
-        _report(f"score-{system}", *score_stage(open_store(settings.store), settings, system, force, eval_run))
+        run_stage_command(stage.run, settings, force)
         return
     if not (responses and output):
         raise click.UsageError("give --system (store mode) or --responses and --output (file mode)")
     from services.evaluator.score import score_files
 
-    scores = score_files(settings.eval, benchmark or settings.eval.benchmark, responses, corpus)
+    scores = score_files(settings.eval, settings.eval.benchmark, responses, corpus)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written whole to a temporary file and renamed: a failure never leaves a half-written output.
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
@@ -127,22 +118,20 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
 @click.option("--reviewer", default=lambda: os.environ.get("USER", ""), help="Name stored with each review.")
 def review(system: str, reviewer: str) -> None:
     """Review a reproducible random sample of responses with the failure taxonomy (docs/evaluation.md)."""
-    from services.evaluator.review import review_session
-    from shared.log import console
+    from services.evaluator.stages import review as stage
 
-    settings = load(EvaluatorSettings)
-    saved = review_session(open_store(settings.store), settings, system, reviewer, console)
-    click.echo(f"review-{system}: {saved} review(s) saved this session")
+    settings = settings_with(EvaluatorSettings, eval={"system": system, "reviewer": reviewer})
+    run_stage_command(stage.run, settings, False,
+                      lambda m: f"{m.metrics['reviewed']} of {m.metrics['sample']} sampled responses reviewed")
 
 
 @click.command()
 @FORCE
 def report(force: bool) -> None:
     """Write the scratch-vs-RAG comparison report: Markdown, self-contained HTML and PNG charts."""
-    from services.evaluator.report.stage import report_stage
+    from services.evaluator.stages import report as stage
 
-    settings = load(EvaluatorSettings)
-    _report("report", *report_stage(open_store(settings.store), settings, force))
+    run_stage_command(stage.run, load(EvaluatorSettings), force)
 
 
 @click.group()
@@ -160,13 +149,12 @@ def rag() -> None:
 @FORCE
 def run_cmd(system: str, limit: int | None, serve_run: str | None, force: bool) -> None:
     """Ask one system every benchmark question -> eval-<system> (responses.jsonl, latency, retrieved chunks)."""
-    from services.evaluator.runner import run_eval
+    from services.evaluator.stages import eval as stage
 
     if serve_run and system != "scratch":
         raise click.UsageError("--serve-run names the from-scratch model: use it with --system scratch")
-    settings = load(EvaluatorSettings)
-    manifest, ran = run_eval(open_store(settings.store), settings, system, limit, force, serve_run)
-    _report(f"eval-{system}", manifest, ran)
+    settings = settings_with(EvaluatorSettings, eval={"system": system, "limit": limit, "serve_run": serve_run})
+    _, manifest, _ = run_stage_command(stage.run, settings, force)
     m = manifest.metrics
     click.echo(f"{m['questions']} questions to {m['model']}, median latency {m['latency_p50_s']:.2f} s"
                + (f", exact-word fact recall@k {m['fact_recall_at_k']:.3f}" if "fact_recall_at_k" in m else ""))
@@ -177,12 +165,11 @@ def run_cmd(system: str, limit: int | None, serve_run: str | None, force: bool) 
 def rag_index(force: bool) -> None:
     """Chunk, embed and index the latest clean corpus -> rag-index (chunks.jsonl, chroma/)."""
     from services.evaluator.rag.embeddings import Embedder
-    from services.evaluator.rag.pipeline import open_collection, run_index
+    from services.evaluator.rag.pipeline import open_collection
+    from services.evaluator.stages import rag_index as stage
 
     settings = load(EvaluatorSettings)
-    store = open_store(settings.store)
-    manifest, ran = run_index(store, settings, force)
-    _report("rag-index", manifest, ran)
+    store, manifest, _ = run_stage_command(stage.run, settings, force)
     m = manifest.metrics
     click.echo(f"{m['chunks']} chunks of {m['documents']} documents, {m['tokens_per_s']:.0f} tokens/s embedded")
     if settings.rag.chroma_mode == "server":
@@ -198,9 +185,7 @@ def rag_ask(question: str, top_k: int | None) -> None:
     """Answer one question from the retrieved chunks and list the sources it was given."""
     from services.evaluator.rag.pipeline import open_rag
 
-    settings = load(EvaluatorSettings)
-    if top_k:
-        settings = load(EvaluatorSettings, rag=settings.rag.model_copy(update={"top_k": top_k}))
+    settings = settings_with(EvaluatorSettings, rag={"top_k": top_k})
     answer, retrieved, seconds = open_rag(open_store(settings.store), settings).ask(question)
     click.echo(answer or "(empty answer)")
     click.echo(f"\nSources ({settings.rag.generator_model}, {seconds:.1f} s):")

@@ -1,8 +1,8 @@
-"""Manual review in the terminal (docs/evaluation.md): one sampled response at a time, saved as it goes.
+"""Manual review (docs/evaluation.md): asking for one review, showing the item, and publishing.
 
 Each saved review publishes a ``review-<system>`` run whose ``reviews.jsonl`` holds every review so
-far, so the latest run is the whole record and quitting at any point loses nothing; the next session
-starts after the last reviewed item of the same reproducible sample.
+far, so the latest run is the whole record and quitting at any point loses nothing. The terminal
+session is services/evaluator/stages/review.py; the UI's Review page publishes the same way.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from pathlib import Path
 
 import click
 
-from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.settings import EvaluatorSettings
-from services.evaluator.taxonomy import review_sample
 from shared import runs, stages
-from shared.errors import InvalidInput
 from shared.manifest import Manifest
 from shared.runs import RunNotFound, RunWriter
-from shared.schemas.eval import FAILURE_MODES, SEVERITIES, SYSTEMS, Review, ScoreFile
+from shared.schemas.eval import FAILURE_MODES, SEVERITIES, Review
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -72,42 +69,8 @@ def show(console, item, response: str, score) -> None:
     console.print(f"[dim]automatic accuracy {score.accuracy:.2f}, hedging cues {score.hedging['count']}[/]")
 
 
-def review_session(store: ArtifactStore, settings: EvaluatorSettings, system: str, reviewer: str,
-                   console, prompt: Callable = click.prompt) -> int:
-    """Review the unreviewed part of the sample; returns how many reviews this session saved."""
-    if system not in SYSTEMS:
-        raise InvalidInput(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
-    work = Path(settings.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    score_run = runs.latest(store, f"score-{system}")
-    scores = ScoreFile.model_validate_json(
-        runs.fetch(store, score_run.output("scores.json"), work / f"review-{system}-scores.json").read_text()
-    )
-    responses = {r.id: r.response for r in load_responses(
-        runs.fetch(store, score_run.input("responses.jsonl"), work / f"review-{system}-responses.jsonl"))}
-    items = {i.id: i for i in load_benchmark(settings.eval.benchmark)}
-    by_id = {s.id: s for s in scores.items}
-    sample = review_sample(list(by_id), settings.eval.review_sample_size, settings.seed)
-    done = previous_reviews(store, system, work)
-    reviewed = {r.id for r in done}
-    todo = [i for i in sample if i not in reviewed]
-    console.print(f"{system}: {len(sample) - len(todo)} of {len(sample)} sampled responses reviewed; "
-                  f"{len(todo)} to go (q quits, progress is saved after each review)")
-    saved = 0
-    for position, item_id in enumerate(todo, len(sample) - len(todo) + 1):
-        console.print(f"[dim]{position}/{len(sample)}[/]")
-        show(console, items[item_id], responses[item_id], by_id[item_id])
-        review = ask_review(item_id, system, reviewer, prompt)
-        if review is None:
-            break
-        done.append(review)
-        publish(store, settings, system, score_run, done, sample)
-        saved += 1
-    return saved
-
-
 def publish(store: ArtifactStore, settings: EvaluatorSettings, system: str, score_run: Manifest,
-            reviews: list[Review], sample: list[str]) -> Manifest:
+            reviews: list[Review], sample: list[str], force: bool = False) -> Manifest:
     content = "".join(r.model_dump_json() + "\n" for r in reviews).encode()
 
     def body(writer: RunWriter, scratch: Path) -> None:
@@ -118,5 +81,5 @@ def publish(store: ArtifactStore, settings: EvaluatorSettings, system: str, scor
     settings_dict = stages.fingerprint_settings(f"review-{system}", settings, system=system,
                                                 reviews_sha256=hashlib.sha256(content).hexdigest())
     manifest, _ = runs.run_stage(store, f"review-{system}", settings_dict, runs.inputs_from(score_run, ["scores.json"]),
-                                 body, work_dir=settings.work_dir)
+                                 body, work_dir=settings.work_dir, force=force)
     return manifest

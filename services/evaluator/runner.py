@@ -1,13 +1,5 @@
-"""``als-lm eval run``: ask one system every benchmark question and publish ``eval-<system>``.
-
-``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the named ``serve``
-run, else the latest); ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved
-and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
-asks the RAG generator the same questions without any context. Generation is greedy with a fixed
-seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
-texts, not the key facts), the model's digest, the options and, for RAG, the index; so a rerun with
-the same model is skipped, a new model is asked again, and a key-fact correction only re-scores.
-"""
+"""Asking a system the benchmark: which questions, which served model, the resumable answer journal
+and fact recall@k; the ``eval-<system>`` stage that uses them is services/evaluator/stages/eval.py."""
 
 from __future__ import annotations
 
@@ -22,17 +14,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.evaluator.inputs import load_benchmark
-from services.evaluator.rag import generate
-from services.evaluator.rag.pipeline import latest_index, open_rag
 from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import EvaluatorSettings
 from shared import log as shared_log
-from shared import runs, stages
+from shared import runs
 from shared.errors import InvalidInput
-from shared.manifest import InputRef, Manifest
-from shared.runs import RunNotFound, RunWriter
-from shared.schemas.eval import SYSTEMS, BenchmarkItem, Response, RetrievedChunk
+from shared.manifest import InputRef
+from shared.runs import RunNotFound
+from shared.schemas.eval import BenchmarkItem, Response, RetrievedChunk
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -98,85 +87,6 @@ def questions_sha256(items: list[BenchmarkItem]) -> str:
     """What the asking depends on in the benchmark: the ids and question texts, not the key facts or
     reference answers, so a corrected key fact re-scores the stored answers without asking again."""
     return hashlib.sha256(json.dumps([[i.id, i.question] for i in items]).encode()).hexdigest()
-
-
-def run_eval(store: ArtifactStore, settings: EvaluatorSettings, system: str, limit: int | None = None,
-             force: bool = False, serve_run: str | None = None) -> tuple[Manifest, bool]:
-    """Ask ``system`` every selected question. What is cheap to learn (the model's digest, the index
-    run) decides whether to run; models and indexes are loaded only when the run goes ahead."""
-    cfg = settings.eval
-    items = select(load_benchmark(cfg.benchmark), limit)
-    derived: dict = {}
-    if system == "scratch":
-        model, inputs = scratch_model(store, settings, serve_run)
-        client = generate.connect(settings.ollama_host)
-        digest = generate.require(client, model, "create it with `als-lm export ollama`")
-        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
-
-        def open_system() -> Answer:
-            generate.load(client, model)
-
-            def answer(question: str) -> tuple[str, None, float]:
-                text, seconds = generate.answer(client, model, question, opts)
-                return text, None, seconds
-            return answer
-
-    elif system in ("rag", "closed_book"):
-        model = settings.rag.generator_model
-        client = generate.connect(settings.ollama_host)
-        digest = generate.ensure_generator(client, model)
-        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread, settings.rag.num_ctx)
-        if system == "rag":
-            index_run = latest_index(store)
-            inputs = runs.inputs_from(index_run)
-
-            def open_system() -> Answer:
-                rag = open_rag(store, settings)
-                if rag.index_run != index_run.run or rag.options != opts:
-                    raise RuntimeError(f"the RAG index or options changed while the run started: {rag.index_run}")
-                return rag.ask
-        else:
-            inputs = []
-            derived["prompt"] = CLOSED_BOOK_PROMPT
-
-            def open_system() -> Answer:
-                generate.load(client, model)
-
-                def answer(question: str) -> tuple[str, None, float]:
-                    text, seconds = generate.answer(client, model, CLOSED_BOOK_PROMPT.format(query=question), opts)
-                    return text, None, seconds
-                return answer
-    else:
-        raise InvalidInput(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
-    fingerprinted = stages.fingerprint_settings(f"eval-{system}", settings, system=system, model=model,
-                                                model_digest=digest, options=opts, limit=limit,
-                                                questions_sha256=questions_sha256(items), **derived)
-
-    stage = f"eval-{system}"
-    journal = Path(settings.work_dir) / stage / runs.fingerprint(stage, fingerprinted, inputs)[:16]
-
-    def body(writer: RunWriter, scratch: Path) -> None:
-        responses = ask_all(items, open_system, system, model, journal / "answers.jsonl")
-        path = scratch / "responses.jsonl"
-        path.write_text("".join(r.model_dump_json() + "\n" for r in responses))
-        writer.put_file("responses.jsonl", path)
-        latencies = sorted(r.latency_s for r in responses)
-        writer.metrics.update(questions=len(responses), model=model,
-                              latency_p50_s=round(latencies[len(latencies) // 2], 3),
-                              latency_mean_s=round(sum(latencies) / len(latencies), 3))
-        if system == "rag":
-            retrieval = retrieval_quality(items, responses, settings.rag.top_k)
-            writer.put_json("retrieval.json", retrieval)
-            writer.metrics["fact_recall_at_k"] = retrieval["summary"]["fact_recall"]
-
-    journal.mkdir(parents=True, exist_ok=True)
-    with exclusive(journal / "lock", f"another process is asking {stage} the same questions; waiting for it"):
-        if force:
-            (journal / "answers.jsonl").unlink(missing_ok=True)
-        manifest, ran = runs.run_stage(store, stage, fingerprinted, inputs, body, work_dir=settings.work_dir,
-                                       force=force)
-        (journal / "answers.jsonl").unlink(missing_ok=True)  # published: the journal has served its purpose
-    return manifest, ran
 
 
 @contextmanager

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.errors import InvalidInput
 from shared.settings import NOT_FINGERPRINTED, CommonSettings, affects
 
 BENCHMARK = Path(__file__).resolve().parent / "benchmark" / "questions.json"
@@ -87,6 +88,35 @@ class EvalConfig(BaseModel):
         "occurs in the training corpus",
         json_schema_extra=affects("report"),
     )
+    # What one run of a stage is about (the command line's flags), not how results are computed: the
+    # stage name carries the system, and the stages record the rest as derived values or inputs (the
+    # limit, the model's digest, the runs they read), so none of these enters a fingerprint twice.
+    system: Literal["scratch", "rag", "closed_book"] | None = Field(
+        None, description="eval-*, score-*, review-*: the system whose stage runs (`--system`)",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
+    limit: int | None = Field(None, ge=1, description="eval-*: only the first N questions, round-robin across "
+                              "categories (`--limit`); None: all of them", json_schema_extra=NOT_FINGERPRINTED)
+    serve_run: str | None = Field(
+        None, description="eval-scratch: the serve run whose model to ask ('serve/<run_id>'); None: the latest",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
+    eval_run: str | None = Field(
+        None, description="score-*: the eval run to score ('eval-<system>/<run_id>'); None: the latest",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
+    reviewer: str = Field("", description="review-*: the name stored with each review (`--reviewer`)",
+                          json_schema_extra=NOT_FINGERPRINTED)
+    train_run: str | None = Field(None, description="experiment: the train run whose checkpoints it links",
+                                  json_schema_extra=NOT_FINGERPRINTED)
+    checkpoint_scores: dict[str, str] = Field(
+        {}, description="experiment: kept checkpoint name -> the score-scratch run of its served model",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
+    system_scores: dict[str, str] = Field(
+        {}, description="experiment: system -> the score run of the comparison on all questions",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
 
 
 class RagConfig(BaseModel):
@@ -133,3 +163,20 @@ class RagConfig(BaseModel):
 class EvaluatorSettings(CommonSettings):
     eval: EvalConfig = EvalConfig()
     rag: RagConfig = RagConfig()
+
+
+S = TypeVar("S", bound=EvaluatorSettings)
+
+
+def for_run(settings: S, **choices: Any) -> S:
+    """``settings`` with the per-run fields of the eval section set (``system="rag", limit=2``),
+    validated, for the callers that run stages in process (the experiment, the UI, tests)."""
+    chosen = EvalConfig.model_validate({**settings.eval.model_dump(), **choices})
+    return settings.model_copy(update={"eval": chosen})
+
+
+def chosen_system(settings: EvaluatorSettings) -> str:
+    """The system a stage of several systems runs for; not choosing one is an error, not a default."""
+    if settings.eval.system is None:
+        raise InvalidInput("no system chosen: give --system (ALS_EVAL__SYSTEM) scratch, rag or closed_book")
+    return settings.eval.system

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from services.evaluator.inputs import load_benchmark
-from services.evaluator.score import score_stage
 from services.evaluator.scoring.claims import ClaimJudge, split_claims
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.facts import Embedder
@@ -19,7 +18,8 @@ from services.evaluator.scoring.faithfulness import (
     reciprocal_rank,
 )
 from services.evaluator.scoring.hallucination import HallucinationScorer
-from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings
+from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings, for_run
+from services.evaluator.stages import score as scoring
 from shared import runs
 from shared.schemas.eval import GoldEvidence, Response, RetrievedChunk, ScoreFile
 from shared.settings import StoreSettings
@@ -161,7 +161,7 @@ def test_score_stage_adds_claims_to_every_system_and_faithfulness_to_rag(tmp_pat
     settings = EvaluatorSettings(store=StoreSettings(root=tmp_path / "store"), work_dir=work,
                                  eval=EvalConfig(benchmark=bench))
     for system in ("scratch", "rag"):
-        manifest, ran = score_stage(store, settings, system)
+        manifest, ran = scoring.run(store, for_run(settings, system=system))
         assert ran
         scores = ScoreFile.model_validate_json(store.get_bytes(manifest.output("scores.json").key))
         by_id = {s.id: s for s in scores.items}

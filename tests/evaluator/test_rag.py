@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate, index
 from services.evaluator.rag.embeddings import Embedder
-from services.evaluator.rag.pipeline import open_collection, prompt, run_index
-from services.evaluator.inputs import load_benchmark
-from services.evaluator.runner import questions_sha256, run_eval, select
-from services.evaluator.settings import EvalConfig, EvaluatorSettings, RagConfig
+from services.evaluator.rag.pipeline import open_collection, prompt
+from services.evaluator.runner import questions_sha256, select
+from services.evaluator.settings import EvalConfig, EvaluatorSettings, RagConfig, for_run
+from services.evaluator.stages import eval as asking
+from services.evaluator.stages import rag_index
 from shared import runs, servers
 from shared.schemas.corpus import CleanDocument
 from shared.schemas.eval import Response, RetrievedChunk
@@ -64,7 +66,7 @@ def indexed(tmp_path_factory, embedder):
 
     runs.run_stage(store, "process", {}, [], process, work_dir=tmp / "work")
     settings = settings_for(tmp, store)
-    manifest, ran = run_index(store, settings)
+    manifest, ran = rag_index.run(store, settings)
     assert ran
     return store, settings, manifest
 
@@ -86,7 +88,7 @@ def test_index_publishes_chunks_and_a_chroma_directory_that_answers_queries(inde
     assert top[0].source_id.startswith("sample-pmc-0001") and "riluzole" in top[0].text.lower()
     assert top[0].distance <= top[1].distance <= top[2].distance
 
-    _, ran = run_index(store, settings)
+    _, ran = rag_index.run(store, settings)
     assert not ran, "an unchanged corpus and settings must not be indexed again"
 
 
@@ -157,8 +159,8 @@ def test_prompt_is_the_seeds_template_with_numbered_attributed_chunks():
 @pytest.mark.slow
 def test_rag_run_answers_benchmark_questions_from_retrieved_chunks(indexed, ollama_server, tmp_path):
     store, settings, manifest = indexed
-    settings = settings.model_copy(update={"ollama_host": ollama_server.base_url})
-    run, ran = run_eval(store, settings, "rag", limit=2)
+    settings = for_run(settings.model_copy(update={"ollama_host": ollama_server.base_url}), system="rag", limit=2)
+    run, ran = asking.run(store, settings)
     assert ran and run.stage == "eval-rag"
     # The benchmark file is no input: only its questions are fingerprinted, so a corrected key fact
     # re-scores the stored answers instead of asking again.
@@ -176,8 +178,8 @@ def test_rag_run_answers_benchmark_questions_from_retrieved_chunks(indexed, olla
     assert riluzole["id"] == "drug-001" and riluzole["facts_in_context"][0], "'glutamate' is in the riluzole chunks"
     assert run.metrics["fact_recall_at_k"] == retrieval["summary"]["fact_recall"] > 0
 
-    again, ran = run_eval(store, settings, "rag", limit=2)
+    again, ran = asking.run(store, settings)
     assert not ran and again.run_id == run.run_id, "greedy, seeded generation: an identical rerun is skipped"
-    forced, ran = run_eval(store, settings, "rag", limit=2, force=True)
+    forced, ran = asking.run(store, settings, force=True)
     rerun = store.get_bytes(forced.output("responses.jsonl").key).decode().splitlines()
     assert [json.loads(line)["response"] for line in rerun] == [r.response for r in responses]

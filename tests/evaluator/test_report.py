@@ -12,10 +12,11 @@ from rich.console import Console
 
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark
-from services.evaluator.report.stage import report_stage
-from services.evaluator.review import review_session
-from services.evaluator.score import score_stage, summarize
-from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings
+from services.evaluator.score import summarize
+from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings, for_run
+from services.evaluator.stages import report as reporting
+from services.evaluator.stages import review as reviewing
+from services.evaluator.stages import score as scoring
 from services.evaluator.taxonomy import review_sample
 from shared import runs
 from shared.schemas.eval import FactMatch, ItemScore, KeyFact, ScoreFile
@@ -82,7 +83,7 @@ def _scores(store, system):
 
 def test_score_stage_publishes_contract_and_skips_when_unchanged(world):
     store, settings, items = world
-    manifest, ran = score_stage(store, settings, "scratch")
+    manifest, ran = scoring.run(store, for_run(settings, system="scratch"))
     assert ran and manifest.metrics["items"] == 6
     scores = _scores(store, "scratch")
     by_id = {s["id"]: s for s in scores["items"]}
@@ -90,20 +91,21 @@ def test_score_stage_publishes_contract_and_skips_when_unchanged(world):
     assert by_id[items[0].id]["facts_present"] == [True] * len(items[0].key_facts)
     assert by_id[items[1].id]["fabricated_entities"] == ["NCT09481273", "Neurovaxine"]
     assert set(scores["summary"]) >= {"accuracy", "accuracy_by_category", "fabrication_rate", "hedging"}
-    assert score_stage(store, settings, "scratch")[1] is False
+    assert scoring.run(store, for_run(settings, system="scratch"))[1] is False
 
 
 def test_review_saves_each_review_and_resumes_after_the_last(world):
     store, settings, _ = world
-    score_stage(store, settings, "scratch")
+    scoring.run(store, for_run(settings, system="scratch"))
     console = Console(file=io.StringIO())
     answers = iter(["c", "", "i", 1, "h", "invented drug", "q"])
-    saved = review_session(store, settings, "scratch", "tester", console, lambda *a, **k: next(answers))
-    assert saved == 2 and len(runs.runs(store, "review-scratch")) == 2
+    reviewer = for_run(settings, system="scratch", reviewer="tester")
+    manifest, ran = reviewing.run(store, reviewer, console=console, prompt=lambda *a, **k: next(answers))
+    assert ran and manifest.metrics["reviewed"] == 2 and len(runs.runs(store, "review-scratch")) == 2
 
     sample = review_sample([s["id"] for s in _scores(store, "scratch")["items"]], 4, settings.seed)
     answers = iter(["r", "", "q"])
-    review_session(store, settings, "scratch", "tester", Console(file=io.StringIO()), lambda *a, **k: next(answers))
+    reviewing.run(store, reviewer, console=Console(file=io.StringIO()), prompt=lambda *a, **k: next(answers))
     latest = runs.latest(store, "review-scratch")
     reviews = [json.loads(x) for x in store.get_bytes(latest.output("reviews.jsonl").key).decode().splitlines()]
     assert [r["id"] for r in reviews] == sample[:3]
@@ -114,11 +116,12 @@ def test_review_saves_each_review_and_resumes_after_the_last(world):
 def test_report_compares_systems_from_stored_artifacts(world):
     store, settings, items = world
     for system in ("scratch", "rag", "closed_book"):
-        score_stage(store, settings, system)
+        scoring.run(store, for_run(settings, system=system))
     answers = iter(["i", 1, "m", "", "q"])
-    review_session(store, settings, "scratch", "t", Console(file=io.StringIO()), lambda *a, **k: next(answers))
+    reviewing.run(store, for_run(settings, system="scratch", reviewer="t"), console=Console(file=io.StringIO()),
+                  prompt=lambda *a, **k: next(answers))
 
-    manifest, ran = report_stage(store, settings)
+    manifest, ran = reporting.run(store, settings)
     assert ran
     names = {o.name for o in manifest.outputs}
     assert {"report.md", "report.html", "report.json", "charts/accuracy_overall.png",
@@ -141,7 +144,7 @@ def test_report_compares_systems_from_stored_artifacts(world):
     assert "manual reviews (1)" in md and "automatic proxies (6 items)" in md
     assert f"| {items[5].id} | " in md.split("## Retrieval quality")[1].split("## ")[0]  # retrieved, not answered
     assert html.count("data:image/png;base64,") == 6 and 'src="charts' not in html
-    assert report_stage(store, settings)[1] is False
+    assert reporting.run(store, settings)[1] is False
 
 
 def test_report_prints_dated_items_and_counts_facts_the_corpus_never_states(world):
@@ -149,8 +152,8 @@ def test_report_prints_dated_items_and_counts_facts_the_corpus_never_states(worl
     dated = items[0].model_copy(update={"volatile": True, "as_of": date(2025, 6, 30)})
     never = items[1].model_copy(update={"key_facts": [KeyFact(text="zorbulin receptor")]})
     settings.eval.benchmark.write_text(json.dumps([i.model_dump(mode="json") for i in [dated, never, *items[2:]]]))
-    score_stage(store, settings, "rag")
-    manifest, _ = report_stage(store, settings)
+    scoring.run(store, for_run(settings, system="rag"))
+    manifest, _ = reporting.run(store, settings)
     md = store.get_bytes(manifest.output("report.md").key).decode()
     numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
 
@@ -165,8 +168,8 @@ def test_report_prints_dated_items_and_counts_facts_the_corpus_never_states(worl
 def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
     store, settings, items = world
     for system in ("scratch", "rag", "closed_book"):
-        score_stage(store, settings, system)
-    manifest, _ = report_stage(store, settings)
+        scoring.run(store, for_run(settings, system=system))
+    manifest, _ = reporting.run(store, settings)
     md = store.get_bytes(manifest.output("report.md").key).decode()
     numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
 
@@ -207,8 +210,8 @@ def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
 def test_per_question_table_shows_every_answer_and_each_facts_fate(world):
     store, settings, items = world
     for system in ("scratch", "rag"):
-        score_stage(store, settings, system)
-    manifest, _ = report_stage(store, settings)
+        scoring.run(store, for_run(settings, system=system))
+    manifest, _ = reporting.run(store, settings)
     md = store.get_bytes(manifest.output("report.md").key).decode()
     table = md.split("## Every question")[1]
     assert table.count("| scratch |") == 6 and table.count("| rag |") == 6
@@ -262,7 +265,7 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     _score_run(store, work, "scratch", [_item(i, 0.25) for i in items], {i.id: "later" for i in items}, process,
                "a later score run the experiment does not name")
 
-    manifest, _ = report_stage(store, settings)
+    manifest, _ = reporting.run(store, settings)
     assert {"charts/learning_curves.png", "charts/exposure.png"} <= {o.name for o in manifest.outputs}
     numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
     curve = numbers["experiment"]["checkpoints"]

@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from als_lm.cli import cli
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate
-from services.evaluator.runner import facts_in_context, run_eval, select
-from services.evaluator.settings import BENCHMARK, EvaluatorSettings
+from services.evaluator.runner import facts_in_context, select
+from services.evaluator.settings import BENCHMARK, EvaluatorSettings, for_run
+from services.evaluator.stages import eval as asking
 from shared import runs
 from shared.runs import RunNotFound
 from shared.schemas.eval import Response, RetrievedChunk
@@ -37,7 +38,7 @@ def test_facts_in_context_match_normalised_text_not_word_fragments():
 def test_scratch_run_without_a_serve_run_says_which_command_makes_one(local_store, tmp_path):
     settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path)
     with pytest.raises(RunNotFound, match="als-lm export ollama"):
-        run_eval(local_store, settings, "scratch", limit=1)
+        asking.run(local_store, for_run(settings, system="scratch", limit=1))
 
 
 @pytest.mark.slow
@@ -69,14 +70,16 @@ def test_a_scratch_model_missing_from_ollama_names_the_command_that_creates_it(l
     settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path,
                                  ollama_host=ollama_server.base_url, eval={"scratch_model": "als-lm:latest"})
     with pytest.raises(ValueError, match="no model 'als-lm:latest'.*als-lm export ollama"):
-        run_eval(local_store, settings, "scratch", limit=1)
+        asking.run(local_store, for_run(settings, system="scratch", limit=1))
     assert runs.runs(local_store, "eval-scratch") == [], "nothing is published for a failed run"
 
 
 def test_unknown_system_is_refused(local_store, tmp_path):
     settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown system 'both'"):
-        run_eval(local_store, settings, "both")
+    with pytest.raises(ValueError, match="system"):
+        for_run(settings, system="both")
+    with pytest.raises(ValueError, match="no system chosen"):
+        asking.run(local_store, settings)
 
 
 def test_eval_fingerprint_covers_the_questions_asked_not_their_key_facts():
@@ -104,7 +107,8 @@ def test_closed_book_asks_the_generator_without_context_and_a_key_fact_fix_does_
     settings = EvaluatorSettings(store={"backend": "local", "root": local_store.root}, work_dir=tmp_path,
                                  ollama_host=ollama_server.base_url,
                                  eval={"benchmark": bench, "max_tokens": 4, "num_thread": 1})
-    first, ran = run_eval(local_store, settings, "closed_book", limit=2)
+    settings = for_run(settings, system="closed_book", limit=2)
+    first, ran = asking.run(local_store, settings)
     assert ran and first.inputs == [] and first.settings["prompt"] == CLOSED_BOOK_PROMPT
     assert first.settings["model"] == settings.rag.generator_model
     responses = local_store.get_bytes(first.output("responses.jsonl").key).decode().splitlines()
@@ -112,7 +116,7 @@ def test_closed_book_asks_the_generator_without_context_and_a_key_fact_fix_does_
 
     items[0]["key_facts"] = items[0]["key_facts"][:1]  # a benchmark correction of a key fact
     bench.write_text(json.dumps(items))
-    again, ran = run_eval(local_store, settings, "closed_book", limit=2)
+    again, ran = asking.run(local_store, settings)
     assert not ran and again.run == first.run
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from services.evaluator import runner
-from services.evaluator.rag import generate, pipeline
-from services.evaluator.score import score_stage
+from services.evaluator.rag import generate
+from services.evaluator.settings import for_run
+from services.evaluator.stages import eval as asking
+from services.evaluator.stages import rag_index
+from services.evaluator.stages import score as scoring
 from services.evaluator.ui.app import launch
 from services.evaluator.ui.settings import UISettings
 from shared import runs
@@ -64,10 +66,10 @@ def evaluation(tmp_path_factory, ollama_server):
     store = LocalStore(settings.store.root)
     generate.ensure_generator(generate.connect(settings.ollama_host), GENERATOR)
     publish_corpus(store, settings.work_dir)
-    pipeline.run_index(store, settings)
+    rag_index.run(store, settings)
     for system in ("scratch", "rag"):
-        runner.run_eval(store, settings, system, limit=2)
-        score_stage(store, settings, system)
+        asking.run(store, for_run(settings, system=system, limit=2))
+        scoring.run(store, for_run(settings, system=system))
     return settings, store
 
 

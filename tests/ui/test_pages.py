@@ -8,7 +8,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from services.evaluator.score import score_stage
+from services.evaluator.settings import for_run
+from services.evaluator.stages import score as scoring
 from services.evaluator.ui import benchmark, review, training
 from services.evaluator.ui.app import launch
 from services.evaluator.ui.settings import UISettings
@@ -39,7 +40,7 @@ def scored(tmp_path):
         runs.run_stage(store, f"eval-{system}", {"limit": 2, "system": system}, [],
                        lambda w, _s, lines=lines: w.put_bytes("responses.jsonl", lines.encode()),
                        work_dir=settings.work_dir)
-        score_stage(store, settings, system)
+        scoring.run(store, for_run(settings, system=system))
     return settings, store
 
 

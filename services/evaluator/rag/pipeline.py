@@ -1,8 +1,8 @@
-"""The ``rag-index`` stage and the RAG answer (docs/rag.md): retrieve the top-k chunks, prompt the generator.
+"""The RAG answer (docs/rag.md): retrieve the top-k chunks of a ``rag-index`` run, prompt the generator.
 
-``rag-index`` publishes ``chunks.jsonl`` and ``chroma/`` (the persistent Chroma directory). Readers
-fetch that directory into the work dir (embedded mode) or load it into a Chroma server (server
-mode) when the server's collection comes from another index run.
+Readers fetch the run's ``chroma/`` directory into the work dir (embedded mode) or load it into a
+Chroma server (server mode) when the server's collection comes from another index run; the stage
+that publishes it is services/evaluator/stages/rag_index.py.
 """
 
 from __future__ import annotations
@@ -16,22 +16,17 @@ import ollama
 from chromadb.api.models.Collection import Collection
 
 from services.evaluator.rag import generate, index
-from services.evaluator.rag.chunking import chunk_documents
 from services.evaluator.rag.embeddings import Embedder
 from services.evaluator.settings import EvaluatorSettings
-from shared import log as shared_log
-from shared import runs, stages
-from shared.errors import InvalidInput
+from shared import runs
 from shared.manifest import Manifest
-from shared.runs import RunNotFound, RunWriter
-from shared.schemas.corpus import CleanDocument
+from shared.runs import RunNotFound
 from shared.schemas.eval import RetrievedChunk
 from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 STAGE = "rag-index"
-DOCUMENTS = ("train.jsonl", "val.jsonl")
 COMPLETE = ".complete"
 
 # Design §9.3, verbatim.
@@ -48,47 +43,6 @@ def prompt(question: str, chunks: list[RetrievedChunk]) -> str:
         f"[{i}] {c.title or 'untitled'} (source: {c.source_id})\n{c.text}" for i, c in enumerate(chunks, 1)
     )
     return PROMPT.format(retrieved_chunks=context, query=question)
-
-
-def run_index(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False) -> tuple[Manifest, bool]:
-    """Chunk the latest ``process`` run's documents, embed them and publish the collection."""
-    cfg = settings.rag
-    process = runs.latest(store, "process")
-    inputs = runs.inputs_from(process, DOCUMENTS)
-
-    def body(writer: RunWriter, scratch: Path) -> None:
-        embedder = Embedder(cfg.embedding_model)
-        docs = [
-            CleanDocument.model_validate_json(line)
-            for ref in inputs
-            for line in runs.fetch(store, ref, scratch / Path(ref.key).name).read_text().splitlines()
-            if line.strip()
-        ]
-        chunks = list(chunk_documents(docs, embedder.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap))
-        if not chunks:
-            raise InvalidInput(f"process run {process.run} has no documents to index")
-        collection = index.create(index.embedded(scratch / "chroma"), cfg.collection, embedder,
-                                  f"{STAGE}/{writer.run_id}")
-        start, batch = time.perf_counter(), 64
-        with shared_log.progress() as bar:
-            task = bar.add_task("embedding chunks", total=len(chunks))
-            for i in range(0, len(chunks), batch):
-                part = chunks[i:i + batch]
-                index.add(collection, part, embedder.embed([c.text for c in part]))
-                bar.advance(task, len(part))
-        seconds = time.perf_counter() - start
-        (scratch / "chunks.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in chunks))
-        writer.put_file("chunks.jsonl", scratch / "chunks.jsonl")
-        writer.put_tree("chroma", scratch / "chroma")
-        tokens = sum(c.n_tokens for c in chunks)
-        writer.metrics.update(
-            documents=len(docs), chunks=len(chunks), tokens=tokens, embedding_model=embedder.name,
-            embedding_dim=embedder.dim, embed_index_s=round(seconds, 2),
-            chunks_per_s=round(len(chunks) / seconds, 2), tokens_per_s=round(tokens / seconds, 1),
-        )
-
-    return runs.run_stage(store, STAGE, stages.fingerprint_settings(STAGE, settings), inputs, body, work_dir=settings.work_dir,
-                          force=force)
 
 
 def latest_index(store: ArtifactStore) -> Manifest:

@@ -1,7 +1,7 @@
 """The Benchmark page: the latest scored evaluation of each system, filterable, with the report's charts.
 
-Everything comes from published runs (``score-<system>``, the ``eval-<system>`` responses they
-scored, ``report``), fetched and verified like any stage input. A failure mode is the reviewer's
+Everything comes from published runs (``score-<system>``, the ``eval-<system>`` run it scored,
+``report``), found through their manifests and fetched and verified like any stage input. A failure mode is the reviewer's
 when the item was reviewed, otherwise the taxonomy's automatic proxy, and the table says which.
 Every rate on the page carries its 95 % bootstrap interval and n (``services/evaluator/stats.py``),
 recomputed for the rows the filters leave.
@@ -16,11 +16,12 @@ import pandas as pd
 
 from services.evaluator import stats, taxonomy
 from services.evaluator.inputs import load_responses
-from services.evaluator.runner import run_eval
-from services.evaluator.score import score_stage
-from services.evaluator.settings import EvaluatorSettings
+from services.evaluator.settings import EvaluatorSettings, for_run
+from services.evaluator.stages import eval as asking
+from services.evaluator.stages import score as scoring
 from services.evaluator.ui import highlight
 from shared import runs
+from shared.errors import MissingArtifact
 from shared.manifest import Manifest
 from shared.runs import IntegrityError, RunNotFound
 from shared.schemas.eval import FAILURE_MODES, SYSTEMS, BenchmarkItem, ItemScore, Review, ScoreFile
@@ -70,15 +71,14 @@ class Evaluation:
 
 
 def scored_run(store: ArtifactStore, system: str, cache: Path) -> tuple[Manifest, ScoreFile, dict[str, str]]:
-    """The latest ``score-<system>`` run, its scores and the responses it scored (by item id)."""
+    """The latest ``score-<system>`` run, its scores and the responses of the ``eval-<system>`` run it
+    scored (by item id): the run its manifest names, not the latest, which may be newer."""
     manifest = runs.latest(store, f"score-{system}")
     dest = cache / manifest.stage / manifest.run_id
     scores = ScoreFile.model_validate_json(
         runs.fetch(store, manifest.output("scores.json"), dest / "scores.json").read_text())
-    ref = next((i for i in manifest.inputs if i.key.endswith("/responses.jsonl")), None)
-    if ref is None:
-        raise ValueError(f"{manifest.run} records no responses.jsonl input")
-    responses = load_responses(runs.fetch(store, ref, dest / "responses.jsonl"))
+    asked = runs.resolve(store, manifest.upstream(f"eval-{system}"))
+    responses = load_responses(runs.fetch(store, asked.output("responses.jsonl"), dest / "responses.jsonl"))
     return manifest, scores, {r.id: r.response for r in responses}
 
 
@@ -147,9 +147,10 @@ def run_and_score(store: ArtifactStore, settings: EvaluatorSettings, system: str
     An identical earlier run is reused (skip-if-unchanged), so pressing the button twice asks nothing twice.
     """
     try:
-        asked, ran = run_eval(store, settings, system, limit)
-        scored, _ = score_stage(store, settings, system)
-    except (RunNotFound, ServerError, StoreError, IntegrityError, ValueError, ConnectionError) as err:
+        asked, ran = asking.run(store, for_run(settings, system=system, limit=limit))
+        scored, _ = scoring.run(store, for_run(settings, system=system, eval_run=asked.run))
+    except (RunNotFound, MissingArtifact, ServerError, StoreError, IntegrityError, ValueError,
+            ConnectionError) as err:
         return f"⚠ Could not run the {system} benchmark: {err}"
     how = "asked and published" if ran else "unchanged since an identical run, reused"
     return f"{system}: {asked.run} {how}; scored as {scored.run}."

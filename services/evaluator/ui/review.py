@@ -1,6 +1,7 @@
 """The Review page: the §8.3 taxonomy applied by hand, one sampled response at a time.
 
-The same sample, store records and publishing as ``als-lm eval review`` (``services.evaluator.review``):
+The same sample, store records and publishing as ``als-lm eval review`` (``services.evaluator.review``,
+whose terminal session is ``services/evaluator/stages/review.py``):
 every saved review publishes a ``review-<system>`` run holding all reviews so far, so closing the
 page loses nothing and the next visit (or the terminal) resumes after the last saved one. A save
 first rereads the latest run, so a review saved meanwhile from elsewhere is kept, not overwritten.
@@ -21,6 +22,7 @@ from services.evaluator.taxonomy import review_sample
 from services.evaluator.ui import highlight
 from services.evaluator.ui.benchmark import scored_run
 from services.evaluator.ui.settings import UISettings
+from shared.errors import MissingArtifact
 from shared.manifest import Manifest
 from shared.runs import RunNotFound
 from shared.schemas.eval import (
@@ -141,7 +143,7 @@ def page(settings: UISettings, store: ArtifactStore, items: list[BenchmarkItem])
     def on_start(system_):
         try:
             s = start(store, settings, system_)
-        except (RunNotFound, ValueError) as err:
+        except (RunNotFound, MissingArtifact, ValueError) as err:
             return None, *view(None, by_id), f"⚠ {err}"
         return s, *view(s, by_id), ""
 

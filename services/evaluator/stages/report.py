@@ -1,4 +1,5 @@
-"""The ``report`` stage: read the score, eval, review and experiment runs; publish report.md/.html and charts.
+"""The ``report`` stage (``als-lm report``): read the score, eval, review and experiment runs; publish
+report.md/.html and charts.
 
 Systems are whatever ``score-<system>`` runs the store holds (scratch, rag, closed_book, ...). When the
 store holds an ``experiment`` run, its ``experiment.json`` names the score run of each system and of
@@ -63,7 +64,7 @@ def _scored(store: ArtifactStore, run: Manifest, dest: Path) -> tuple[ScoreFile,
     return scores, load_responses(runs.fetch(store, ref, dest / "responses.jsonl")), ref
 
 
-def report_stage(store: ArtifactStore, settings: EvaluatorSettings, force: bool = False):
+def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:
     found = _experiment(store)
     experiment_run, result = found if found else (None, None)
     score_runs = _score_runs(store, result)

@@ -1,0 +1,110 @@
+"""The ``eval-<system>`` stages (``als-lm eval run``): ask one system every benchmark question.
+
+``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the named ``serve``
+run, else the latest); ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved
+and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
+asks the RAG generator the same questions without any context. Generation is greedy with a fixed
+seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
+texts, not the key facts), the model's digest, the options and, for RAG, the index; so a rerun with
+the same model is skipped, a new model is asked again, and a key-fact correction only re-scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.evaluator.inputs import load_benchmark
+from services.evaluator.rag import generate
+from services.evaluator.rag.pipeline import latest_index, open_rag
+from services.evaluator.runner import (
+    CLOSED_BOOK_PROMPT,
+    Answer,
+    ask_all,
+    exclusive,
+    questions_sha256,
+    retrieval_quality,
+    scratch_model,
+    select,
+)
+from services.evaluator.settings import EvaluatorSettings, chosen_system
+from shared import runs, stages
+from shared.manifest import Manifest
+from shared.runs import RunWriter
+from shared.store import ArtifactStore
+
+
+def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:
+    """Ask ``settings.eval.system`` every selected question. What is cheap to learn (the model's
+    digest, the index run) decides whether to run; models and indexes are loaded only when the run
+    goes ahead."""
+    cfg = settings.eval
+    system = chosen_system(settings)
+    items = select(load_benchmark(cfg.benchmark), cfg.limit)
+    derived: dict = {}
+    if system == "scratch":
+        model, inputs = scratch_model(store, settings, cfg.serve_run)  # a missing serve run, before the server
+        client = generate.connect(settings.ollama_host)
+        digest = generate.require(client, model, "create it with `als-lm export ollama`")
+        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
+
+        def open_system() -> Answer:
+            generate.load(client, model)
+
+            def answer(question: str) -> tuple[str, None, float]:
+                text, seconds = generate.answer(client, model, question, opts)
+                return text, None, seconds
+            return answer
+
+    else:  # rag and closed_book: the RAG generator, with and without the retrieved context
+        model = settings.rag.generator_model
+        client = generate.connect(settings.ollama_host)
+        digest = generate.ensure_generator(client, model)
+        opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread, settings.rag.num_ctx)
+        if system == "rag":
+            index_run = latest_index(store)
+            inputs = runs.inputs_from(index_run)
+
+            def open_system() -> Answer:
+                rag = open_rag(store, settings)
+                if rag.index_run != index_run.run or rag.options != opts:
+                    raise RuntimeError(f"the RAG index or options changed while the run started: {rag.index_run}")
+                return rag.ask
+        else:
+            inputs = []
+            derived["prompt"] = CLOSED_BOOK_PROMPT
+
+            def open_system() -> Answer:
+                generate.load(client, model)
+
+                def answer(question: str) -> tuple[str, None, float]:
+                    text, seconds = generate.answer(client, model, CLOSED_BOOK_PROMPT.format(query=question), opts)
+                    return text, None, seconds
+                return answer
+    stage = f"eval-{system}"
+    fingerprinted = stages.fingerprint_settings(stage, settings, system=system, model=model,
+                                                model_digest=digest, options=opts, limit=cfg.limit,
+                                                questions_sha256=questions_sha256(items), **derived)
+    journal = Path(settings.work_dir) / stage / runs.fingerprint(stage, fingerprinted, inputs)[:16]
+
+    def body(writer: RunWriter, scratch: Path) -> None:
+        responses = ask_all(items, open_system, system, model, journal / "answers.jsonl")
+        path = scratch / "responses.jsonl"
+        path.write_text("".join(r.model_dump_json() + "\n" for r in responses))
+        writer.put_file("responses.jsonl", path)
+        latencies = sorted(r.latency_s for r in responses)
+        writer.metrics.update(questions=len(responses), model=model,
+                              latency_p50_s=round(latencies[len(latencies) // 2], 3),
+                              latency_mean_s=round(sum(latencies) / len(latencies), 3))
+        if system == "rag":
+            retrieval = retrieval_quality(items, responses, settings.rag.top_k)
+            writer.put_json("retrieval.json", retrieval)
+            writer.metrics["fact_recall_at_k"] = retrieval["summary"]["fact_recall"]
+
+    journal.mkdir(parents=True, exist_ok=True)
+    with exclusive(journal / "lock", f"another process is asking {stage} the same questions; waiting for it"):
+        if force:
+            (journal / "answers.jsonl").unlink(missing_ok=True)
+        manifest, ran = runs.run_stage(store, stage, fingerprinted, inputs, body, work_dir=settings.work_dir,
+                                       force=force)
+        (journal / "answers.jsonl").unlink(missing_ok=True)  # published: the journal has served its purpose
+    return manifest, ran
