@@ -48,8 +48,9 @@ class Hit:
 
 
 REAL = FIXTURES / "real"
-# Real articles (tests/scraper/fixtures/real/SOURCES.md): PMC OA files, and one real efetch reply.
-REAL_ARTICLE_FILES = [*sorted((REAL / "pmc").glob("*.nxml")), REAL / "eutils" / "efetch_pmc.xml"]
+# Real articles (tests/scraper/fixtures/real/SOURCES.md): PMC OA files, and real efetch db=pmc replies.
+REAL_EFETCH_FILES = sorted((REAL / "eutils").glob("efetch_pmc*.xml"))
+REAL_ARTICLE_FILES = [*sorted((REAL / "pmc").glob("*.nxml")), *REAL_EFETCH_FILES]
 REAL_PAGES = sorted((REAL / "web").glob("*.html"))
 # Real ClinicalTrials.gov API v2 replies: one real /studies page whose nextPageToken leads to a page
 # made of real single-study replies (GET /studies/{nctId}), each exactly as in its file.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from services.processor.residue import back_matter_label
 from services.processor.settings import ProcessConfig
 from services.processor.terms import load_terms
 from services.scraper.parsing.eutils import parse_esearch
-from services.scraper.parsing.jats import BACK_MATTER_TITLE
+from services.scraper.parsing.jats import BACK_MATTER_TITLE, Article, article_documents, parse_articleset
 from services.scraper.parsing.mediawiki import DROPPED_SECTIONS
 from tests.scraper.conftest import (
     REAL,
@@ -29,6 +30,7 @@ from tests.scraper.conftest import (
     REAL_CTGOV_FIRST,
     REAL_CTGOV_NEXT,
     REAL_CTGOV_STUDIES,
+    REAL_EFETCH_FILES,
     REAL_PAGES,
     REAL_PMC_IDS,
     REAL_WIKI,
@@ -87,9 +89,11 @@ def test_every_real_article_becomes_documents_or_is_rejected_with_its_reason(cra
     assert len(publishers) >= 5 and None not in publishers  # NLM 2.x files keep their journal title too
     for pmcid, r in refused.items():
         assert r["kind"] in ("licence", "notice") and r["reason"], (pmcid, r)
-    # The British Journal of Cancer article states only a copyright; the real efetch reply is a correction.
+    # The British Journal of Cancer article states only a copyright; one real efetch reply is a
+    # correction, the other an author manuscript under the publisher's text-mining terms.
     assert refused["PMC2994229"]["kind"] == "licence" and "unknown" in refused["PMC2994229"]["reason"]
     assert refused["PMC8435807"]["kind"] == "notice"
+    assert refused["PMC3631456"]["kind"] == "licence" and "unknown" in refused["PMC3631456"]["reason"]
 
 
 def test_each_kept_article_has_a_title_an_abstract_a_body_and_a_recognised_licence(crawled):
@@ -145,6 +149,32 @@ def test_non_ascii_text_survives_parsing(documents):
     missing = sorted(w for w in words if w not in sources)
     assert not missing, missing[:20]
     assert all("\ufffd" not in d["text"] for d in documents)
+
+
+def test_real_efetch_replies_parse_whole_whatever_the_spider_then_keeps():
+    """Every article of each real efetch reply parses (the rejections above are judgments, not
+    parse failures), and the research manuscript's text has the properties a kept one must have."""
+    assert len(REAL_EFETCH_FILES) >= 2
+    for path in REAL_EFETCH_FILES:
+        raw = path.read_bytes()
+        articles = parse_articleset(raw)
+        assert len(articles) == raw.count(b"<article ") >= 1, path.name
+        assert all(isinstance(a, Article) and a.title for a in articles), path.name
+    [manuscript] = parse_articleset((REAL / "eutils" / "efetch_pmc_manuscript.xml").read_bytes())
+    assert manuscript.pmcid == "PMC3631456" and manuscript.pmid == "23525089" and manuscript.journal
+    assert not manuscript.licence.allowed  # "Conditions of use" of the publisher, not an open licence
+    docs = {d["metadata"]["part"]: d for d in article_documents(manuscript, date(2026, 1, 1))}
+    assert len(docs["abstract"]["text"]) > 300 and len(docs["body"]["text"]) > 3000
+    for d in docs.values():
+        assert not MARKUP.search(d["text"]) and not CITATION_RESIDUE.search(d["text"]), d["id"]
+        assert not any(back_matter_label(p) for p in d["text"].split("\n\n")), d["id"]
+    paragraphs = docs["body"]["text"].split("\n\n")
+    assert {"Results", "Discussion", "Materials and Methods"} <= set(paragraphs)
+    assert "Supplementary Material" not in paragraphs
+    # Genotype superscripts are prose, not citation leftovers: "Ripk2<sup>−/−</sup> mice".
+    assert "Ripk2−/− mice" in docs["body"]["text"] and "IFN-γ" in docs["abstract"]["text"] + docs["body"]["text"]
+    words = {w for d in docs.values() for w in NON_ASCII_WORD.findall(d["text"])}
+    assert words <= set(NON_ASCII_WORD.findall(source_text(REAL / "eutils" / "efetch_pmc_manuscript.xml")))
 
 
 def test_real_esearch_xml_replies_are_read_like_json_ones():

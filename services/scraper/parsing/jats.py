@@ -170,9 +170,10 @@ def _drop(tree: etree._Element) -> None:
         if el.tag in ("disp-formula", "disp-formula-group") and (paragraph := _paragraph_of(el)) is not None:
             paragraph.set(LOST_EQUATION, "1")
         _remove(el)
-    # Superscript citation groups are left holding only their commas.
+    # Superscript citation groups are left holding only their commas and dashes; a genotype
+    # ("Ripk2<sup>−/−</sup>", "<sup>+/+</sup>") has no letter either and stays.
     for sup in list(tree.iter("sup")):
-        if not re.search(r"\w", "".join(sup.itertext())):
+        if _SEPARATORS_ONLY.match("".join(sup.itertext())):
             _remove(sup)
 
 
