@@ -1,8 +1,9 @@
 """The Benchmark page: the latest scored evaluation of each system, filterable, with the report's charts.
 
 Everything comes from published runs (``score-<system>``, the ``eval-<system>`` run it scored,
-``report``), found through their manifests and fetched and verified like any stage input. A failure mode is the reviewer's
-when the item was reviewed, otherwise the taxonomy's automatic proxy, and the table says which.
+``report``), found through their manifests and fetched and verified like any stage input. A failure
+mode is the reviewer's when the item was reviewed, otherwise the taxonomy's automatic proxy, and the
+table says which.
 Every rate on the page carries its 95 % bootstrap interval and n (``services/evaluator/stats.py``),
 recomputed for the rows the filters leave.
 """
