@@ -3,7 +3,8 @@
 # without a Docker engine or a registry (docs/containers.md, ../shared/CONTAINERS.md):
 #   1. a Debian bookworm base from debootstrap; substitutes for the upstream MinIO, Ollama and
 #      ChromaDB images holding the same binaries the test suite runs (compose.local.yaml uses them);
-#   2. the seven images from their Dockerfiles (the trainer on the CPU base);
+#   2. the shared stage of the Python images (services/python-base), then the seven images from
+#      their Dockerfiles (the trainer on the CPU base);
 #   3. a second, uncached build of the processor and scraper images: `pip freeze` must not change;
 #   4. MinIO (+ minio-init), ChromaDB, Ollama and the evaluator UI with podman-compose, each healthy;
 #   5. `scrape sample` then `process` in their containers; the process run's outputs are read back
@@ -109,27 +110,31 @@ EOF
 record "substitute chromadb (chromadb 1.5.9 from PyPI, versions from uv.lock)" ok
 
 # ---- 2. the project's images (the trainer and exporter last: step 6) -------------------------------------------------------------------
-build_image() {  # name base [tag]
+build_image() {  # name base-option [tag] [podman build options]
   local name=$1 base=$2 tag=${3:-$VERSION}
-  step "build als-lm/$name:$tag (BASE_IMAGE=$base)"
+  step "build als-lm/$name:$tag ($base)"
   # Earlier builds of the project's images, untagged by this one, hold gigabytes each: a run ran
   # out of disk committing the exporter before they were pruned.
   podman image prune -f --filter "label=org.opencontainers.image.source=https://github.com/als-lm/als-lm" >/dev/null
-  "${BUILD[@]}" --build-arg "BASE_IMAGE=$base" -f "services/$name/Dockerfile" \
+  "${BUILD[@]}" "$base" -f "services/$name/Dockerfile" \
     -t "als-lm/$name:$tag" "${@:4}" . >"$WORK/build-$name-$tag.log" 2>&1 \
     || { tail -30 "$WORK/build-$name-$tag.log"; fail "building $name (log: $WORK/build-$name-$tag.log)"; }
   record "build $name:$tag" "$(podman image inspect --format '{{.Size}}' "als-lm/$name:$tag" | numfmt --to=iec)"
 }
-build_image ollama localhost/als-upstream/ollama:0.17.4
-build_image chromadb localhost/als-upstream/chroma:1.5.9
-build_image scraper "$BASE"
-build_image processor "$BASE"
-build_image evaluator "$BASE"
+build_image ollama --build-arg=BASE_IMAGE=localhost/als-upstream/ollama:0.17.4
+build_image chromadb --build-arg=BASE_IMAGE=localhost/als-upstream/chroma:1.5.9
+# The Python images start FROM the build context python-base: the shared stage, built first (the
+# trainer's too, on the CPU base: the CUDA base cannot be pulled here).
+build_image python-base "--build-arg=BASE_IMAGE=$BASE"
+SHARED_STAGE=--build-context=python-base=container-image://localhost/als-lm/python-base:$VERSION
+build_image scraper "$SHARED_STAGE"
+build_image processor "$SHARED_STAGE"
+build_image evaluator "$SHARED_STAGE"
 
 # ---- 3. reproducible rebuilds ------------------------------------------------------------------
 freeze() { podman run --rm --entrypoint pip "$1" freeze --all | grep -v '^als-lm @'; }
 for name in processor scraper; do
-  build_image "$name" "$BASE" rebuild --no-cache
+  build_image "$name" "$SHARED_STAGE" rebuild --no-cache
   step "pip freeze of als-lm/$name: first build vs uncached rebuild"
   diff <(freeze "als-lm/$name:$VERSION") <(freeze "als-lm/$name:rebuild") \
     || fail "two builds of $name from the same lock installed different packages"
@@ -231,8 +236,8 @@ trap - EXIT
 
 # ---- 6. the other torch images (multi-GB; last, so the smoke test above answers first) ----------
 if [ "$TORCH_IMAGES" = 1 ]; then
-  build_image trainer "$BASE"
-  build_image exporter "$BASE"
+  build_image trainer "$SHARED_STAGE"
+  build_image exporter "$SHARED_STAGE"
   step "trainer and exporter images start"
   podman run --rm als-lm/trainer:"$VERSION" --version >/dev/null || fail "trainer image does not start"
   podman run --rm --entrypoint python als-lm/exporter:"$VERSION" -c "import llama_cpp, torch, transformers" \

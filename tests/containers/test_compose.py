@@ -1,5 +1,5 @@
 """compose.yaml and its overlays: valid Compose, healthy ordering, no default secrets, loopback ports,
-and `make env` writing real credentials."""
+the shared stage of the Python images built first, and `make env` writing real credentials."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
 COMPOSE_FILES = ["compose.yaml", "compose.gpu.yaml", "compose.local.yaml"]
 ALWAYS_ON = {"minio", "ollama", "chromadb", "evaluator"}
 STAGES = {"scrape", "process", "tokenize", "train", "export", "serve", "eval"}
+SHARED_STAGE = "services/python-base/Dockerfile"
+BUILD_ONLY = {"python-base", "python-base-cuda"}  # that stage on the Python and on the CUDA base
+PROJECT_DOCKERFILES = {f"services/{name}/Dockerfile" for name in ("scraper", "processor", "trainer", "exporter", "evaluator")}
 SECRET = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|ROOT_USER|API_KEY|AUTH")
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
 
@@ -54,7 +57,8 @@ def test_overlays_only_touch_services_compose_yaml_defines(compose):
 
 def test_always_on_services_have_healthchecks_and_stages_are_one_shot(compose):
     services = compose["services"]
-    long_running = {n for n, s in services.items() if "profiles" not in s and s.get("restart") != "no"}
+    long_running = {n for n, s in services.items()
+                    if "profiles" not in s and s.get("restart") != "no" and s.get("scale") != 0}
     assert long_running == ALWAYS_ON
     for name in long_running:
         check = services[name].get("healthcheck", {})
@@ -122,6 +126,37 @@ def test_upstream_images_are_pinned(compose):
         if "build" not in service and "image" in service and not service["image"].startswith("als-lm/"):
             tag = service["image"].split("@")[0].rsplit(":", 1)
             assert len(tag) == 2 and tag[1] != "latest", f"{name}: {service['image']} is not pinned"
+
+
+def test_python_images_start_from_the_shared_stage_which_compose_builds_first(compose):
+    """`FROM python-base` in the project Dockerfiles is the additional context `service:<base>`, which
+    Compose (and podman-compose) build before the image; the bases are built, never run."""
+    services = compose["services"]
+    assert {n for n, s in services.items() if s.get("scale") == 0} == BUILD_ONLY
+    for name in BUILD_ONLY:
+        base = services[name]
+        assert base["build"]["dockerfile"] == SHARED_STAGE and not {"ports", "profiles", "depends_on"} & set(base)
+    bases = {}
+    for name, service in services.items():
+        if service.get("build", {}).get("dockerfile") in PROJECT_DOCKERFILES:
+            context = service["build"].get("additional_contexts", {}).get("python-base", "")
+            assert context.removeprefix("service:") in BUILD_ONLY, f"{name}: python-base is {context!r}"
+            bases[service["build"]["dockerfile"]] = context.removeprefix("service:")
+    assert set(bases) == PROJECT_DOCKERFILES
+    assert {dockerfile for dockerfile, base in bases.items() if base == "python-base-cuda"} == \
+        {"services/trainer/Dockerfile"}, "only the trainer needs the CUDA userland"
+    cuda = services["python-base-cuda"]["build"]["args"]["BASE_IMAGE"]
+    assert cuda.startswith("nvidia/cuda:") and not cuda.endswith(":latest"), f"{cuda} is not pinned"
+
+
+def test_local_overlay_builds_the_shared_stage_on_the_local_base():
+    services = load("compose.local.yaml")["services"]
+    for name in BUILD_ONLY:
+        assert services[name]["build"]["args"]["BASE_IMAGE"] == "localhost/als-base:bookworm", name
+    assert not any(
+        "BASE_IMAGE" in s.get("build", {}).get("args", {}) for n, s in services.items()
+        if n in {"scrape", "process", "train", "export", "evaluator"}
+    ), "the project images take their base only from the shared stage"
 
 
 def test_make_env_writes_generated_credentials_and_keeps_an_existing_file(tmp_path):

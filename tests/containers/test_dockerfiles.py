@@ -1,5 +1,5 @@
 """The images' Dockerfiles and lock files: lint-clean, buildable from a substituted base, non-root,
-labelled, and installing exactly what uv.lock says."""
+labelled, installing exactly what uv.lock says, and the Python images' common part written once."""
 
 from __future__ import annotations
 
@@ -12,13 +12,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ["scraper", "processor", "trainer", "exporter", "ollama", "chromadb", "evaluator"]
-PROJECT_IMAGES = ["scraper", "processor", "trainer", "exporter", "evaluator"]  # install als-lm
+SHARED_STAGE = "python-base"  # services/python-base/Dockerfile: what the project images share
+PROJECT_IMAGES = ["scraper", "processor", "trainer", "exporter", "evaluator"]  # install als-lm, FROM it
+SERVICE_IMAGES = [*PROJECT_IMAGES, "ollama", "chromadb"]  # the images compose runs
+IMAGES = [*SERVICE_IMAGES, SHARED_STAGE]
 SERVING = ["ollama", "chromadb", "evaluator"]
 
 
 def dockerfile(name: str) -> str:
     return (ROOT / "services" / name / "Dockerfile").read_text()
+
+
+def installer(name: str) -> str:
+    """A script the shared stage installs into /usr/local/bin for the project images to RUN."""
+    return (ROOT / "services" / SHARED_STAGE / name).read_text()
 
 
 def requirements_of(lock: str) -> list[str]:
@@ -50,7 +57,7 @@ def test_dockerfile_passes_hadolint(name):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("name", ["ollama", "chromadb", SHARED_STAGE])
 def test_base_image_is_a_pinned_build_argument(name):
     steps = instructions(dockerfile(name))
     first_from = next(i for i, (kw, _) in enumerate(steps) if kw == "FROM")
@@ -62,15 +69,26 @@ def test_base_image_is_a_pinned_build_argument(name):
         "every stage must build FROM ${BASE_IMAGE} so a local base can be substituted"
 
 
-@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("name", PROJECT_IMAGES)
+def test_project_image_starts_from_the_shared_stage(name):
+    """Every stage of a project image is FROM the build context `python-base` (compose.yaml names it;
+    test_compose checks that), so the shared stage's pinned base is the image's base."""
+    froms = [arg.split()[0] for kw, arg in instructions(dockerfile(name)) if kw == "FROM"]
+    assert froms and set(froms) == {SHARED_STAGE}, froms
+
+
+@pytest.mark.parametrize("name", SERVICE_IMAGES)
 def test_image_runs_as_a_non_root_user(name):
     users = [arg for kw, arg in instructions(dockerfile(name)) if kw == "USER"]
     assert users, "no USER: the container would run as root"
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"last USER is {users[-1]!r}; want a numeric non-root uid"
+    if name in PROJECT_IMAGES:
+        assert f"useradd --system --uid {uid} " in dockerfile(SHARED_STAGE), \
+            f"uid {uid} is not the user services/{SHARED_STAGE} creates"
 
 
-@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("name", SERVICE_IMAGES)
 def test_image_carries_oci_labels_with_revision_and_version(name):
     text = dockerfile(name)
     assert re.search(r'org\.opencontainers\.image\.revision="\$\{GIT_REVISION\}"', text)
@@ -83,13 +101,25 @@ def test_serving_image_has_a_healthcheck(name):
     assert any(kw == "HEALTHCHECK" and arg.upper() != "NONE" for kw, arg in instructions(dockerfile(name)))
 
 
+def test_shared_stage_installs_only_from_the_lock_and_never_changes_per_commit():
+    assert "--require-hashes" in installer("install-lock") and "--no-deps" in installer("install-lock"), \
+        "dependencies must come only from the lock"
+    assert "--no-deps" in installer("install-project"), "the project must not pull dependencies of its own"
+    steps = instructions(dockerfile(SHARED_STAGE))
+    copied = " ".join(arg for kw, arg in steps if kw == "COPY")
+    assert all(f"services/{SHARED_STAGE}/{script}" in copied for script in ("install-lock", "install-project"))
+    assert "PIP_CONSTRAINT=/opt/als/build-constraints.txt" in dockerfile(SHARED_STAGE) \
+        and "services/build-constraints.txt" in copied
+    assert not any(kw == "ARG" and arg.startswith("GIT_REVISION") for kw, arg in steps), \
+        "a revision in the shared stage would rebuild every image's dependency layer on each commit"
+
+
 @pytest.mark.parametrize("name", PROJECT_IMAGES)
 def test_project_image_installs_from_its_lock_with_hashes_before_copying_code(name):
     steps = instructions(dockerfile(name))
     text = " ".join(f"{kw} {arg}" for kw, arg in steps)
     assert f"services/{name}/requirements.lock" in text
-    assert "--require-hashes" in text and "--no-deps" in text, "dependencies must come only from the lock"
-    install = next(i for i, (kw, arg) in enumerate(steps) if kw == "RUN" and "--require-hashes" in arg)
+    install = next(i for i, (kw, arg) in enumerate(steps) if kw == "RUN" and arg.startswith("install-lock "))
     code = next(i for i, (kw, arg) in enumerate(steps) if kw == "COPY" and arg.startswith("shared"))
     assert install < code, "the dependency layer must come before the code so code changes reuse it"
     revision = next(i for i, (kw, arg) in enumerate(steps) if kw == "ARG" and arg.startswith("GIT_REVISION"))
@@ -131,3 +161,16 @@ def test_build_context_excludes_everything_the_images_do_not_copy():
             if kw == "COPY" and not arg.startswith("--from"):
                 for src in arg.split()[:-1]:
                     assert src.split("/")[0] in allowed, f"{name} copies {src}, which .dockerignore excludes"
+
+
+def test_the_python_images_preamble_is_written_once():
+    """User, environment, venv and pip flags, entrypoint: in the shared stage only, so a change to
+    one of them is one edit (the five images used to repeat them with small variations)."""
+    shared = {step for step in instructions(dockerfile(SHARED_STAGE)) if step[0] != "FROM"}
+    for name in PROJECT_IMAGES:
+        steps = instructions(dockerfile(name))
+        assert not shared & set(steps), f"{name} repeats the shared stage: {sorted(shared & set(steps))}"
+        text = " ".join(arg for _, arg in steps)
+        for preamble in ("useradd", "-m venv", "pip install", "--require-hashes", "PIP_", "PYTHONUNBUFFERED"):
+            assert preamble not in text, f"{name} has {preamble!r}: it belongs in services/{SHARED_STAGE}"
+        assert not any(kw in {"ENTRYPOINT", "WORKDIR"} for kw, _ in steps), name
