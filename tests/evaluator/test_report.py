@@ -113,6 +113,27 @@ def test_review_saves_each_review_and_resumes_after_the_last(world):
     assert reviews[1]["failure_mode"] == "confident_fabrication" and reviews[1]["severity"] == "high"
 
 
+def test_review_command_stores_the_reviewer_and_says_how_much_of_the_sample_is_done(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from als_lm.cli import cli
+
+    store, settings, _ = world
+    scoring.run(store, for_run(settings, system="scratch"))
+    for name, value in {"ALS_STORE__ROOT": str(store.root), "ALS_WORK_DIR": str(settings.work_dir),
+                        "ALS_EVAL__BENCHMARK": str(settings.eval.benchmark),
+                        "ALS_EVAL__REVIEW_SAMPLE_SIZE": "4"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["eval", "review", "--system", "scratch", "--reviewer", "ana"], input="r\n\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "review-scratch: published" in result.output and "(1 of 4 sampled responses reviewed)" in result.output
+    latest = runs.latest(store, "review-scratch")
+    assert json.loads(store.get_bytes(latest.output("reviews.jsonl").key))["reviewer"] == "ana"
+
+    quit_at_once = CliRunner().invoke(cli, ["eval", "review", "--system", "scratch"], input="q\n")
+    assert quit_at_once.exit_code == 0 and f"skipped (unchanged), see {latest.run}" in quit_at_once.output
+
+
 def test_report_compares_systems_from_stored_artifacts(world):
     store, settings, items = world
     for system in ("scratch", "rag", "closed_book"):
