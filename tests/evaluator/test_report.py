@@ -113,6 +113,24 @@ def test_review_saves_each_review_and_resumes_after_the_last(world):
     assert reviews[1]["failure_mode"] == "confident_fabrication" and reviews[1]["severity"] == "high"
 
 
+def test_score_command_scores_the_named_eval_run_with_the_given_benchmark(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from als_lm.cli import cli
+
+    store, settings, items = world
+    monkeypatch.setenv("ALS_STORE__ROOT", str(store.root))
+    monkeypatch.setenv("ALS_WORK_DIR", str(settings.work_dir))
+    monkeypatch.setenv("ALS_EVAL__USE_EMBEDDINGS", "false")
+    asked = runs.latest(store, "eval-rag")
+    result = CliRunner().invoke(cli, ["eval", "score", "--system", "rag", "--eval-run", asked.run,
+                                      "--benchmark", str(settings.eval.benchmark)])
+    assert result.exit_code == 0, result.output
+    scored = runs.latest(store, "score-rag")
+    assert f"score-rag: published {scored.run}" in result.output
+    assert scored.metrics["eval_run"] == asked.run and scored.metrics["items"] == len(items)
+
+
 def test_review_command_stores_the_reviewer_and_says_how_much_of_the_sample_is_done(world, monkeypatch):
     from click.testing import CliRunner
 
