@@ -59,7 +59,7 @@ env: ## Write .env with generated MinIO credentials and your uid (an existing .e
 .env:
 	@scripts/make_env.sh
 
-build: .env ## Build every image (GPU=1 adds compose.gpu.yaml)
+build: .env ## Build every image, the shared python-base stage first (GPU=1 adds compose.gpu.yaml)
 	ALS_GIT_REVISION=$(GIT_REVISION) $(DC) --profile '*' build
 
 # The bind-mounted data folders, owned by the uid the containers run as (ALS_UID in .env).
