@@ -153,6 +153,9 @@ def test_local_overlay_builds_the_shared_stage_on_the_local_base():
     services = load("compose.local.yaml")["services"]
     for name in BUILD_ONLY:
         assert services[name]["build"]["args"]["BASE_IMAGE"] == "localhost/als-base:bookworm", name
+        # podman-compose 1.6 builds only services with a container: without one it would build the
+        # images before their base.
+        assert services[name]["scale"] == 1, name
     assert not any(
         "BASE_IMAGE" in s.get("build", {}).get("args", {}) for n, s in services.items()
         if n in {"scrape", "process", "train", "export", "evaluator"}
