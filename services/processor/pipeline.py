@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from shared.schemas.corpus import CleanDocument
+
 # What "token" means before a tokenizer exists: a word, hyphen/apostrophe compounds kept whole.
 WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 
@@ -38,10 +40,11 @@ class Document:
     text: str
     signature: np.ndarray | None = field(default=None, repr=False)
 
-    def clean(self) -> dict[str, str]:
-        """The ``CleanDocument`` fields, in order."""
-        return {"id": self.id, "source": self.source, "category": self.category, "title": self.title,
-                "text": self.text}
+    def clean(self) -> CleanDocument:
+        """What ``train.jsonl`` / ``val.jsonl`` hold: written through the shared schema, so the
+        processor and its readers (tokenizer, RAG, exposure) agree on one contract."""
+        return CleanDocument(id=self.id, source=self.source, category=self.category, title=self.title,
+                             text=self.text)
 
 
 class Stats:

@@ -59,7 +59,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
             open(kept_path, "w", encoding="utf-8") as kept:
         log = RunLog(excluded)
         for doc in run(build_steps(cfg), read_raw(raw, log), log, workers=cfg.workers):
-            kept.write(json.dumps(doc.clean(), ensure_ascii=False) + "\n")
+            kept.write(doc.clean().model_dump_json() + "\n")
             index.append((doc.id, doc.category))
             quality.add(doc.id, doc.source, doc.text)
     steps = log.stats.as_dict()
