@@ -93,15 +93,27 @@ def read_config(path: Path) -> ExperimentConfig:
 
 
 def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
-    """Corpus → tokenizer → trained model with kept checkpoints; then the RAG index."""
+    """Corpus → tokenizer → RAG index → trained model with kept checkpoints (the baselines are asked
+    in the background from the index on, while the model trains)."""
     return [
         *(Step(f"ingest: scrape {source}", ("scrape", source)) for source in config.sources),
         Step("process: clean, dedup, filter, split", ("process",)),
         Step("tokenizer: train BPE, validate, write shards", ("tokenize",)),
+        Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
         Step(f"train the {config.train.get('preset')} preset, keeping checkpoints at "
              f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config))),
-        Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
     ]
+
+
+BASELINES = (("rag", "RAG"), ("closed_book", "closed-book"))
+
+
+def baseline_steps(limit: int | None, force: bool) -> list[Step]:
+    """The baselines as `als-lm eval run` processes: RAG first (the longest), then the closed-book control."""
+    return [Step(f"ask the {label} baseline", ("eval", "run", "--system", system,
+                                                *(("--limit", str(limit)) if limit else ()),
+                                                *(("--force",) if force else ())))
+            for system, label in BASELINES]
 
 
 def train_run(store: ArtifactStore, config: ExperimentConfig) -> Manifest:
@@ -141,14 +153,16 @@ class Chain:
         finally:
             self.timings[label] = round(self.timings.get(label, 0.0) + time.monotonic() - t0, 1)
 
-    def ask_and_score(self, system: str, label: str, serve_run: str | None = None) -> tuple[Manifest, Manifest]:
+    def ask_and_score(self, system: str, label: str, serve_run: str | None = None,
+                      force: bool | None = None) -> tuple[Manifest, Manifest]:
         from services.evaluator.settings import EvaluatorSettings
         from services.evaluator.stages import eval as asking
         from services.evaluator.stages import score as scoring
         from shared.settings import load
 
         settings = load(EvaluatorSettings, eval={"system": system, "limit": self.limit, "serve_run": serve_run})
-        asked, ran = self.timed(label, asking.run, self.store, settings, force=self.force)
+        asked, ran = self.timed(label, asking.run, self.store, settings,
+                                force=self.force if force is None else force)
         console.print(f"  eval-{system}: {'published' if ran else 'unchanged'} {asked.run}")
         settings = load(EvaluatorSettings, eval={"system": system, "eval_run": asked.run})
         scored, ran = self.timed(label, scoring.run, self.store, settings, force=self.force)
@@ -224,10 +238,15 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         train_config.write_text(yaml.safe_dump(config.train))
         steps = front_steps(config, train_config)
         total = len(steps) + 3
-        for number, step in enumerate(steps, 1):
-            label = "training" if step.argv[0] == "train" else " ".join(step.argv[:2])
+        *corpus, training = steps
+        for number, step in enumerate(corpus, 1):
+            label = " ".join(step.argv[:2])
             timings[label] = round(timings.get(label, 0.0) + stack.run(step, number, total, force,
                                                                        rerun="make experiment"), 1)
+        log_path = stack.root / "work" / "logs" / "baselines.log"
+        console.print(f"asking the RAG and closed-book baselines in the background (log: {log_path})")
+        baselines = stack.background(baseline_steps(limit, force), log_path)
+        timings["training"] = round(stack.run(training, len(steps), total, force, rerun="make experiment"), 1)
 
         os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
         if config.threads:
@@ -249,9 +268,19 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                 failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
                 console.print(f"[red]{failed[-1]}[/red]")
         console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
+        t0 = time.monotonic()
+        asked_in_background = {}
+        for step, code, seconds in baselines.join():
+            system = step.argv[3]
+            timings[f"{system} answers (background)"] = seconds
+            asked_in_background[system] = code == 0
+            if code != 0:
+                console.print(f"[yellow]the background {system} run failed (exit {code}, see {log_path}); "
+                              "asking here, from its last journaled answer[/yellow]")
+        timings["waiting for the baselines"] = round(time.monotonic() - t0, 1)
         systems = {}
-        for system, label in (("closed_book", "closed-book"), ("rag", "RAG")):
-            _, scored = chain.ask_and_score(system, label)
+        for system, label in BASELINES:
+            _, scored = chain.ask_and_score(system, label, force=False if asked_in_background.get(system) else None)
             systems[system] = scored.run
 
         timings.update(chain.timings)

@@ -4,6 +4,7 @@ by id; and a rerun that pairs each checkpoint with its own runs even when one st
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,16 @@ def test_closed_book_asks_the_rag_generator_without_context(done):
     path = store.get_bytes(closed.output("responses.jsonl").key).decode().splitlines()
     responses = [Response.model_validate_json(line) for line in path]
     assert len(responses) == 3 and all(r.retrieved is None and r.system == "closed_book" for r in responses)
+
+
+def test_baselines_are_asked_once_in_the_background_while_the_model_trains(done):
+    root, _, store = done
+    timings = json.loads((root / "timings.json").read_text())["stages_s"]
+    assert timings["rag answers (background)"] > 0 and timings["closed_book answers (background)"] > 0
+    log = (root / "work" / "logs" / "baselines.log").read_text()
+    assert "eval-rag: published" in log and "eval-closed_book: published" in log
+    # The foreground found the background's runs (same fingerprint) instead of asking again.
+    assert len(runs.runs(store, "eval-rag")) == 1 and len(runs.runs(store, "eval-closed_book")) == 1
 
 
 def test_exposure_covers_every_question(done):
