@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import InvalidInput
+from shared.schemas.eval import System
 from shared.settings import NOT_FINGERPRINTED, CommonSettings, affects
 
 BENCHMARK = Path(__file__).resolve().parent / "benchmark" / "questions.json"
@@ -91,7 +92,7 @@ class EvalConfig(BaseModel):
     # What one run of a stage is about (the command line's flags), not how results are computed: the
     # stage name carries the system, and the stages record the rest as derived values or inputs (the
     # limit, the model's digest, the runs they read), so none of these enters a fingerprint twice.
-    system: Literal["scratch", "rag", "closed_book"] | None = Field(
+    system: System | None = Field(
         None, description="eval-*, score-*, review-*: the system whose stage runs (`--system`)",
         json_schema_extra=NOT_FINGERPRINTED,
     )

@@ -16,8 +16,9 @@ BenchmarkCategory = Literal[
     "temporal_accuracy",
 ]
 BENCHMARK_CATEGORIES: tuple[str, ...] = BenchmarkCategory.__args__
-SYSTEMS: tuple[str, ...] = ("scratch", "rag", "closed_book")
+System = Literal["scratch", "rag", "closed_book"]
 """closed_book: the RAG generator asked without retrieved context (issue 13)."""
+SYSTEMS: tuple[str, ...] = System.__args__
 
 
 def _not_blank(value: str) -> str:
