@@ -12,34 +12,17 @@ import zipfile
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import InvalidInput
+from shared.schemas.model import ModelConfig
 
 
 class CheckpointError(InvalidInput):
     """A checkpoint or tokenizer that cannot be exported; the message names the problem."""
 
 
-class GPTShape(BaseModel):
-    """The ``config`` dict the trainer saves next to the weights."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    n_layer: int
-    n_head: int
-    n_embd: int
-    block_size: int
-    vocab_size: int
-    dropout: float = 0.0
-    bias: bool = True
-
-    @property
-    def n_ff(self) -> int:
-        return 4 * self.n_embd
-
-
-def expected_shapes(cfg: GPTShape) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor the exporter needs, in nn.Linear (out, in) layout; biases only when ``cfg.bias``."""
     e, ff = cfg.n_embd, cfg.n_ff
     shapes: dict[str, tuple[int, ...]] = {
@@ -66,7 +49,7 @@ def expected_shapes(cfg: GPTShape) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_checkpoint(path: Path) -> tuple[GPTShape, dict[str, torch.Tensor]]:
+def load_checkpoint(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """The config and a complete fp32 state dict: zero biases filled in for ``bias=False`` models,
     because GPT-2 in both transformers and llama.cpp always has them."""
     path = Path(path)
@@ -79,11 +62,9 @@ def load_checkpoint(path: Path) -> tuple[GPTShape, dict[str, torch.Tensor]]:
     if not isinstance(blob, dict) or "config" not in blob or "model" not in blob:
         raise CheckpointError(f"checkpoint {path} is not {{'config': ..., 'model': state_dict}} (train contract)")
     try:
-        cfg = GPTShape.model_validate(blob["config"])
+        cfg = ModelConfig.model_validate(blob["config"])
     except ValidationError as err:
         raise CheckpointError(f"checkpoint {path} has an invalid config: {err}") from None
-    if cfg.n_embd % cfg.n_head:
-        raise CheckpointError(f"checkpoint {path}: n_embd {cfg.n_embd} is not divisible by n_head {cfg.n_head}")
     # torch.compile prefixes every name; the weights are the same.
     sd = {k.removeprefix("_orig_mod."): v.float() for k, v in blob["model"].items()}
     expected = expected_shapes(cfg)
@@ -113,7 +94,7 @@ class TokenizerInfo(BaseModel):
 SPECIALS = {"bos": "<|bos|>", "eos": "<|eos|>", "pad": "<|pad|>", "unk": "<|unk|>"}
 
 
-def read_tokenizer(path: Path, cfg: GPTShape) -> TokenizerInfo:
+def read_tokenizer(path: Path, cfg: ModelConfig) -> TokenizerInfo:
     """Vocabulary, merges and special ids of a byte-level BPE, checked against the model."""
     try:
         data = json.loads(Path(path).read_text())

@@ -14,7 +14,8 @@ import gguf
 import numpy as np
 import torch
 
-from services.exporter.checkpoint import GPTShape, TokenizerInfo
+from services.exporter.checkpoint import TokenizerInfo
+from shared.schemas.model import ModelConfig
 
 GGUF_NAMES = {
     "ln_1.weight": "attn_norm.weight",
@@ -48,7 +49,7 @@ def gguf_name(name: str) -> str:
     return f"blk.{layer}.{GGUF_NAMES[rest]}"
 
 
-def write_gguf(cfg: GPTShape, sd: dict[str, torch.Tensor], tok: TokenizerInfo, path: Path,
+def write_gguf(cfg: ModelConfig, sd: dict[str, torch.Tensor], tok: TokenizerInfo, path: Path,
                dtype: Literal["f32", "f16"], name: str) -> Path:
     writer = gguf.GGUFWriter(str(path), "gpt2")
     writer.add_name(name)

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from services.exporter.checkpoint import SPECIALS, GPTShape
+from services.exporter.checkpoint import SPECIALS
+from shared.schemas.model import ModelConfig
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-def hf_config(cfg: GPTShape, special: dict[str, int]) -> GPT2Config:
+def hf_config(cfg: ModelConfig, special: dict[str, int]) -> GPT2Config:
     return GPT2Config(
         vocab_size=cfg.vocab_size,
         n_positions=cfg.block_size,
@@ -44,7 +45,7 @@ def hf_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def build_model(cfg: GPTShape, sd: dict[str, torch.Tensor], special: dict[str, int]) -> GPT2LMHeadModel:
+def build_model(cfg: ModelConfig, sd: dict[str, torch.Tensor], special: dict[str, int]) -> GPT2LMHeadModel:
     model = GPT2LMHeadModel(hf_config(cfg, special))
     missing, unexpected = model.load_state_dict(hf_state_dict(sd), strict=False)
     # GPT-2's causal-mask buffers are not parameters; anything else missing is a mapping bug.
@@ -55,7 +56,7 @@ def build_model(cfg: GPTShape, sd: dict[str, torch.Tensor], special: dict[str, i
     return model.eval()
 
 
-def export_hf(cfg: GPTShape, sd: dict[str, torch.Tensor], special: dict[str, int], tokenizer_json: Path,
+def export_hf(cfg: ModelConfig, sd: dict[str, torch.Tensor], special: dict[str, int], tokenizer_json: Path,
               out_dir: Path) -> Path:
     """Write config, safetensors weights and the tokenizer; returns ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,11 @@ class ModelConfig(BaseModel):
     dropout: float = Field(ge=0.0, lt=1.0)
     bias: bool = True
 
+    @property
+    def n_ff(self) -> int:
+        """GPT-2's MLP width: four times the residual stream."""
+        return 4 * self.n_embd
+
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
         if self.n_embd % self.n_head:
