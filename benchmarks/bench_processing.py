@@ -104,14 +104,20 @@ def run_baseline(raw: list[Path], out: Path) -> dict:
 
 
 def near_duplicate_recall(raw_dir: Path, out: Path) -> dict:
-    """How many of the generator's planted near-duplicates (ids ``*-reissue-*``) the pipeline removed,
-    and how many documents it removed as near-duplicates that were not planted."""
+    """How many of the generator's planted near-duplicates (ids ``*-reissue-*``) the near-duplicate
+    step removed, and how many documents it removed that were not planted.
+
+    A planted copy that an earlier step removed (a short document's copy is as short as it) never
+    reaches the near-duplicate step; ``recall`` counts over the copies that did, and
+    ``recall_of_all_planted`` over all of them, so both are shown."""
     planted = json.loads((raw_dir / "planted.json").read_text())["near_duplicates"]
-    removed = [r["doc_id"] for r in map(json.loads, (out / "excluded.jsonl").open(encoding="utf-8"))
-               if r["reason"] == "near_duplicate"]
+    documents = [r for r in map(json.loads, (out / "excluded.jsonl").open(encoding="utf-8")) if r["unit"] == "document"]
+    removed = [r["doc_id"] for r in documents if r["reason"] == "near_duplicate"]
     found = sum("-reissue-" in d for d in removed)
-    return {"planted": planted, "removed": found, "recall": round(found / planted, 3),
-            "removed_not_planted": len(removed) - found}
+    earlier = sum("-reissue-" in r["doc_id"] for r in documents if r["reason"] != "near_duplicate")
+    return {"planted": planted, "removed_by_earlier_steps": earlier, "removed": found,
+            "kept": planted - earlier - found, "recall": round(found / (planted - earlier), 4),
+            "recall_of_all_planted": round(found / planted, 4), "removed_not_planted": len(removed) - found}
 
 
 def child(role: str, raw_dir: Path, out: Path, workers: int) -> dict:
