@@ -13,7 +13,7 @@ from typing import Any
 
 from services.processor.clean import Abbreviations, MinLength, Normalize, StripMarkup
 from services.processor.dedup import MinHashSignature, NearDedup, ParagraphDedup
-from services.processor.pipeline import Document, RunLog, Step, run
+from services.processor.pipeline import RunLog, Step, run
 from services.processor.quality import QualityReport
 from services.processor.reader import read_raw
 from services.processor.residue import Residue
@@ -55,6 +55,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     # Measured as documents leave the pipeline, in the main process while the workers are busy,
     # rather than in the single-threaded second pass (it needs no split).
     quality = QualityReport(seed)
+    stats = CorpusStats(terms)
     with open(out / "excluded.jsonl", "w", encoding="utf-8") as excluded, \
             open(kept_path, "w", encoding="utf-8") as kept:
         log = RunLog(excluded)
@@ -62,6 +63,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
             kept.write(doc.clean().model_dump_json() + "\n")
             index.append((doc.id, doc.category))
             quality.add(doc.id, doc.source, doc.text)
+            stats.add(doc)
     steps = log.stats.as_dict()
     read = steps.get("read", {})
     if not read.get("documents_out"):
@@ -76,20 +78,19 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
 
     start = time.process_time()
     val = validation_ids(index, cfg.val_fraction, seed)
-    stats = CorpusStats(terms)
     with open(kept_path, encoding="utf-8") as kept, \
             open(out / "train.jsonl", "w", encoding="utf-8") as train, \
             open(out / "val.jsonl", "w", encoding="utf-8") as valf, \
             open(out / "corpus.txt", "w", encoding="utf-8") as corpus:
         first = True
         for line in kept:
-            doc = Document(**json.loads(line))
-            split = "val" if doc.id in val else "train"
+            doc = json.loads(line)
+            split = "val" if doc["id"] in val else "train"
             (valf if split == "val" else train).write(line)
             if split == "train":
-                corpus.write(("" if first else "\n\n") + doc.text)
+                corpus.write(("" if first else "\n\n") + doc["text"])
                 first = False
-            stats.add(doc, split)
+            stats.assign(doc["id"], split)
         corpus.write("\n")
     kept_path.unlink()
     summary = {**stats.summary(steps), "quality": quality.summary(steps)}

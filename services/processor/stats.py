@@ -1,4 +1,4 @@
-"""Corpus statistics (docs/processing.md step 6), gathered while the split is written and rendered as
+"""Corpus statistics (docs/processing.md step 6), gathered as documents leave the pipeline and rendered as
 ``stats.json`` and ``stats.md``. "Tokens" here are words (``pipeline.WORD``); the BPE token
 counts come from the tokenize stage's ``meta.json``."""
 
@@ -18,21 +18,28 @@ FREQUENCY_BANDS = ((1, 1), (2, 9), (10, 99), (100, 999), (1000, None))
 class CorpusStats:
     def __init__(self, terms: list[str], top_terms: int = 30):
         self.sizes: dict[tuple[str, str], Counter] = defaultdict(Counter)  # (split, category) -> counts
+        self.documents: dict[str, tuple[str, int, int]] = {}  # id -> (category, bytes, words) until assigned
         self.lengths: list[int] = []
         self.vocab: Counter[str] = Counter()
         self.terms = TermCounter(terms)
         self.n_terms = len(terms)
         self.top_terms = top_terms
 
-    def add(self, doc: Document, split: str) -> None:
+    def add(self, doc: Document) -> None:
+        """Count a kept document as it leaves the pipeline, while the workers are still busy; only its
+        sizes wait for the split (``assign``), which needs every document first."""
         tokens = words(doc.text)
-        size = self.sizes[(split, doc.category)]
-        size["documents"] += 1
-        size["bytes"] += len(doc.text.encode())
-        size["tokens"] += len(tokens)
+        self.documents[doc.id] = (doc.category, len(doc.text.encode()), len(tokens))
         self.lengths.append(len(tokens))
         self.vocab.update(t.lower() for t in tokens)
         self.terms.add(tokens)
+
+    def assign(self, doc_id: str, split: str) -> None:
+        category, n_bytes, n_tokens = self.documents.pop(doc_id)
+        size = self.sizes[(split, category)]
+        size["documents"] += 1
+        size["bytes"] += n_bytes
+        size["tokens"] += n_tokens
 
     def summary(self, steps: dict[str, dict[str, int]]) -> dict[str, Any]:
         def total(keys) -> dict[str, int]:
