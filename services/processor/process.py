@@ -1,7 +1,7 @@
 """The process stage's body: raw JSONL in, the contract's files out (docs/processing.md).
 
-Documents stream through the steps into a scratch file; only ids and categories stay in
-memory until the split is known, then a second pass writes train/val/corpus and the statistics.
+Documents stream through the steps into a scratch file; only ids, categories and sizes stay in
+memory until the split is known, then a second pass writes train/val/corpus.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def process_corpus(raw: list[Path], out: Path, cfg: ProcessConfig, seed: int, te
     kept_path = out / "kept.jsonl.tmp"
     index: list[tuple[str, str]] = []
     # Measured as documents leave the pipeline, in the main process while the workers are busy,
-    # rather than in the single-threaded second pass (it needs no split).
+    # rather than in the single-threaded second pass (only the statistics' split sizes wait for it).
     quality = QualityReport(seed)
     stats = CorpusStats(terms)
     with open(out / "excluded.jsonl", "w", encoding="utf-8") as excluded, \
