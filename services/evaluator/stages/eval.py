@@ -11,6 +11,7 @@ the same model is skipped, a new model is asked again, and a key-fact correction
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from services.evaluator.inputs import load_benchmark
@@ -33,6 +34,19 @@ from shared.runs import RunWriter
 from shared.store import ArtifactStore
 
 
+def without_context(client, model: str, opts: dict, template: str = "{query}") -> Callable[[], Answer]:
+    """The from-scratch model, or the RAG generator closed-book: each question put into ``template``
+    and asked directly; the model is loaded only when the run goes ahead."""
+    def open_system() -> Answer:
+        generate.load(client, model)
+
+        def answer(question: str) -> tuple[str, None, float]:
+            text, seconds = generate.answer(client, model, template.format(query=question), opts)
+            return text, None, seconds
+        return answer
+    return open_system
+
+
 def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:
     """Ask ``settings.eval.system`` every selected question. What is cheap to learn (the model's
     digest, the index run) decides whether to run; models and indexes are loaded only when the run
@@ -46,15 +60,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         client = generate.connect(settings.ollama_host)
         digest = generate.require(client, model, "create it with `als-lm export ollama`")
         opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
-
-        def open_system() -> Answer:
-            generate.load(client, model)
-
-            def answer(question: str) -> tuple[str, None, float]:
-                text, seconds = generate.answer(client, model, question, opts)
-                return text, None, seconds
-            return answer
-
+        open_system = without_context(client, model, opts)
     else:  # rag and closed_book: the RAG generator, with and without the retrieved context
         model = settings.rag.generator_model
         client = generate.connect(settings.ollama_host)
@@ -72,14 +78,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         else:
             inputs = []
             derived["prompt"] = CLOSED_BOOK_PROMPT
-
-            def open_system() -> Answer:
-                generate.load(client, model)
-
-                def answer(question: str) -> tuple[str, None, float]:
-                    text, seconds = generate.answer(client, model, CLOSED_BOOK_PROMPT.format(query=question), opts)
-                    return text, None, seconds
-                return answer
+            open_system = without_context(client, model, opts, CLOSED_BOOK_PROMPT)
     stage = f"eval-{system}"
     fingerprinted = stages.fingerprint_settings(stage, settings, system=system, model=model,
                                                 model_digest=digest, options=opts, limit=cfg.limit,

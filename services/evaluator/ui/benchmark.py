@@ -78,8 +78,8 @@ def scored_run(store: ArtifactStore, system: str, cache: Path) -> tuple[Manifest
     dest = cache / manifest.stage / manifest.run_id
     scores = ScoreFile.model_validate_json(
         runs.fetch(store, manifest.output("scores.json"), dest / "scores.json").read_text())
-    asked = runs.resolve(store, manifest.upstream(f"eval-{system}"))
-    responses = load_responses(runs.fetch(store, asked.output("responses.jsonl"), dest / "responses.jsonl"))
+    answers = manifest.input("responses.jsonl", f"eval-{system}")
+    responses = load_responses(runs.fetch(store, answers, dest / "responses.jsonl"))
     return manifest, scores, {r.id: r.response for r in responses}
 
 
