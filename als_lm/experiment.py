@@ -52,6 +52,10 @@ class ExperimentConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="CPU threads per stage (OMP_NUM_THREADS); on a busy 2-core machine one thread "
         "per process avoids oversubscription, which slows small matmuls by an order of magnitude")
+    alone_threads: int | None = Field(
+        None, ge=1, description="Ollama threads for the baselines left once training and the checkpoints are "
+        "done: the background run is stopped and the rest asked with the machine to itself, resuming from its "
+        "journaled answers; None: the background runs to the end with eval.num_thread")
     train: dict[str, Any] = Field(description="als-lm train settings (a train config); keep_at_fractions names "
                                   "the learning curve's checkpoints")
     export: dict[str, Any] = {}
@@ -154,13 +158,14 @@ class Chain:
             self.timings[label] = round(self.timings.get(label, 0.0) + time.monotonic() - t0, 1)
 
     def ask_and_score(self, system: str, label: str, serve_run: str | None = None,
-                      force: bool | None = None) -> tuple[Manifest, Manifest]:
+                      force: bool | None = None, threads: int | None = None) -> tuple[Manifest, Manifest]:
         from services.evaluator.settings import EvaluatorSettings
         from services.evaluator.stages import eval as asking
         from services.evaluator.stages import score as scoring
         from shared.settings import load
 
-        settings = load(EvaluatorSettings, eval={"system": system, "limit": self.limit, "serve_run": serve_run})
+        chosen = {"system": system, "limit": self.limit, "serve_run": serve_run}
+        settings = load(EvaluatorSettings, eval=chosen | ({"num_thread": threads} if threads else {}))
         asked, ran = self.timed(label, asking.run, self.store, settings,
                                 force=self.force if force is None else force)
         console.print(f"  eval-{system}: {'published' if ran else 'unchanged'} {asked.run}")
@@ -269,18 +274,23 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                 console.print(f"[red]{failed[-1]}[/red]")
         console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
+        if config.alone_threads:
+            baselines.stop()  # the running step ends; its answers so far stay journaled
+            console.print(f"the baselines not yet published are asked here with {config.alone_threads} Ollama "
+                          "threads, from their last journaled answer")
         asked_in_background = {}
         for step, code, seconds in baselines.join():
             system = step.argv[3]
             timings[f"{system} answers (background)"] = seconds
             asked_in_background[system] = code == 0
-            if code != 0:
+            if code > 0:  # < 0: stopped above
                 console.print(f"[yellow]the background {system} run failed (exit {code}, see {log_path}); "
                               "asking here, from its last journaled answer[/yellow]")
         timings["waiting for the baselines"] = round(time.monotonic() - t0, 1)
         systems = {}
         for system, label in BASELINES:
-            _, scored = chain.ask_and_score(system, label, force=False if asked_in_background.get(system) else None)
+            _, scored = chain.ask_and_score(system, label, force=False if asked_in_background.get(system) else None,
+                                            threads=config.alone_threads)
             systems[system] = scored.run
 
         timings.update(chain.timings)

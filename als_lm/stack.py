@@ -141,18 +141,20 @@ class Background:
         self.results: list[tuple[Step, int, float]] = []
         self._proc: subprocess.Popen | None = None
         self._stopped = threading.Event()
+        self._starting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="baselines", daemon=True)
 
     def _run(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             for step in self.steps:
-                if self._stopped.is_set():
-                    return
-                t0 = time.monotonic()
-                self._proc = subprocess.Popen([sys.executable, "-m", "als_lm", *step.argv],
-                                              env={**self.stack.env, **step.env}, stdout=out,
-                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                with self._starting:  # stop() never misses a step started as it is called
+                    if self._stopped.is_set():
+                        return
+                    t0 = time.monotonic()
+                    self._proc = subprocess.Popen([sys.executable, "-m", "als_lm", *step.argv],
+                                                  env={**self.stack.env, **step.env}, stdout=out,
+                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 code = self._proc.wait()
                 self.results.append((step, code, round(time.monotonic() - t0, 1)))
 
@@ -166,8 +168,10 @@ class Background:
         return self.results
 
     def stop(self) -> None:
-        """On exit or Ctrl-C: end the running step (its answers so far stay journaled) and start no other."""
-        self._stopped.set()
+        """End the running step (its answers so far stay journaled; its exit code is negative) and start
+        no other: on exit or Ctrl-C, and when the foreground takes the rest over with more threads."""
+        with self._starting:
+            self._stopped.set()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

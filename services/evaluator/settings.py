@@ -80,8 +80,10 @@ class EvalConfig(BaseModel):
                             json_schema_extra=affects("eval-*"))
     num_thread: int = Field(
         0, ge=0, description="CPU threads Ollama generates with (0: the server's choice); on a busy 2-core "
-        "machine 1 is several times faster than 2, whose threads wait for each other",
-        json_schema_extra=affects("eval-*"),
+        "machine 1 is several times faster than 2, whose threads wait for each other. Not fingerprinted: "
+        "greedy answers are the same with any thread count (ggml gives each thread whole rows), so a run "
+        "interrupted with one count resumes with another",
+        json_schema_extra=NOT_FINGERPRINTED,
     )
     leakage_threshold: float = Field(
         0.5, gt=0.0, le=1.0,

@@ -119,6 +119,16 @@ def test_closed_book_asks_the_generator_without_context_and_a_key_fact_fix_does_
     again, ran = asking.run(local_store, settings)
     assert not ran and again.run == first.run
 
+    # The thread count is no part of the answers: another count finds the run (and its journal), and
+    # the answers asked again with it are the same bytes.
+    two = settings.model_copy(update={"eval": settings.eval.model_copy(update={"num_thread": 2})})
+    again, ran = asking.run(local_store, two)
+    assert not ran and again.run == first.run
+    forced, ran = asking.run(local_store, two, force=True)
+    rerun = local_store.get_bytes(forced.output("responses.jsonl").key).decode().splitlines()
+    assert ran and [Response.model_validate_json(r).response for r in rerun] == [
+        Response.model_validate_json(r).response for r in responses]
+
 
 def test_an_interrupted_run_asks_only_the_questions_it_had_not_answered(tmp_path):
     from services.evaluator.runner import ask_all

@@ -5,7 +5,7 @@ run, else the latest); ``eval-rag`` asks the RAG baseline and also records which
 and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
 asks the RAG generator the same questions without any context. Generation is greedy with a fixed
 seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
-texts, not the key facts), the model's digest, the options and, for RAG, the index; so a rerun with
+texts, not the key facts), the model's digest, the options except the thread count and, for RAG, the index; so a rerun with
 the same model is skipped, a new model is asked again, and a key-fact correction only re-scores.
 """
 
@@ -47,6 +47,12 @@ def without_context(client, model: str, opts: dict, template: str = "{query}") -
     return open_system
 
 
+def answer_options(opts: dict) -> dict:
+    """The generation options the answers depend on: the thread count is not one of them (measured
+    byte-identical with 1 and 2 threads: docs/benchmarks.md, RAG threads)."""
+    return {k: v for k, v in opts.items() if k != "num_thread"}
+
+
 def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:
     """Ask ``settings.eval.system`` every selected question. What is cheap to learn (the model's
     digest, the index run) decides whether to run; models and indexes are loaded only when the run
@@ -81,7 +87,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             open_system = without_context(client, model, opts, CLOSED_BOOK_PROMPT)
     stage = f"eval-{system}"
     fingerprinted = stages.fingerprint_settings(stage, settings, system=system, model=model,
-                                                model_digest=digest, options=opts, limit=cfg.limit,
+                                                model_digest=digest, options=answer_options(opts),
+                                                limit=cfg.limit,
                                                 questions_sha256=questions_sha256(items), **derived)
     journal = Path(settings.work_dir) / stage / runs.fingerprint(stage, fingerprinted, inputs)[:16]
 
