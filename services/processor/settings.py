@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-import re
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.settings import NOT_FINGERPRINTED, CommonSettings
@@ -19,12 +19,17 @@ VOLATILE_PATTERNS: dict[str, str] = {
     "as_of_date": rf"\bas of (?:{MONTH}\b|\d{{4}}\b|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b|today\b|this (?:week|month|year)\b)",
     "hours": r"\b(?:office |opening |business )?hours\s*:",
     "contact_us": r"\bcontact us\b",
-    "phone": r"(?<!\d)(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b",
+    "phone": r"(?:^|\D)(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b",
     "email": r"\b[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b",
     "price": r"(?:[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)? (?:dollars|USD|EUR)\b)",
     "schedule": r"\b(?:open|closed) (?:on )?(?:Mondays?|Tuesdays?|Wednesdays?|Thursdays?|Fridays?|Saturdays?|Sundays?|weekends?|daily)\b",
     "last_updated": r"\b(?:last|page) (?:updated|reviewed|modified)\b",
 }
+
+
+VOLATILE_OPTIONS = re2.Options()
+VOLATILE_OPTIONS.case_sensitive = False
+VOLATILE_OPTIONS.log_errors = False  # a bad pattern is reported once, by the validator below
 
 
 class ProcessConfig(BaseModel):
@@ -50,7 +55,8 @@ class ProcessConfig(BaseModel):
     min_tokens: int = Field(100, ge=0, description="documents with fewer words are dropped (§2.3 step 4)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="validation share per source category (§2.3)")
     volatile_patterns: dict[str, str] = Field(
-        VOLATILE_PATTERNS, description="name -> regex; sentences matching any are removed (§2.3 step 3)"
+        VOLATILE_PATTERNS, description="name -> RE2 regex, matched case-insensitively; sentences matching any "
+        "are removed (§2.3 step 3). RE2 has no lookbehind or backreferences, and its \\d, \\w and \\b are ASCII"
     )
     workers: int = Field(
         1, ge=1, le=64, description="processes for the per-document steps; does not change the output",
@@ -62,9 +68,11 @@ class ProcessConfig(BaseModel):
     def _compiles(cls, patterns: dict[str, str]) -> dict[str, str]:
         for name, pattern in patterns.items():
             try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"pattern {name!r} is not a valid regex: {err}") from None
+                re2.compile(pattern, VOLATILE_OPTIONS)
+            except re2.error as err:
+                reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else err
+                raise ValueError(f"pattern {name!r} is not a valid RE2 regex (no lookbehind, no "
+                                 f"backreferences): {reason}") from None
         return patterns
 
 

@@ -111,6 +111,18 @@ def test_volatile_sentences_are_removed_and_logged_with_their_pattern():
     assert ("phone", "Call 1-800-555-0142 for help.") in reasons
 
 
+def test_a_volatile_pattern_re2_cannot_run_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"pattern 'ids' is not a valid RE2 regex \(no lookbehind.*invalid perl operator"):
+        ProcessConfig(volatile_patterns={"ids": r"(?<!\d)\d{6}"})
+
+
+def test_phone_numbers_inside_longer_digit_runs_are_not_phone_numbers():
+    out, log = run_steps([VolatileFilter(CFG.volatile_patterns)],
+                         [doc("a", "Trial NCT0123456789 enrolled 210 people. Call (800) 555-0142 now.")])
+    assert out[0].text == "Trial NCT0123456789 enrolled 210 people."
+    assert [r["reason"] for r in log.excluded] == ["phone"]
+
+
 def test_sentence_split_does_not_break_after_abbreviations():
     assert sentences("Smith et al. found it. See Fig. 2 for details. E.g. this one.") == [
         "Smith et al. found it.", "See Fig. 2 for details.", "E.g. this one."]
