@@ -88,7 +88,7 @@ def test_baselines_are_asked_once_in_the_background_while_the_model_trains(done)
     root, _, store = done
     timings = json.loads((root / "timings.json").read_text())["stages_s"]
     assert timings["rag answers (background)"] > 0
-    assert "eval-rag" in (root / "work" / "logs" / "baselines.log").read_text()
+    assert "gemma3-270m" in (root / "work" / "logs" / "baselines.log").read_text(), "the background asked RAG"
     # After the checkpoints the background is stopped (alone_threads) and the foreground finds what it
     # published by fingerprint, or resumes what it left from the journal, with another thread count.
     assert len(runs.runs(store, "eval-rag")) == 1 and len(runs.runs(store, "eval-closed_book")) == 1
