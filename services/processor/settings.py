@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 

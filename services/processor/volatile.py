@@ -41,21 +41,14 @@ class VolatileFilter(Step):
 
     def __init__(self, patterns: dict[str, str]):
         self.patterns = patterns
-        self._setup()
-
-    def _setup(self) -> None:
-        self.names = list(self.patterns)
+        self.names = list(patterns)
         self.matcher = re2.Set.SearchSet(VOLATILE_OPTIONS)
-        for pattern in self.patterns.values():
+        for pattern in patterns.values():
             self.matcher.Add(pattern)
         self.matcher.Compile()
 
-    def __getstate__(self) -> dict:  # the compiled set does not pickle; workers compile their own
-        return {"patterns": self.patterns}
-
-    def __setstate__(self, state: dict) -> None:
-        self.patterns = state["patterns"]
-        self._setup()
+    def __reduce__(self):  # the compiled set does not pickle; each worker compiles its own
+        return type(self), (self.patterns,)
 
     def first_match(self, text: str) -> str | None:
         """The name of the first pattern (in settings order) found in ``text``."""

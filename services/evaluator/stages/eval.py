@@ -5,8 +5,9 @@ run, else the latest); ``eval-rag`` asks the RAG baseline and also records which
 and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
 asks the RAG generator the same questions without any context. Generation is greedy with a fixed
 seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
-texts, not the key facts), the model's digest, the options except the thread count and, for RAG, the index; so a rerun with
-the same model is skipped, a new model is asked again, and a key-fact correction only re-scores.
+texts, not the key facts), the model's digest, the options except the thread count and, for RAG,
+the index; so a rerun with the same model is skipped, a new model is asked again, and a key-fact
+correction only re-scores.
 """
 
 from __future__ import annotations
