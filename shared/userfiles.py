@@ -73,16 +73,16 @@ def decode(data: bytes, path: Path, what: str) -> str:
             except UnicodeDecodeError as err:
                 raise UnreadableFile(f"{what} {path} starts with a {codec.upper()} byte-order mark but is not valid "
                                      f"{codec.upper()} (byte offset {err.start}); save it as UTF-8") from None
+    head = data[:200]
+    utf16 = "it looks like UTF-16 without a byte-order mark; save it as UTF-8"
+    if head and max(head[0::2].count(0), head[1::2].count(0)) > len(head) // 4:
+        raise UnreadableFile(f"{what} {path} is not UTF-8: {utf16}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        head = data[:200]
-        utf16 = max(head[0::2].count(0), head[1::2].count(0)) > len(head) // 4
-        hint = ("it looks like UTF-16 without a byte-order mark" if utf16
-                else "Latin-1, Windows-1252 and binary files are not read")
-        raise UnreadableFile(f"{what} {path} is not UTF-8 (byte {data[err.start]:#04x} on line {line}; {hint}); "
-                             "save it as UTF-8") from None
+        raise UnreadableFile(f"{what} {path} is not UTF-8 (byte {data[err.start]:#04x} on line {line}; Latin-1, "
+                             "Windows-1252 and binary files are not read); save it as UTF-8") from None
     if "\x00" in text:
         raise UnreadableFile(f"{what} {path} contains NUL bytes (line {text.count(chr(10), 0, text.index(chr(0))) + 1})"
                              ": it is binary, not text; give the text file")
@@ -102,6 +102,9 @@ def stream_lines(path: Path, what: str) -> Iterator[str]:
             for lineno, raw in enumerate(fh, 1):
                 if lineno == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                     raise UnreadableFile(f"{what} {path} is UTF-16; save it as UTF-8 (it is read line by line)")
+                if b"\x00" in raw:
+                    raise UnreadableFile(f"{what} {path} line {lineno} contains NUL bytes: it is binary or UTF-16 "
+                                         "without a byte-order mark; save it as UTF-8 text")
                 try:
                     yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as err:
