@@ -31,6 +31,7 @@ from shared.errors import InvalidInput
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIG = REPO / "services" / "trainer" / "configs" / "tiny-cpu.yaml"
 EXPERIMENT_CONFIG = REPO / "services" / "trainer" / "configs" / "experiment-cpu.yaml"
+DEEPSPEED_CONFIG = REPO / "services" / "trainer" / "configs" / "deepspeed" / "zero0.json"
 SOURCES = REPO / "services" / "scraper" / "sources.yaml"
 
 FUZZ = settings(max_examples=12, derandomize=True, deadline=None, database=None,
@@ -195,6 +196,20 @@ def test_web_source_list(tmp_path, data):
     path.write_bytes(data)
     with pytest.raises(InvalidInput) as err:
         load_sources(path)
+    assert "\n" not in str(err.value)
+
+
+@FUZZ
+@given(data=bad_json(DEEPSPEED_CONFIG.read_text()))
+def test_deepspeed_config(tmp_path, data):
+    """``train --deepspeed-config`` is read once the tokenize run is found, so the reader is called."""
+    from services.trainer.settings import TrainConfig
+    from services.trainer.train import deepspeed_config
+
+    path = tmp_path / "ds.json"
+    path.write_bytes(data)
+    with pytest.raises(InvalidInput) as err:
+        deepspeed_config(TrainConfig(deepspeed_config=path), "cpu", "fp32")
     assert "\n" not in str(err.value)
 
 
