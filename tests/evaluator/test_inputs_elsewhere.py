@@ -15,6 +15,7 @@ from shared.schemas.eval import BENCHMARK_CATEGORIES, BenchmarkItem, ScoreFile, 
 
 ELSEWHERE = Path(__file__).resolve().parent / "fixtures" / "elsewhere_benchmark.json"
 
+LEXICAL = {"ALS_EVAL__USE_EMBEDDINGS": "false"}  # what is tested here needs no paraphrase model
 ANSWERS = {
     "DRUG-001": "Riluzole, approved by the FDA in 1995, was the first ALS drug.",
     "GENE-001": "",  # a degenerate model that stopped at once
@@ -53,7 +54,7 @@ def test_traps_score_declining_or_denying_and_an_empty_answer_is_a_non_answer(tm
     responses, output = tmp_path / "r.jsonl", tmp_path / "scores.json"
     responses.write_text("".join(json.dumps({"id": i, "response": r}) + "\n" for i, r in ANSWERS.items()))
     result = CliRunner().invoke(eval_group, ["score", "--benchmark", str(ELSEWHERE), "--responses", str(responses),
-                                             "--output", str(output)])
+                                             "--output", str(output)], env=LEXICAL)
     assert result.exit_code == 0, result.output
     assert "1 empty (non-answers), traps avoided 1/2" in result.output
     scores = ScoreFile.model_validate_json(output.read_text())
@@ -76,7 +77,7 @@ def test_a_trap_is_avoided_by_denying_its_premise(tmp_path):
     from services.evaluator.score import build, judge_item
     from services.evaluator.settings import EvalConfig
 
-    scorer, _ = build(EvalConfig(), ())
+    scorer, _ = build(EvalConfig(use_embeddings=False), ())
     trap = next(i for i in load_benchmark(ELSEWHERE) if i.id == "TRAP-001")
     _, _, accuracy, verdict = judge_item(trap, "Neurovexin is not a real drug; there is no such medicine.", scorer)
     assert (verdict, accuracy) == ("denied", 1.0)
