@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from shared import runs
+from shared.errors import InvalidInput
 from shared.log import out
 from shared.manifest import Manifest
 from shared.runs import RunNotFound
 from shared.settings import CommonSettings
-from shared.store import ArtifactStore, open_store
+from shared.store import ArtifactStore, open_store, validate_key
+
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _store():
@@ -63,9 +67,22 @@ def get(run: str, name: str, output: Path | None) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def put(stage: str, files: tuple[Path, ...]) -> None:
     """Publish FILES as a new run of STAGE (for hand-made inputs)."""
+    if not STAGE_NAME.fullmatch(stage):
+        raise InvalidInput(f"stage name {stage!r} is not one path segment of letters, digits, '.', '_' and '-' "
+                           "(e.g. manual-input)")
+    names = [path.name for path in files]
+    for name in names:
+        validate_key(name)  # every key checked before the first upload: a refused run uploads nothing
+    if len(set(names)) < len(names):
+        raise InvalidInput(f"two files share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
+                           "an output is named by its file name")
     writer = runs.RunWriter(_store(), stage, {"manual": True}, [])
-    for path in files:
-        writer.put_file(path.name, path)
+    try:
+        for path in files:
+            writer.put_file(path.name, path)
+    except BaseException:
+        writer.discard()
+        raise
     manifest = writer.publish()
     click.echo(f"published {manifest.run} with {len(manifest.outputs)} output(s)")
 

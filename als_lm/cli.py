@@ -69,9 +69,10 @@ def cli(quiet: bool, log_level: str | None) -> None:
     A research project, not a medical resource. Each stage reads its inputs from the artifact
     store and publishes its outputs with a manifest; rerunning an unchanged stage is skipped.
     """
-    from shared.settings import CommonSettings
+    from shared.settings import CommonSettings, check_env_file, load
 
-    level = log_level or CommonSettings().log_level
+    check_env_file()
+    level = log_level or load(CommonSettings).log_level
     log.setup(level, quiet)
 
 

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from als_lm.stack import LocalStack, Step, explore_hint, show_report
-from shared import runs
+from shared import runs, userfiles
 from shared.log import console
 from shared.manifest import Manifest
 from shared.runs import RunNotFound
@@ -73,7 +73,8 @@ class ExperimentConfig(BaseModel):
             try:
                 model.model_validate(getattr(self, name))
             except ValidationError as err:
-                raise SettingsError(f"experiment config, section {name}: {err}") from None
+                raise SettingsError(userfiles.summarize(f"experiment config, section {name}",
+                                                        userfiles.validation_problems(err))) from None
         if not self.train.get("keep_at_fractions"):
             raise SettingsError("experiment config: train.keep_at_fractions must name the checkpoints to keep")
 
@@ -87,11 +88,12 @@ class ExperimentConfig(BaseModel):
 
 
 def read_config(path: Path) -> ExperimentConfig:
+    data = userfiles.read_yaml(path, "experiment config") or {}
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
         config = ExperimentConfig.model_validate(data)
-    except (OSError, yaml.YAMLError, ValidationError) as err:
-        raise SettingsError(f"experiment config {path} is invalid: {err}") from None
+    except ValidationError as err:
+        raise SettingsError(userfiles.summarize(f"experiment config {path} is invalid",
+                                                userfiles.validation_problems(err))) from None
     config.check()
     return config
 

@@ -7,15 +7,20 @@ with the field's name.
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import os
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
+from shared import userfiles
 from shared.errors import InvalidInput
 
 # A field's ``json_schema_extra`` says whether it enters the fingerprint of the stages that read
@@ -96,6 +101,20 @@ class SettingsError(InvalidInput):
     """Settings that cannot be used; the message names the field."""
 
 
+def check_env_file(path: Path = Path(".env")) -> None:
+    """Refuse a ``.env`` that python-dotenv could not decode (it reads UTF-8 only) or would partly skip
+    with a warning: a setting silently lost is worse than a clear stop."""
+    if not path.is_file():
+        return
+    data = userfiles.read_bytes(path, "settings file", userfiles.CONFIG_LIMIT)
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SettingsError(f"settings file {path} starts with a byte-order mark; save it as UTF-8 without one")
+    text = userfiles.decode(data, path, "settings file")
+    bad = next((b.original.line for b in parse_stream(io.StringIO(text)) if b.error), None)
+    if bad is not None:
+        raise SettingsError(f"settings file {path} line {bad} is not KEY=value or a comment; fix or remove it")
+
+
 def load(cls: type[CommonSettings], **overrides: Any) -> CommonSettings:
     """Build settings from env/.env, then ``overrides`` (the command line); unknown keys are refused."""
     known = set(cls.model_fields)
@@ -104,6 +123,8 @@ def load(cls: type[CommonSettings], **overrides: Any) -> CommonSettings:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     try:
         return cls(**overrides)
+    except PydanticSettingsError as err:  # a value that is not the JSON its field needs
+        raise SettingsError(f"invalid settings for {cls.__name__}: {userfiles.one_line(err)}") from None
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in err.errors()

@@ -59,6 +59,8 @@ def validate_key(key: str) -> str:
         reason = "it has an empty, '.' or '..' path segment"
     elif len(key.encode()) > 900:
         reason = "it is longer than 900 bytes"
+    elif any(len(part.encode()) > 255 for part in key.split("/")):
+        reason = "a path segment is longer than 255 bytes (a file name on the local store)"
     if reason:
         raise InvalidKeyError(f"invalid artifact key {key!r}: {reason}")
     return key

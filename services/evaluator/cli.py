@@ -12,7 +12,7 @@ import click
 
 from services.evaluator.settings import EvaluatorSettings
 from shared.commands import FORCE, run_stage_command, settings_with
-from shared.schemas.eval import SYSTEMS
+from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS, categories_of
 from shared.settings import load
 from shared.store import open_store
 
@@ -43,9 +43,17 @@ def validate(benchmark: Path | None, corpus: Path | None) -> None:
 
     settings = settings_with(EvaluatorSettings, eval={"benchmark": benchmark})
     path = settings.eval.benchmark
-    items = load_benchmark(path)
+    items = load_benchmark(path, report=settings.work_dir / "problems" / f"{path.name}.txt")
     counts = Counter(i.category for i in items)
-    click.echo(f"{path}: {len(items)} valid items, " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+    click.echo(f"{path}: {len(items)} valid items, " + ", ".join(f"{c} {counts[c]}" for c in categories_of(counts)))
+    other = [c for c in categories_of(counts) if c not in BENCHMARK_CATEGORIES]
+    if other:
+        click.echo(f"  categories beyond the design's six (reported as they are): {', '.join(other)}")
+    extras = Counter(name for i in items for name in i.model_extra or {})
+    if extras:
+        click.echo("  fields kept as they are (not scored): " + ", ".join(f"{n} ({k})" for n, k in sorted(extras.items())))
+    if any(i.trap for i in items):
+        click.echo(f"  {sum(i.trap for i in items)} trap item(s): scored on whether the answer declines or denies")
     facts = [f for i in items for f in i.key_facts]
     click.echo(f"  {len(facts)} key facts ({sum(f.counted for f in facts)} counted), "
                f"{sum(i.answer_type == 'yes_no' for i in items)} yes/no, "
@@ -101,7 +109,8 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
         raise click.UsageError("give --system (store mode) or --responses and --output (file mode)")
     from services.evaluator.score import score_files
 
-    scores = score_files(settings.eval, settings.eval.benchmark, responses, corpus)
+    scores = score_files(settings.eval, settings.eval.benchmark, responses, corpus,
+                         report=output.with_name(f"{output.name}.problems.txt"))
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written whole to a temporary file and renamed: a failure never leaves a half-written output.
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
@@ -110,7 +119,10 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
     os.replace(tmp, output)
     s = scores.summary
     click.echo(f"{output}: {s['n_items']} items, accuracy {s['accuracy']:.3f}, "
-               f"fabrication rate {s['fabrication_rate']:.3f}, hedged {s['hedging']['hedged_rate']:.3f}")
+               f"fabrication rate {s['fabrication_rate']:.3f}, hedged {s['hedging']['hedged_rate']:.3f}"
+               + (f", {s['non_answers']} empty (non-answers)" if s["non_answers"] else "")
+               + (f", traps avoided {s['traps']['n'] - s['traps']['answered']}/{s['traps']['n']}" if s["traps"]["n"]
+                  else ""))
 
 
 @eval_group.command()

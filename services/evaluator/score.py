@@ -17,9 +17,10 @@ from services.evaluator.scoring.hallucination import HallucinationScorer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.settings import EvalConfig
 from shared import log as shared_log
+from shared import userfiles
 from shared.errors import InvalidInput
 from shared.manifest import InputRef
-from shared.schemas.eval import BenchmarkItem, FactMatch, ItemScore, Response, ScoreFile
+from shared.schemas.eval import BenchmarkItem, FactMatch, ItemScore, Response, ScoreFile, TrapVerdict
 from shared.store import sha256_file
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,12 @@ log = logging.getLogger(__name__)
 def corpus_documents(path: Path) -> Iterator[str]:
     """``corpus.txt`` documents (separated by blank lines), streamed."""
     lines: list[str] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                lines.append(line)
-            elif lines:
-                yield "".join(lines)
-                lines = []
+    for line in userfiles.stream_lines(path, "corpus"):
+        if line.strip():
+            lines.append(line)
+        elif lines:
+            yield "".join(lines)
+            lines = []
     if lines:
         yield "".join(lines)
 
@@ -54,15 +54,32 @@ def document_names(path: Path) -> Iterator[str]:
                 yield doc.get("title", "")
 
 
-def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer) -> tuple[list[FactMatch], FactMatch | None, float]:
-    """Verdicts per key fact, the yes/no answer's verdict, and the item's accuracy: the share of its
-    counted key facts supported, a yes/no item's exact answer counting as one more."""
+def trap_verdict(text: str, facts: list[FactMatch]) -> TrapVerdict:
+    """A trap asks about something that does not exist (a made-up drug): declining (a refusal, as
+    hedging counts it) or stating a counted key fact (for a trap, the denial) is right; anything else
+    answers as if the premise were true."""
+    if hedging(text)["refusal"]:
+        return "declined"
+    if any(f.verdict == "supported" for f in facts if f.counted):
+        return "denied"
+    return "answered"
+
+
+def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer
+               ) -> tuple[list[FactMatch], FactMatch | None, float, TrapVerdict | None]:
+    """Verdicts per key fact, the yes/no answer's verdict, the item's accuracy and, for a trap, its
+    verdict. Accuracy is the share of the counted key facts supported, a yes/no item's exact answer
+    counting as one more; a trap's is 1 when it declines or denies, else 0. An empty text states
+    nothing: every fact is absent."""
     facts = scorer.judge(item.question, item.key_facts, text)
     answer = judge_answer(item.expected_answer, text) if item.answer_type == "yes_no" else None
+    if item.trap:
+        trap = trap_verdict(text, facts)
+        return facts, answer, float(trap != "answered"), trap
     units = [f.present for f in facts if f.counted] + ([answer.present] if answer else [])
     if not units:
         raise InvalidInput(f"item {item.id}: no counted key fact and no yes/no answer, so no accuracy")
-    return facts, answer, sum(units) / len(units)
+    return facts, answer, sum(units) / len(units), None
 
 
 def score_responses(
@@ -78,7 +95,7 @@ def score_responses(
     with shared_log.progress() as bar:
         task = bar.add_task("scoring", total=len(pairs))
         for item, response in pairs:
-            facts, answer, accuracy = judge_item(item, response.response, scorer)
+            facts, answer, accuracy, trap = judge_item(item, response.response, scorer)
             items.append(ItemScore(
                 id=item.id,
                 category=item.category,
@@ -90,8 +107,10 @@ def score_responses(
                 facts_contradicted=sum(f.verdict == "contradicted" for f in facts if f.counted),
                 answer=answer,
                 **(claims.score(item, response) if claims is not None else {}),
+                non_answer=not response.response.strip(),
+                trap=trap,
             ))
-            echo_facts, _, echo_accuracy = judge_item(item, item.question, scorer)
+            echo_facts, _, echo_accuracy, _ = judge_item(item, item.question, scorer)
             echo.append((echo_accuracy, echo_facts))
             bar.advance(task)
     summary = summarize(items, echo)
@@ -102,6 +121,13 @@ def score_responses(
 
 def _interval(values: list[float]) -> dict:
     return stats.bootstrap_mean(values).model_dump(mode="json")
+
+
+def _traps(traps: list[ItemScore]) -> dict:
+    """Trap items: how many declined, denied or answered a false premise, and the share that did not."""
+    counts = Counter(s.trap for s in traps)
+    return {"n": len(traps), **{v: counts[v] for v in ("declined", "denied", "answered")},
+            "avoided_rate_interval": _interval([float(s.trap != "answered") for s in traps])}
 
 
 def summarize(items: list[ItemScore], echo: list[tuple[float, list[FactMatch]]] | None = None) -> dict:
@@ -136,6 +162,8 @@ def summarize(items: list[ItemScore], echo: list[tuple[float, list[FactMatch]]] 
         "fabrication_rate_interval": _interval([float(bool(s.fabricated_entities)) for s in items]),
         "fabricated_entities": dict(Counter(e for s in items for e in s.fabricated_entities).most_common()),
         "hedging": aggregate([s.hedging for s in items]),
+        "non_answers": sum(s.non_answer for s in items),
+        "traps": _traps([s for s in items if s.trap]),
         "accuracy_by_hedging": {"hedged": _interval(hedged), "not_hedged": _interval(confident)},
     }
     if echo is not None:
@@ -173,9 +201,11 @@ def clean_documents(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:
                     yield doc["id"], doc["text"]
 
 
-def score_files(config: EvalConfig, benchmark: Path, responses: Path, corpus: Path | None) -> ScoreFile:
-    """File mode: validate both files first, so bad input fails before any work (and before any write)."""
-    pairs = match(load_benchmark(benchmark), load_responses(responses))
+def score_files(config: EvalConfig, benchmark: Path, responses: Path, corpus: Path | None,
+                report: Path | None = None) -> ScoreFile:
+    """File mode: validate both files first, so bad input fails before any work (and before any write);
+    when either has many problems, all of them are written to ``report``."""
+    pairs = match(load_benchmark(benchmark, report), load_responses(responses, report))
     scorer, lexicon = build(config, corpus_documents(corpus) if corpus else ())
     if corpus is None:
         log.warning("no --corpus: fabrication is judged against the curated entity list and English only; "

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared import userfiles
 from shared.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,16 +73,12 @@ class SourceList(BaseModel):
 
 
 def load_sources(path: Path) -> SourceList:
+    data = userfiles.read_yaml(path, "source list") or {}
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         return SourceList.model_validate(data)
-    except OSError as err:
-        raise InvalidInput(f"cannot read the source list {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise InvalidInput(f"{path} is not valid YAML: {err}") from None
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise InvalidInput(f"{path}: {problems}") from None
+        raise InvalidInput(userfiles.summarize(f"source list {path} is invalid",
+                                               userfiles.validation_problems(err))) from None
 
 
 def render_inventory(sources: SourceList) -> str:

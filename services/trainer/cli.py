@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 import click
-import yaml
 
 from services.trainer.settings import TrainConfig, TrainerSettings
+from shared import userfiles
 from shared.commands import FORCE, announce
 from shared.settings import SettingsError, load, masked
 
@@ -98,7 +98,7 @@ def _plan(cfg: TrainConfig, gpu: str | None, gpu_memory_gb: float | None, gpu_tf
 def settings_from(config_file: Path | None, options: dict) -> TrainerSettings:
     section = load(TrainerSettings).train.model_dump()
     if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text()) or {}
+        loaded = userfiles.read_yaml(config_file, "train config") or {}
         if not isinstance(loaded, dict):
             raise SettingsError(f"{config_file} must be a mapping of train settings, not {type(loaded).__name__}")
         unknown = sorted(set(loaded) - set(TrainConfig.model_fields))

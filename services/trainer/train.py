@@ -27,6 +27,7 @@ from services.trainer.data import Batches, TokenShard, eval_batches
 from services.trainer.model import GPT, PRESETS, GPTConfig
 from services.trainer.monitor import MetricsCSV, gpu_figures, peak_flops
 from services.trainer.settings import CONFIG_DIR, DEEPSPEED_BY_PRESET, TrainConfig
+from shared import userfiles
 from shared.errors import InvalidInput
 from shared.schemas.model import MetricsRow
 from shared.servers import free_port
@@ -95,10 +96,7 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
 def deepspeed_config(cfg: TrainConfig, device: str, precision: str) -> dict:
     """The repository's DeepSpeed file for the preset, with the train settings filled in."""
     path = cfg.deepspeed_config or CONFIG_DIR / "deepspeed" / f"{DEEPSPEED_BY_PRESET[cfg.preset]}.json"
-    try:
-        ds = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InvalidInput(f"DeepSpeed config {path} cannot be read: {err}") from None
+    ds = userfiles.read_json(path, "DeepSpeed config", userfiles.CONFIG_LIMIT)
     if not isinstance(ds, dict):
         raise InvalidInput(f"DeepSpeed config {path} must be a JSON object")
     if clash := [k for k in OWNED_KEYS if k in ds]:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BenchmarkCategory = Literal[
+BENCHMARK_CATEGORIES: tuple[str, ...] = (
     "drug_treatment",
     "gene_mutation",
     "diagnostic_criteria",
     "clinical_trials",
     "disease_mechanisms",
     "temporal_accuracy",
-]
-BENCHMARK_CATEGORIES: tuple[str, ...] = BenchmarkCategory.__args__
+)
+"""The design's six categories (§8.1): the default set and their order in reports, not a closed list."""
+
+
+def categories_of(names: Iterable[str]) -> list[str]:
+    """The design's categories first, in their order, then any other, sorted: how reports list them."""
+    present = set(names)
+    return [c for c in BENCHMARK_CATEGORIES if c in present] + sorted(present - set(BENCHMARK_CATEGORIES))
+
+
 System = Literal["scratch", "rag", "closed_book"]
 """closed_book: the RAG generator asked without retrieved context (issue 13)."""
 SYSTEMS: tuple[str, ...] = System.__args__
@@ -73,25 +82,38 @@ class ItemChange(BaseModel):
 
 
 class BenchmarkItem(BaseModel):
-    """One question of the hallucination benchmark (docs/evaluation.md)."""
+    """One question of the hallucination benchmark (docs/evaluation.md).
 
-    model_config = ConfigDict(extra="forbid")
+    Fields this schema does not name (a ``difficulty``, a ``prompt_template``) are kept and written
+    back unchanged, so a benchmark written for another project loads whole (issue 24)."""
+
+    model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    category: BenchmarkCategory
+    category: str = Field(description="any name; BENCHMARK_CATEGORIES are the design's default set")
     question: str
-    reference_answer: str
+    reference_answer: str = Field(validation_alias=AliasChoices("reference_answer", "verified_answer"))
     key_facts: list[KeyFact] = Field(min_length=1, max_length=5)
-    source: str
+    source: str | dict[str, Any] = Field(description="a citation, or an object such as {type, id, corpus_ref}")
     answer_type: Literal["open", "yes_no"] = Field(
         "open", description="yes_no: scored as an exact answer (``expected_answer``) besides the key facts")
     expected_answer: Literal["yes", "no"] | None = None
     answerable: bool = Field(True, description="False when the bundled corpus cannot support the answer")
+    trap: bool = Field(False, validation_alias=AliasChoices("trap", "is_trap"), description=(
+        "the question asks about something that does not exist (a made-up drug): scored on whether the "
+        "answer declines or states a key fact, which for a trap is the denial"))
     volatile: bool = Field(False, description="truth can change with time (approvals, withdrawals, trial status)")
     as_of: date | None = Field(None, description="the date the reference answer was true; required when volatile")
     history: list[ItemChange] = []
 
-    _blank = field_validator("question", "reference_answer", "source")(_not_blank)
+    _blank = field_validator("category", "question", "reference_answer")(_not_blank)
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, source: str | dict[str, Any]) -> str | dict[str, Any]:
+        if not source or (isinstance(source, str) and not source.strip()):
+            raise ValueError("is blank")
+        return source
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchmarkItem:
@@ -230,11 +252,14 @@ class GoldEvidence(BaseModel):
     needed: int = Field(ge=0, description="key facts a document must state to be gold evidence")
 
 
+TrapVerdict = Literal["declined", "denied", "answered"]
+
+
 class ItemScore(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    category: BenchmarkCategory
+    category: str
     facts_present: list[bool]
     accuracy: float = Field(ge=0.0, le=1.0)
     fabricated_entities: list[str]
@@ -245,6 +270,11 @@ class ItemScore(BaseModel):
     claims: list[ClaimJudgement] | None = Field(
         None, description="the response's atomic claims against the reference and the corpus; [] when it makes none")
     faithfulness: Faithfulness | None = Field(None, description="only for responses that carry retrieved chunks")
+    non_answer: bool = Field(False, description="the response is empty (a model that stopped at once): it states "
+                             "nothing and is scored so")
+    trap: TrapVerdict | None = Field(
+        None, description="trap items only: the answer declined (a refusal), denied (stated a key fact, which for a "
+        "trap is the denial) or answered as if the premise were true; accuracy is 1 for the first two")
 
 
 class ScoreFile(BaseModel):

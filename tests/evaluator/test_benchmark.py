@@ -104,11 +104,12 @@ def _item(**over):
 
 @pytest.mark.parametrize("items,message", [
     ([{k: v for k, v in _item().items() if k != "source"}], "item drug-001: source: Field required"),
-    ([_item(), _item()], "duplicate id(s): drug-001"),
+    ([_item(), _item()], "item drug-001: duplicate id"),
     ([_item(key_facts=[])], "item drug-001: key_facts"),
     ([_item(key_facts=["  "])], "item drug-001: key fact 0 text: is blank"),
     ([_item(key_facts=["glutamate", {"text": "x", "polarity": "maybe"}])], "item drug-001: key fact 1 polarity:"),
-    ([_item(category="nutrition")], "item drug-001: category"),
+    ([_item(category=" ")], "item drug-001: category: is blank"),
+    ([_item(source={})], "item drug-001: source: is blank"),
     ([_item(volatile=True)], "item drug-001 is volatile (its truth can change) but has no as_of date"),
     ([_item(answer_type="yes_no")], "item drug-001: expected_answer (yes or no) is required for yes_no items"),
     ([_item(key_facts=[{"text": "40%", "accepted_range": [50, 30]}])],
@@ -169,7 +170,6 @@ def test_validate_reads_the_latest_process_corpus_from_the_store(tmp_path, monke
 @pytest.mark.parametrize("lines,message", [
     ([{"id": "drug-001", "response": "glutamate"}, {"id": "nope-9", "response": "x"}], "unknown id(s) nope-9"),
     ([], "is empty"),
-    ([{"id": "drug-001", "response": "   "}], "empty response for drug-001"),
     ([{"id": "drug-001"}], "line 1: response: Field required"),
 ])
 def test_score_refuses_bad_responses_and_writes_nothing(tmp_path, lines, message):

@@ -319,3 +319,20 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     md = store.get_bytes(manifest.output("report.md").key).decode()
     assert "## Learning curves" in md and "## Accuracy by fact exposure" in md
     assert "| step-000003 | 100,000 |" in md
+
+
+def test_a_category_beyond_the_design_gets_its_own_row_after_the_six(world):
+    """Benchmarks from elsewhere name their own categories (issue 24): the report lists them, not drops them."""
+    store, settings, items = world
+    bench = settings.eval.benchmark
+    data = json.loads(bench.read_text())
+    data[0]["category"] = "epidemiology"
+    bench.write_text(json.dumps(data))
+    for system in ("scratch", "rag", "closed_book"):
+        scoring.run(store, for_run(settings, system=system))
+    manifest, _ = reporting.run(store, settings)
+    md = store.get_bytes(manifest.output("report.md").key).decode()
+    rows = [line.split(" | ")[0].strip("| ") for line in md.split("| category |")[1].split("\n\n")[0].splitlines()[2:]]
+    assert rows == [*[i.category for i in items[1:]], "epidemiology"]
+    numbers = json.loads(store.get_bytes(manifest.output("report.json").key))
+    assert "epidemiology" in json.dumps(numbers)

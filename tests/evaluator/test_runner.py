@@ -153,11 +153,9 @@ def test_an_interrupted_run_asks_only_the_questions_it_had_not_answered(tmp_path
     assert opened == [], "nothing left to ask: the system is not even opened"
 
 
-def test_an_empty_answer_from_a_model_is_scored_but_an_empty_line_in_a_file_is_refused():
-    from services.evaluator.inputs import InputError, match
+def test_an_empty_answer_is_paired_for_scoring_as_a_non_answer():
+    from services.evaluator.inputs import match
 
     items = select(load_benchmark(BENCHMARK), 2)
     responses = [Response(id=items[0].id, response=""), Response(id=items[1].id, response="riluzole")]
-    with pytest.raises(InputError, match=f"empty response for {items[0].id}"):
-        match(items, responses)
-    assert [r.response for _, r in match(items, responses, allow_empty=True)] == ["", "riluzole"]
+    assert [r.response for _, r in match(items, responses)] == ["", "riluzole"]

@@ -13,7 +13,7 @@ from services.evaluator.coverage import AbsentFact
 from services.evaluator.report import analysis, charts
 from services.evaluator.report.document import Chart, Section, Table
 from services.evaluator.taxonomy import MATRIX_ROWS
-from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS, BenchmarkItem
+from shared.schemas.eval import SYSTEMS, BenchmarkItem, categories_of
 from shared.schemas.experiment import EXPOSURE_BUCKETS, ExperimentResult
 
 TITLE = "ALS-LM: from-scratch model vs RAG baseline"
@@ -113,7 +113,8 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
         overall.rows.append([name, model, f["accuracy"].text(), f["correct"].text(), f["facts_supported"].text(),
                              f["facts_contradicted"].text(),
                              stats.Interval(**echo["accuracy_interval"]).text() if echo else "-"])
-    categories = [c for c in BENCHMARK_CATEGORIES if any(figures[n]["by_category"][c]["n"] for n in names)]
+    categories = [c for c in categories_of(i.category for i in items)
+                  if any(figures[n]["by_category"][c]["n"] for n in names)]
     category_rows = [[c, *(_cell(figures[n]["by_category"][c]["figures"]["accuracy"],
                                  figures[n]["by_category"][c]["too_small"]) for n in names)] for c in categories]
     sections.append(_hallucination_section(systems, seed))

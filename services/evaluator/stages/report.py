@@ -22,7 +22,7 @@ from services.evaluator.settings import EvaluatorSettings
 from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
-from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS, Review, ScoreFile
+from shared.schemas.eval import SYSTEMS, Review, ScoreFile, categories_of
 from shared.schemas.experiment import ExperimentResult
 from shared.store import ArtifactStore
 
@@ -106,7 +106,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             scorer, _ = build(settings.eval, ())
             retrieval = analysis.retrieval(systems["rag"], {i.id: i for i in items}, scorer, seed)
         contamination = analysis.contamination(items, systems.get("scratch"), corpus, settings.eval)
-        categories = list(BENCHMARK_CATEGORIES)
+        categories = categories_of(i.category for i in items)
         figures = {name: analysis.system_figures(s, categories, seed) for name, s in systems.items()}
         comparisons = analysis.comparisons(systems, categories, seed)
         questions = {i.id: i.question for i in items}

@@ -80,7 +80,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             items = [i for i in benchmark if i.id in answered]
             log.info("%s answered %d of %d questions (limit=%s); scoring those", eval_run.run, len(items),
                      len(benchmark), eval_run.settings["limit"])
-        pairs = match(items, responses, allow_empty=True)
+        pairs = match(items, responses)
         scorer, lexicon = build(config, corpus_documents(corpus), names=document_names(documents))
         held_out_files = [runs.fetch(store, ref, scratch / "val.jsonl") for ref in held_out]
         claims = build_claims(config, scorer, clean_documents([documents, *held_out_files]))

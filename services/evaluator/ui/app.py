@@ -17,7 +17,7 @@ from services.evaluator.ui import benchmark, handlers, highlight, review, traini
 from services.evaluator.ui.backends import RAG, SCRATCH, Backends
 from services.evaluator.ui.scorer import AnswerScorer
 from services.evaluator.ui.settings import UISettings
-from shared.schemas.eval import BENCHMARK_CATEGORIES, SYSTEMS
+from shared.schemas.eval import SYSTEMS, categories_of
 from shared.store import ArtifactStore, open_store
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 with gr.Row():
                     load = gr.Button("Load the latest scored evaluation", variant="primary", elem_id="bench-load")
                     f_system = gr.Dropdown([benchmark.ALL, *SYSTEMS], value=benchmark.ALL, label="System")
-                    f_category = gr.Dropdown([benchmark.ALL, *BENCHMARK_CATEGORIES], value=benchmark.ALL,
+                    f_category = gr.Dropdown([benchmark.ALL, *categories_of(i.category for i in items)],
+                                             value=benchmark.ALL,
                                              label="Category")
                     f_mode = gr.Dropdown(benchmark.FAILURE_CHOICES, value=benchmark.ALL, label="Failure mode")
                 with gr.Row():

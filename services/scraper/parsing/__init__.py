@@ -12,6 +12,8 @@ from typing import Any
 
 from lxml import etree
 
+from shared import userfiles
+
 _HTML_START = re.compile(rb"^\s*(?:<!doctype html|<html)", re.IGNORECASE)
 
 
@@ -30,8 +32,12 @@ def utf8(body: bytes) -> str:
 def json_body(body: bytes) -> Any:
     if _HTML_START.match(body[:200]):
         raise Malformed("an HTML page where JSON was expected (error page served with status 200?)")
+    text = utf8(body)
     try:
-        return json.loads(utf8(body))
+        userfiles.check_json_depth(text, "response")
+        return json.loads(text)
+    except userfiles.UnreadableFile as err:
+        raise Malformed(str(err)) from None
     except json.JSONDecodeError as err:
         raise Malformed(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
 
