@@ -160,16 +160,19 @@ def model_state_bytes(stage: int, offload: Offload, params: int, largest_layer: 
 
     ZeRO 0 keeps 16 bytes a parameter either way: bf16 weights and gradients with fp32 master
     weights and moments (``FP16_UnfusedOptimizer``), or with ``precision="fp32"`` (the CPU path,
-    no master copy) fp32 weights, gradients and moments.
+    no master copy) fp32 weights, gradients and moments. Its host figure is DeepSpeed's for stage 2
+    without offload: the fp32 model built on the host before it moves.
     """
     if precision == "fp32" and (stage or offload != "none"):
         raise ValueError("the fp32 model covers ZeRO 0 without offload only")
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
     if stage == 0:
         if offload != "none":
             raise ValueError("ZeRO 0 offloads nothing")
-        return 16 * params, 0
-    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+        return 16 * params, 0 if precision == "fp32" else estimate_zero2_model_states_mem_needs(
+            params, cpu_offload=False)[0]
 
     if stage < 3:
         cpu, gpu = estimate_zero2_model_states_mem_needs(params, cpu_offload=offload != "none")
@@ -436,7 +439,7 @@ def print_plan(plan: Plan, top: int) -> None:
     a = plan.assumptions
     console = Console()
     if not console.is_terminal:
-        console.width = 150  # a pipe or a file gets every column, not an 80-column squeeze
+        console.width = 170  # a pipe or a file gets every column, not an 80-column squeeze
     console.print(
         f"[bold]{'custom shape' if plan.custom_shape else plan.preset}[/]: {plan.params:,} parameters ({plan.n_layer} layers, width {plan.n_embd}, "
         f"context {plan.block_size}, vocabulary {a.vocab_size:,}); {plan.tokens_per_step:,} tokens a step, "
