@@ -271,6 +271,24 @@ def test_the_plan_takes_a_model_shape_instead_of_a_preset(env, monkeypatch, caps
 
 
 def test_offloaded_weights_come_back_as_bf16():
+    """ZeRO-2 with the optimizer on the CPU copies the updated fp32 partition into a bf16 host buffer
+    of one element a parameter, which goes to the device; the plan charges the link 2 bytes."""
+    import deepspeed
+
+    from services.trainer.model import GPT
+    from services.trainer.train import deepspeed_config, init_distributed
+
+    init_distributed("cpu")
+    model = GPT(GPTConfig(**SMALL))
+    ds = deepspeed_config(TrainConfig(preset="tiny", micro_batch=2, grad_accum=1, zero_stage=2, offload="optimizer"),
+                          "cpu", "bf16")
+    # torch's AdamW instead of DeepSpeedCPUAdam, whose JIT build takes minutes; the buffers are the same
+    ds["optimizer"]["params"]["torch_adam"], ds["zero_force_ds_cpu_optimizer"] = True, False
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.param_groups(0.1), config=ds)
+    buffers = engine.optimizer.param_buffer_of_bit16_for_cpu_offload_groups
+    assert {b.dtype for b in buffers} == {torch.bfloat16}
+    assert sum(b.numel() for b in buffers) == model.num_params()
+
     p = plan.make_plan(TrainConfig(preset="base", zero_stage=2, offload="optimizer", grad_accum=8, micro_batch=4),
                        GPUS["rtx3060-12gb"], cpu_adam_ns_per_param=3, host_memory_gib=48)
     # bf16 gradients out after each of the 8 backward passes, bf16 weights back once a step
