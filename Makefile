@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # scripts/setup.sh installs uv with pip --user; the lock tests and `make lock` call it.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help setup test lint bench demo
+.PHONY: help setup test lint bench gpu-check demo
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ lint: setup ## Static checks: ruff and hadolint
 
 bench: setup ## Run the benchmark scripts (figures go to docs/benchmarks.md by hand, with the command)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+gpu-check: setup ## On a GPU machine: train base's three fastest planned set-ups and large (ZeRO-3 offload), measured beside the plan (<= 8 min)
+	$(VENV)/python benchmarks/gpu_check.py
 
 demo: setup ## The whole pipeline on the bundled sample corpus, CPU only (STORE=local|minio)
 	$(VENV)/als-lm demo --store $(STORE)

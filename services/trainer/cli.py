@@ -44,6 +44,9 @@ PLAN_OPTIONS = (
     click.option("--cpu-adam-ns", type=float,
                  help="--plan: CPU Adam ns a parameter [default: measured here, on a slice]"),
     click.option("--vocab-size", type=int, help="--plan: vocabulary [default: the seed's 16384]"),
+    click.option("--n-layer", type=click.IntRange(min=1), help="--plan: layers, instead of the preset's"),
+    click.option("--n-head", type=click.IntRange(min=1), help="--plan: attention heads, instead of the preset's"),
+    click.option("--n-embd", type=click.IntRange(min=1), help="--plan: width, instead of the preset's"),
     click.option("--top", type=int, default=10, show_default=True, help="--plan: rows in the table"),
     click.option("--json", "as_json", is_flag=True, help="--plan: the whole plan as JSON"),
 )
@@ -52,7 +55,7 @@ PLAN_OPTIONS = (
 def _plan_options(function):
     """The --plan flag and its options, collected into one ``plan_options`` dict."""
     names = ("gpu", "gpu_memory_gb", "gpu_tflops", "pcie_gbs", "mfu", "reserve_gb", "host_memory_gb",
-             "cpu_adam_ns", "vocab_size", "top", "as_json")
+             "cpu_adam_ns", "vocab_size", "n_layer", "n_head", "n_embd", "top", "as_json")
 
     @functools.wraps(function)
     def command(*args, **kwargs):
@@ -66,7 +69,8 @@ def _plan_options(function):
 
 def _plan(cfg: TrainConfig, gpu: str | None, gpu_memory_gb: float | None, gpu_tflops: float | None,
           pcie_gbs: float | None, mfu: float | None, reserve_gb: float | None, host_memory_gb: float | None,
-          cpu_adam_ns: float | None, vocab_size: int | None, top: int, as_json: bool) -> None:
+          cpu_adam_ns: float | None, vocab_size: int | None, n_layer: int | None, n_head: int | None,
+          n_embd: int | None, top: int, as_json: bool) -> None:
     from dataclasses import replace
 
     from services.trainer import plan
@@ -86,7 +90,8 @@ def _plan(cfg: TrainConfig, gpu: str | None, gpu_memory_gb: float | None, gpu_tf
     result = plan.make_plan(
         cfg, card, mfu=plan.DEFAULT_MFU if mfu is None else mfu,
         reserve_gib=plan.DEFAULT_RESERVE_GIB if reserve_gb is None else reserve_gb,
-        host_memory_gib=host_memory_gb, cpu_adam_ns_per_param=cpu_adam_ns, vocab_size=vocab_size or plan.SEED_VOCAB)
+        host_memory_gib=host_memory_gb, cpu_adam_ns_per_param=cpu_adam_ns, vocab_size=vocab_size or plan.SEED_VOCAB,
+        shape={"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd})
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     else:

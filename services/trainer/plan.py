@@ -3,11 +3,18 @@
 Arithmetic and one short measurement, never a training step, so it answers in seconds on a
 machine without a GPU:
 
-- **model states** (parameters, gradients, optimizer) come from DeepSpeed's own estimators,
-  ``estimate_zero2_model_states_mem_needs`` and ``estimate_zero3_model_states_mem_needs``
-  (bf16 weights and gradients, fp32 master weights, gradients and Adam moments). DeepSpeed has no
-  estimator for stage 0; on one GPU its bf16 optimizer holds the same copies as stage 2, so the
-  stage-2 figure stands in for it;
+- **model states** (parameters, gradients, optimizer): at ZeRO 1-3 DeepSpeed's own estimators,
+  ``estimate_zero2_model_states_mem_needs`` and ``estimate_zero3_model_states_mem_needs`` (bf16
+  weights and gradients, fp32 master weights, gradients and Adam moments). DeepSpeed has no
+  estimator for stage 0, so its bytes are read from DeepSpeed 0.19.8's code: bf16 with torch's
+  AdamW goes through ``FP16_UnfusedOptimizer`` (engine.py ``_do_optimizer_sanity_check`` answers
+  ``DDP_BFLOAT16``), which keeps bf16 weights and gradients and fp32 master weights and moments,
+  16 bytes a parameter, through forward and backward;
+- **the optimizer step** adds its own transient on the GPU: at stage 0 the fp32 copy of every
+  gradient (``FP16_UnfusedOptimizer.step``), and at every stage without offload the temporary of
+  torch's foreach AdamW (``_foreach_sqrt`` of the second moments, fp32, all parameters at once;
+  foreach is torch's default on CUDA). The peak is the larger of backward and the step, which
+  happens with only the logits still held;
 - **activations** are counted tensor by tensor as in Korthikanti et al. 2022, "Reducing Activation
   Recomputation in Large Transformer Models" (§4.1: 34·s·b·h + 5·a·s²·b bytes a layer in 16-bit),
   generalised to the element size and to this model's attention kernel, plus the embedding and the
@@ -18,7 +25,9 @@ machine without a GPU:
 - **speed**: (6·N + 12·L·d·s) FLOPs a token (PaLM appendix B; a forward pass more with
   checkpointing) at a stated fraction of the GPU's dense bf16 peak, plus, when the optimizer is
   offloaded, the PCIe copies at a stated bandwidth and the Adam step on this machine's CPU,
-  measured now on a slice of parameters and scaled linearly (``measure_cpu_adam``). Offload costs
+  measured now on a slice of parameters and scaled linearly (``measure_cpu_adam``). The updated
+  weights come back as bf16 (2 bytes a parameter): stage 2 copies the fp32 partition into a bf16
+  host buffer first, stage 3 converts on the host side of the copy. Offload costs
   are added, not overlapped: the step waits for the last gradients and the next forward for the
   updated parameters.
 """
@@ -83,8 +92,10 @@ class Estimate(BaseModel):
     micro_batch: int
     grad_accum: int
     deepspeed_file: str
-    model_states_gib: float
+    model_states_gib: float  # through forward and backward
     activations_gib: float
+    step_gib: float  # what the optimizer step adds to the model states (fp32 gradients, AdamW temporaries)
+    peak_at: Literal["backward", "optimizer step"]
     buffers_gib: float
     reserve_gib: float
     peak_gib: float
@@ -108,6 +119,7 @@ class Estimate(BaseModel):
 
 class Plan(BaseModel):
     preset: str
+    custom_shape: bool  # n_layer, n_head or n_embd given instead of the preset's
     params: int
     largest_layer_params: int
     n_layer: int
@@ -124,10 +136,17 @@ class Plan(BaseModel):
     rejected: int  # configurations compared that do not fit
 
 
-def model_shape(preset: str, vocab_size: int, block_size: int | None) -> tuple[GPTConfig, int, int]:
-    """(config, parameters, largest module's own parameters), counted on the meta device (no memory)."""
-    cfg = GPTConfig(**{**PRESETS[preset], **({"block_size": block_size} if block_size else {})},
-                    vocab_size=vocab_size)
+def model_shape(preset: str, vocab_size: int, block_size: int | None, dropout: float = 0.1,
+                **shape: int | None) -> tuple[GPTConfig, int, int]:
+    """(config, parameters, largest module's own parameters), counted on the meta device (no memory).
+
+    ``shape`` (``n_layer``, ``n_head``, ``n_embd``) overrides the preset's where given.
+    """
+    given = {k: v for k, v in {**shape, "block_size": block_size}.items() if v is not None}
+    try:
+        cfg = GPTConfig(**{**PRESETS[preset], **given}, vocab_size=vocab_size, dropout=dropout)
+    except ValueError as err:
+        raise InvalidInput(f"model shape: {err}") from None
     with torch.device("meta"):
         model = GPT(cfg)
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
@@ -136,17 +155,24 @@ def model_shape(preset: str, vocab_size: int, block_size: int | None) -> tuple[G
 
 def model_state_bytes(stage: int, offload: Offload, params: int, largest_layer: int,
                       precision: str = "bf16") -> tuple[int, int]:
-    """(GPU bytes, host bytes) for parameters, gradients and optimizer states on one GPU.
+    """(GPU bytes, host bytes) for parameters, gradients and optimizer states on one GPU, through
+    forward and backward.
 
-    ``precision="fp32"`` is plain fp32 training (the CPU path): 4 + 4 + 8 bytes a parameter and no
-    master copy, which is not what DeepSpeed's mixed-precision estimators describe.
+    ZeRO 0 keeps 16 bytes a parameter either way: bf16 weights and gradients with fp32 master
+    weights and moments (``FP16_UnfusedOptimizer``), or with ``precision="fp32"`` (the CPU path,
+    no master copy) fp32 weights, gradients and moments. Its host figure is DeepSpeed's for stage 2
+    without offload: the fp32 model built on the host before it moves.
     """
-    if precision == "fp32":
-        if stage or offload != "none":
-            raise ValueError("the fp32 model covers ZeRO 0 without offload only")
-        return 16 * params, 0
+    if precision == "fp32" and (stage or offload != "none"):
+        raise ValueError("the fp32 model covers ZeRO 0 without offload only")
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
     from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    if stage == 0:
+        if offload != "none":
+            raise ValueError("ZeRO 0 offloads nothing")
+        return 16 * params, 0 if precision == "fp32" else estimate_zero2_model_states_mem_needs(
+            params, cpu_offload=False)[0]
 
     if stage < 3:
         cpu, gpu = estimate_zero2_model_states_mem_needs(params, cpu_offload=offload != "none")
@@ -154,6 +180,23 @@ def model_state_bytes(stage: int, offload: Offload, params: int, largest_layer: 
     cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
         params, largest_layer, cpu_offload=offload != "none", cpu_offload_params=offload == "optimizer+params")
     return gpu, cpu
+
+
+def optimizer_step_bytes(stage: int, offload: Offload, params: int, largest_layer: int,
+                         precision: str = "bf16", foreach: bool = True) -> int:
+    """Device bytes the optimizer step adds to ``model_state_bytes`` while it runs.
+
+    Offloaded, the step runs on the CPU: nothing. Otherwise torch's AdamW: with ``foreach`` (its
+    default on CUDA) ``_foreach_sqrt`` of the second moments is one fp32 temporary for every
+    parameter at once; the single-tensor loop (its default on the CPU) has its temporaries (the
+    square root and its quotient) for one tensor at a time. In bf16 at ZeRO 0
+    ``FP16_UnfusedOptimizer.step`` first gives every fp32 master weight an fp32 copy of its
+    gradient (DeepSpeed's stage 1-3 estimates hold that copy already; fp32 has no master copy).
+    """
+    if offload != "none":
+        return 0
+    copies = 4 * params if stage == 0 and precision == "bf16" else 0
+    return copies + (4 * params if foreach else 8 * largest_layer)
 
 
 def activation_bytes(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: int, checkpointing: bool,
@@ -164,29 +207,56 @@ def activation_bytes(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: 
     input, Q, K and V, the attention-projection input, the MLP input, the GELU input and output
     (4h each) = 16·e·s·b·h, plus two residual-dropout masks = 2·s·b·h (34·s·b·h at e = 2, the
     paper's figure). The attention scores add (2e + 1)·a·s²·b (softmax output, dropout mask and
-    output) and the scaled Q and K copies 2·e·s·b·h on PyTorch's math kernel; a flash kernel keeps
-    only its output e·s·b·h and the log-sum-exp. Outside the blocks: the embedding output and
-    its dropout mask, the final LayerNorm input and output, and at the head the logits (held by
+    output; e·a·s²·b without dropout) and the scaled Q and K copies 2·e·s·b·h on PyTorch's math
+    kernel. A flash kernel adds only its fp32 log-sum-exp: its output is the attention
+    projection's input, already counted (the kernel writes it in (b, s, a, h/a) order, so the
+    model's transpose and ``contiguous`` copy nothing). Outside the blocks: the embedding output
+    and its dropout mask, the final LayerNorm input and output, and at the head the logits (held by
     the caller through backward) with the fp32 log-softmax output, its gradient and the gradient
     of the logits, 12 bytes an element more, the largest transient of the step. With gradient
     checkpointing each block keeps its input, and one block is recomputed at a time after the
-    head's transient has been freed.
+    head's transient has been freed. Without dropout (``cfg.dropout == 0``) there are no masks.
     """
     b, s, h, a, L, V = micro_batch, seq, cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.vocab_size
     sbh = s * b * h
-    attention = e_flash = 0
+    mask = 1 if cfg.dropout > 0 else 0
     if flash:
-        e_flash = element_bytes * sbh + 4 * a * s * b
+        attention = 4 * a * s * b
     else:
-        attention = (2 * element_bytes + 1) * a * s * s * b + 2 * element_bytes * sbh
-    layer = (16 * element_bytes + 2) * sbh + attention + e_flash
-    outside = (element_bytes + 1) * sbh + 2 * element_bytes * sbh
+        attention = (element_bytes + mask * (element_bytes + 1)) * a * s * s * b + 2 * element_bytes * sbh
+    layer = (16 * element_bytes + 2 * mask) * sbh + attention
+    outside = (element_bytes + mask) * sbh + 2 * element_bytes * sbh
     head = (element_bytes + 12) * s * b * V
     if checkpointing:
         # Each block keeps its input. The head's transient comes first in backward and is gone
         # before the first block is recomputed beside the logits, so the peak is the larger one.
         return L * element_bytes * sbh + outside + max(head, element_bytes * s * b * V + layer)
     return L * layer + outside + head
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One micro-batch's training memory on the device, without buffers and reserve."""
+    states: int  # held through forward and backward
+    host: int
+    activations: int  # the peak of forward and backward
+    step: int  # what the optimizer step adds to the states
+    peak: int
+    peak_at: Literal["backward", "optimizer step"]
+
+
+def training_memory(cfg: GPTConfig, params: int, largest_layer: int, *, stage: int, offload: Offload,
+                    checkpointing: bool, micro_batch: int, precision: str = "bf16", flash: bool = True,
+                    foreach: bool = True) -> Memory:
+    """The peak is the larger of backward (states and activations) and the optimizer step (states,
+    the step's transient and the logits, which the training loop still references)."""
+    element = 2 if precision == "bf16" else 4
+    states, host = model_state_bytes(stage, offload, params, largest_layer, precision)
+    acts = activation_bytes(cfg, micro_batch, cfg.block_size, element, checkpointing, flash)
+    step = optimizer_step_bytes(stage, offload, params, largest_layer, precision, foreach)
+    backward, at_step = states + acts, states + step + element * cfg.block_size * micro_batch * cfg.vocab_size
+    return Memory(states, host, acts, step, max(backward, at_step),
+                  "backward" if backward >= at_step else "optimizer step")
 
 
 def measure_cpu_adam(slice_params: int = CPU_ADAM_SLICE, repeats: int = 7) -> float:
@@ -229,11 +299,12 @@ def estimate(cfg: GPTConfig, params: int, largest_layer: int, hw: Hardware, *, s
              zero_section: dict, deepspeed_file: str) -> Estimate:
     s = cfg.block_size
     grad_accum = sequences_per_step // micro_batch
-    states_gpu, states_host = model_state_bytes(stage, offload, params, largest_layer)
-    acts = activation_bytes(cfg, micro_batch, s, 2, checkpointing, flash=True)
+    memory = training_memory(cfg, params, largest_layer, stage=stage, offload=offload, checkpointing=checkpointing,
+                             micro_batch=micro_batch)
+    states_host = memory.host
     buffers = bucket_bytes(stage, zero_section)
     reserve = int(hw.reserve_gib * GIB)
-    peak = states_gpu + acts + buffers + reserve
+    peak = memory.peak + buffers + reserve
 
     tokens_per_step = sequences_per_step * s
     hw_flops = flops_per_token(cfg, params, s) * (4 / 3 if checkpointing else 1)
@@ -244,7 +315,7 @@ def estimate(cfg: GPTConfig, params: int, largest_layer: int, hw: Hardware, *, s
         if offload == "optimizer+params":
             per_micro += 2 * params * (3 if checkpointing else 2)  # bf16 weights in for forward, recompute, backward
         else:
-            per_step += 4 * params  # updated fp32 partition back to the GPU
+            per_step += 2 * params  # updated weights back to the GPU, converted to bf16 on the host
     transfer_s = (grad_accum * per_micro + per_step) / (hw.gpu.pcie_gbs * 1e9)
     cpu_adam_s = params * hw.cpu_adam_ns_per_param * 1e-9 if offload != "none" else 0.0
     step_s = compute_s + transfer_s + cpu_adam_s
@@ -261,7 +332,8 @@ def estimate(cfg: GPTConfig, params: int, largest_layer: int, hw: Hardware, *, s
     return Estimate(
         zero_stage=stage, offload=offload, gradient_checkpointing=checkpointing, micro_batch=micro_batch,
         grad_accum=grad_accum, deepspeed_file=deepspeed_file,
-        model_states_gib=states_gpu / GIB, activations_gib=acts / GIB, buffers_gib=buffers / GIB,
+        model_states_gib=memory.states / GIB, activations_gib=memory.activations / GIB, step_gib=memory.step / GIB,
+        peak_at=memory.peak_at, buffers_gib=buffers / GIB,
         reserve_gib=hw.reserve_gib, peak_gib=peak / GIB, host_gib=states_host / GIB,
         fits=why_not is None, short_by_gib=short, why_not=why_not,
         compute_s=compute_s, transfer_s=transfer_s, cpu_adam_s=cpu_adam_s, step_s=step_s,
@@ -297,15 +369,19 @@ def offload_of(zero: dict) -> Offload:
 
 def make_plan(cfg: TrainConfig, gpu: GPU, *, mfu: float = DEFAULT_MFU, reserve_gib: float = DEFAULT_RESERVE_GIB,
               host_memory_gib: float | None = None, cpu_adam_ns_per_param: float | None = None,
-              vocab_size: int = SEED_VOCAB) -> Plan:
-    """The asked configuration (the train settings) and every candidate, ranked; one GPU."""
+              vocab_size: int = SEED_VOCAB, shape: dict[str, int | None] | None = None) -> Plan:
+    """The asked configuration (the train settings) and every candidate, ranked; one GPU.
+
+    ``shape`` (``n_layer``, ``n_head``, ``n_embd``) plans a model the presets do not have.
+    """
     import psutil
 
     with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed's logger binds stdout at import; keep --json clean
         import deepspeed  # noqa: F401
     if not 0 < mfu <= 1:
         raise InvalidInput(f"--mfu must be in (0, 1], not {mfu}")
-    model_cfg, params, largest = model_shape(cfg.preset, vocab_size, cfg.block_size)
+    shape = {k: v for k, v in (shape or {}).items() if v is not None}
+    model_cfg, params, largest = model_shape(cfg.preset, vocab_size, cfg.block_size, cfg.dropout, **shape)
     source = "given (--cpu-adam-ns)"
     if cpu_adam_ns_per_param is None:
         cpu_adam_ns_per_param = measure_cpu_adam()
@@ -318,11 +394,8 @@ def make_plan(cfg: TrainConfig, gpu: GPU, *, mfu: float = DEFAULT_MFU, reserve_g
     common = {"sequences_per_step": sequences, "token_budget": budget}
 
     zero, file = zero_section(cfg)
-    checkpointing = cfg.gradient_checkpointing
-    if checkpointing is None:  # the trainer's default (train.Trainer): on for the two large presets
-        checkpointing = cfg.preset in ("base", "large")
     asked = estimate(model_cfg, params, largest, hw, stage=zero["stage"], offload=offload_of(zero),
-                     checkpointing=checkpointing, micro_batch=cfg.micro_batch, zero_section=zero,
+                     checkpointing=cfg.checkpointing, micro_batch=cfg.micro_batch, zero_section=zero,
                      deepspeed_file=file, **common)
 
     candidates = []
@@ -340,7 +413,7 @@ def make_plan(cfg: TrainConfig, gpu: GPU, *, mfu: float = DEFAULT_MFU, reserve_g
     fitting = sorted((c for c in candidates if c.fits), key=lambda c: (
         -round(c.tokens_per_s, 6), OFFLOAD_ORDER[c.offload], c.zero_stage, c.gradient_checkpointing, -c.micro_batch))
     return Plan(
-        preset=cfg.preset, params=params, largest_layer_params=largest, n_layer=model_cfg.n_layer,
+        preset=cfg.preset, custom_shape=bool(shape), params=params, largest_layer_params=largest, n_layer=model_cfg.n_layer,
         n_embd=model_cfg.n_embd, n_head=model_cfg.n_head, block_size=model_cfg.block_size,
         sequences_per_step=sequences, tokens_per_step=sequences * model_cfg.block_size, token_budget=budget,
         assumptions=Assumptions(
@@ -366,9 +439,9 @@ def print_plan(plan: Plan, top: int) -> None:
     a = plan.assumptions
     console = Console()
     if not console.is_terminal:
-        console.width = 150  # a pipe or a file gets every column, not an 80-column squeeze
+        console.width = 170  # a pipe or a file gets every column, not an 80-column squeeze
     console.print(
-        f"[bold]{plan.preset}[/]: {plan.params:,} parameters ({plan.n_layer} layers, width {plan.n_embd}, "
+        f"[bold]{'custom shape' if plan.custom_shape else plan.preset}[/]: {plan.params:,} parameters ({plan.n_layer} layers, width {plan.n_embd}, "
         f"context {plan.block_size}, vocabulary {a.vocab_size:,}); {plan.tokens_per_step:,} tokens a step, "
         f"budget {plan.token_budget:,} tokens\n"
         f"[bold]{a.gpu}[/]: {a.gpu_memory_gib:.1f} GiB, {a.gpu_bf16_tflops:g} bf16 TFLOP/s at MFU {a.mfu:.0%}, "
@@ -382,14 +455,15 @@ def print_plan(plan: Plan, top: int) -> None:
             rows.append(e)
     table = Table(title=f"{len(plan.ranked)} of {len(plan.ranked) + plan.rejected} configurations fit; "
                         "fastest first, the best micro-batch of each set-up (--json lists all)")
-    for col in ("#", "ZeRO", "offload", "ckpt", "micro x accum", "states GiB", "activ. GiB", "buffers GiB",
-                "peak GiB", "host GiB", "s/step", "tokens/s", "days"):
-        table.add_column(col, justify="left" if col in ("offload", "ckpt") else "right")
+    for col in ("#", "ZeRO", "offload", "ckpt", "micro x accum", "states GiB", "activ. GiB", "step GiB",
+                "buffers GiB", "peak GiB", "peak at", "host GiB", "s/step", "tokens/s", "days"):
+        table.add_column(col, justify="left" if col in ("offload", "ckpt", "peak at") else "right")
     for i, e in enumerate(rows[:top], 1):
         table.add_row(str(i), str(e.zero_stage), e.offload, "on" if e.gradient_checkpointing else "off",
                       f"{e.micro_batch} x {e.grad_accum}", f"{e.model_states_gib:.2f}", f"{e.activations_gib:.2f}",
-                      f"{e.buffers_gib:.2f}", f"{e.peak_gib:.2f}", f"{e.host_gib:.1f}", f"{e.step_s:.2f}",
-                      f"{e.tokens_per_s:,.0f}", f"{e.days_to_budget:.1f}")
+                      f"{e.step_gib:.2f}", f"{e.buffers_gib:.2f}", f"{e.peak_gib:.2f}",
+                      "step" if e.peak_at == "optimizer step" else "backward", f"{e.host_gib:.1f}",
+                      f"{e.step_s:.2f}", f"{e.tokens_per_s:,.0f}", f"{e.days_to_budget:.1f}")
     console.print(table)
     asked = plan.asked
     if asked.fits:
@@ -406,4 +480,4 @@ def print_plan(plan: Plan, top: int) -> None:
     console.print(f"[bold green]fastest[/]: {describe(f)}: {f.tokens_per_s:,.0f} tokens/s, "
                   f"{f.days_to_budget:.1f} days"
                   + (f", {saved:.1f} days sooner than asked" if asked.fits and saved > 0.05 else "")
-                  + f"\n  als-lm train --preset {plan.preset} {f.options}")
+                  + ("" if plan.custom_shape else f"\n  als-lm train --preset {plan.preset} {f.options}"))

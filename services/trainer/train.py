@@ -188,10 +188,7 @@ class Trainer:
                 f"this run has {self.world_size}: resume with the same number of processes"
             )
         torch.manual_seed(seed)  # identical initial weights on every rank
-        checkpointing = cfg.gradient_checkpointing
-        if checkpointing is None:
-            checkpointing = cfg.preset in ("base", "large")
-        model = GPT(self.model_config, gradient_checkpointing=checkpointing)
+        model = GPT(self.model_config, gradient_checkpointing=cfg.checkpointing)
         self.num_params = model.num_params()
         self.flops_per_token = model.flops_per_token()
         self.engine, *_ = deepspeed.initialize(
