@@ -16,8 +16,9 @@ BenchmarkCategory = Literal[
     "temporal_accuracy",
 ]
 BENCHMARK_CATEGORIES: tuple[str, ...] = BenchmarkCategory.__args__
-System = Literal["scratch", "rag", "closed_book"]
-"""closed_book: the RAG generator asked without retrieved context (issue 13)."""
+System = Literal["scratch", "scratch_base", "rag", "closed_book"]
+"""scratch_base: the from-scratch model asked raw, k-shot, as a base model (issue 23); closed_book: the RAG
+generator asked without retrieved context (issue 13)."""
 SYSTEMS: tuple[str, ...] = System.__args__
 
 
