@@ -113,7 +113,7 @@ _PIPELINE = (
 _EVAL_READS = {
     "scratch": (Reads("serve", ("report.json",)),),
     # its tokenizer counts the k-shot prompt's tokens, its report gives the model's context
-    "scratch_base": (Reads("serve", ("report.json",)), Reads("export", ("hf/tokenizer.json", "report.json"))),
+    "scratch_base": (Reads("serve", ("report.json",)), Reads("export", ("hf/*", "report.json"))),
     "rag": (Reads("rag-index", ("chunks.jsonl", "chroma/*")),),
     "closed_book": (),  # the RAG generator without retrieved context: it reads nothing published
 }

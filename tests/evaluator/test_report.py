@@ -13,6 +13,7 @@ from rich.console import Console
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.report import analysis
+from services.evaluator.report.compose import CONDITIONS
 from services.evaluator.score import is_correct, summarize
 from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings, for_run
 from services.evaluator.stages import report as reporting
@@ -177,7 +178,15 @@ def test_report_compares_systems_from_stored_artifacts(world):
     assert numbers["hallucination_rate"]["rag"] == pytest.approx(
         sum(c["verdict"] != "supported" for c in claims) / len(claims))  # pooled over every claim
     headline = md.split("## Hallucination: claims")[1].split("\n## ")[0]
-    assert "| rag | " in headline and "rag − closed_book" in headline and "answers without a claim" in headline
+    assert "| rag | " in headline and "rag − closed_book (n=6)" in headline and "answers without a claim" in headline
+    lead = md.split("## Headline: stored, extractable, hallucinated")[1].split("\n## ")[0]
+    assert md.index("## Headline") < md.index("## About this report")
+    facts = sum(len(i.key_facts) for i in items)
+    stated = facts - numbers["benchmark"]["facts_absent_from_corpus"]
+    assert f"{stated} of the benchmark's {facts} key facts" in lead and "comes from process" not in lead
+    assert f"| rag | {CONDITIONS['rag']} | not measured (no probe result) | " in lead
+    correct = stats.Interval(**numbers["systems"]["rag"]["figures"]["correct"])
+    assert correct.text() in lead and f"rag: {correct.estimate:.1%} of the 6 questions answered strictly" in lead
     assert numbers["accuracy"]["rag"] > numbers["accuracy"]["scratch"]
     assert numbers["leaked_items"] == [items[0].id]
     assert numbers["memorisation_max_words"] >= len(COPIED.split())
@@ -294,7 +303,7 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
         run = _score_run(store, work, "scratch", [_item(i, accuracy) for i in items],
                          {i.id: text or i.reference_answer for i in items}, process, f"checkpoint {step}")
         base = _score_run(store, work, "scratch_base", [_item(i, 1.0 if n < step else 0.0) for n, i in enumerate(items)],
-                          {i.id: "raw" for i in items}, process, f"base checkpoint {step}")
+                          {i.id: f"raw {step}" for i in items}, process, f"base checkpoint {step}")
         checkpoints.append(CheckpointResult(name=f"step-{step:06d}", step=step, tokens_seen=tokens,
                                             export_run="export/x", serve_run="serve/x", eval_run="eval-scratch/x",
                                             score_run=run.run, base_eval_run="eval-scratch_base/x",
@@ -304,7 +313,7 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     buckets = ["unseen", "unseen", "unseen", "1", "1", "1"]
     result = ExperimentResult(
         preset="tiny", parameters=1000, train_run="train/x", checkpoints=checkpoints,
-        systems={"scratch": checkpoints[-1].score_run, "rag": rag.run},
+        systems={"scratch": checkpoints[-1].score_run, "scratch_base": checkpoints[-1].base_score_run, "rag": rag.run},
         exposure=[ItemExposure(id=i.id, facts=[], bucket=b) for i, b in zip(items, buckets)])
     _publish(store, "experiment", {"experiment.json": result.model_dump_json()}, work)
     _score_run(store, work, "scratch", [_item(i, 0.25) for i in items], {i.id: "later" for i in items}, process,
@@ -322,7 +331,7 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     exposure = numbers["experiment"]["exposure"]["accuracy"]
     assert exposure["rag"]["unseen"]["estimate"] == pytest.approx(1 / 3)  # items 0, 2 wrong, 1 right
     assert exposure["scratch"]["1"]["estimate"] == 1.0 and exposure["scratch"]["1"]["n"] == 3
-    assert numbers["accuracy"] == {"scratch": 1.0, "rag": 0.5}  # the experiment's runs, not the latest
+    assert numbers["accuracy"] == {"scratch": 1.0, "scratch_base": 0.5, "rag": 0.5}  # the experiment's runs
     md = store.get_bytes(manifest.output("report.md").key).decode()
     assert "## Learning curves" in md and "## Accuracy by fact exposure" in md
     assert "| step-000003 | 100,000 |" in md

@@ -14,7 +14,6 @@ from services.evaluator.settings import EvaluatorSettings, for_run
 from services.evaluator.stages import eval as asking
 from services.exporter.settings import ExporterSettings
 from services.exporter.stages import serve
-from shared import runs
 from shared.errors import InvalidInput
 from shared.schemas.eval import Response
 

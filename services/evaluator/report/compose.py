@@ -275,6 +275,9 @@ def _hallucination_section(systems: dict[str, analysis.SystemData], seed: int, p
                            stats.Interval(**p["difference"]).text(signed=True),
                            f"{p['mcnemar']['a_only']} / {p['mcnemar']['b_only']}", f"{p['mcnemar']['p_value']:.3g}",
                            _holm(stats.McNemar(**p["mcnemar"]))] for p in tested])]
+    if small := [f"{p['a']} − {p['b']} (n={p['mcnemar']['n']})" for p in paired if p["too_small"]]:
+        blocks.append(f"Too small to compare (fewer than {stats.MIN_COMPARE_N} paired answers): " + "; ".join(small)
+                      + ".")
     if faithful:
         blocks += [("RAG faithfulness: claims supported or contradicted by the retrieved chunks, citations that "
                     "point at a retrieved chunk supporting the sentence, answer relevancy (MiniLM similarity to "
