@@ -1,12 +1,15 @@
-"""The report's figures from hand-made scores: claim hallucination over all answers, and the Holm family."""
+"""The report's figures from hand-made scores: claim hallucination over all answers, the Holm family, and the
+sentence that says what the corpus is."""
 
 from __future__ import annotations
 
 import pytest
 
 from services.evaluator import stats
+from services.evaluator.coverage import absent_facts
 from services.evaluator.report import analysis
-from shared.schemas.eval import ClaimJudgement, FactMatch, ItemScore, ScoreFile
+from services.evaluator.report.compose import corpus_sentence
+from shared.schemas.eval import BenchmarkItem, ClaimJudgement, FactMatch, ItemScore, ScoreFile
 
 
 def _score(item: str, claims: list[str] | None, correct: bool = False, category: str = "drug_treatment") -> ItemScore:
@@ -63,3 +66,17 @@ def test_every_printed_mcnemar_test_is_one_holm_family_and_small_groups_stay_out
     # b hallucinates on 10 answers and says nothing on 2; a on none: 0 / 10 discordant
     b_vs_a = next(c for c in hallucination if (c["a"], c["b"]) == ("a", "b"))
     assert (b_vs_a["mcnemar"]["a_only"], b_vs_a["mcnemar"]["b_only"]) == (0, 10)
+
+
+def test_the_corpus_sentence_counts_the_stated_facts_with_coverage_and_names_the_bundled_sample():
+    items = [BenchmarkItem(id="a", category="drug_treatment", question="q?", reference_answer="r", source="s",
+                           key_facts=["riluzole", "edaravone", {"text": "ALS", "counted": False}]),
+             BenchmarkItem(id="b", category="gene_mutation", question="q?", reference_answer="r", source="s",
+                           key_facts=["SOD1"])]
+    absent = absent_facts(items, ["Riluzole was approved in 1995 for ALS."])
+    assert [f.text for f in absent] == ["edaravone", "SOD1"]
+    sample = corpus_sentence(items, absent, ["scrape-sample"])
+    assert "bundled sample, which was written together with the benchmark" in sample
+    assert "2 of the benchmark's 4 key facts (1 of the 3 counted ones) are stated in it" in sample
+    scraped = corpus_sentence(items, absent, ["scrape-pmc", "scrape-web"])
+    assert scraped.startswith("The corpus comes from scrape-pmc, scrape-web: 2 of") and "bundled" not in scraped
