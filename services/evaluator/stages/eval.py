@@ -2,12 +2,13 @@
 
 ``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the named ``serve``
 run, else the latest) through its chat template; ``eval-scratch_base`` asks the same model raw, as a
-base model, k-shot (services/evaluator/base_condition.py), and publishes every prompt; ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved
-and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
+base model, k-shot (services/evaluator/base_condition.py), and publishes every prompt; ``eval-rag``
+asks the RAG baseline and also records which chunks it retrieved and whether they contained each key
+fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
 asks the RAG generator the same questions without any context. Generation is greedy with a fixed
 seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
-texts, not the key facts), the model's digest, the options except the thread count and, for RAG,
-the index; so a rerun with the same model is skipped, a new model is asked again, and a key-fact
+texts, not the key facts), the model's digest, the options except the thread count, for RAG the
+index and, for the base condition, the prompts' hash (they hold the shots' reference answers); so a rerun with the same model is skipped, a new model is asked again, and a key-fact
 correction only re-scores.
 """
 
