@@ -1,8 +1,8 @@
 """``als-lm experiment``: the experiment that answers the project's question, end to end.
 
 A from-scratch model is trained with checkpoints kept at fixed fractions of its tokens; each kept
-checkpoint is exported, served in Ollama under its own tag, asked every benchmark question and
-scored (the learning curve). The RAG baseline and the closed-book control (the same generator
+checkpoint is exported, served in Ollama under its own tag, asked every benchmark question through
+its chat template and raw as a base model (k-shot), and scored (the learning curve). The RAG baseline and the closed-book control (the same generator
 without the retrieved context) answer the same questions. ``experiment/<run_id>/experiment.json``
 links every run by id with the fact-exposure analysis, and ``als-lm report`` draws it all.
 
@@ -194,8 +194,9 @@ class Chain:
         served, ran = self.timed(label, serve.run, self.store, settings, force=self.force)
         console.print(f"  serve: {'published' if ran else 'unchanged'} {served.run} {served.metrics.get('tags')}")
         asked, scored = self.ask_and_score("scratch", label, served.run)
+        base_asked, base_scored = self.ask_and_score("scratch_base", f"{label} (base)", served.run)
         return {**kept, "export_run": exported.run, "serve_run": served.run, "eval_run": asked.run,
-                "score_run": scored.run}
+                "score_run": scored.run, "base_eval_run": base_asked.run, "base_score_run": base_scored.run}
 
 
 def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], systems: dict[str, str],
@@ -205,8 +206,10 @@ def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], sy
     from services.evaluator.stages import experiment as linking
     from shared.settings import load
 
-    settings = load(EvaluatorSettings, eval={"train_run": train.run, "system_scores": systems,
-                                             "checkpoint_scores": {c["name"]: c["score_run"] for c in checkpoints}})
+    settings = load(EvaluatorSettings, eval={
+        "train_run": train.run, "system_scores": systems,
+        "checkpoint_scores": {c["name"]: c["score_run"] for c in checkpoints},
+        "checkpoint_base_scores": {c["name"]: c["base_score_run"] for c in checkpoints}})
     return linking.run(store, settings, force=force)
 
 
@@ -217,8 +220,9 @@ def summary_lines(store: ArtifactStore, checkpoints: list[dict], systems: dict[s
                 f"{m.get('fabrication_rate', float('nan')):.3f}  hedged {m.get('hedged_rate', float('nan')):.3f}"
                 f"  (n={m.get('items')})")
 
-    lines = [row(f"scratch {c['name']} ({c['tokens_seen']:,} tok)", c["score_run"]) for c in checkpoints]
-    return lines + [row(system, ref) for system, ref in systems.items() if system != "scratch"]
+    lines = [row(f"{system} {c['name']} ({c['tokens_seen']:,} tok)", c[run]) for c in checkpoints
+             for system, run in (("scratch", "score_run"), ("scratch_base", "base_score_run"))]
+    return lines + [row(system, ref) for system, ref in systems.items() if not system.startswith("scratch")]
 
 
 @click.command()
@@ -300,7 +304,8 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             problem = "; ".join(failed) or f"train run {train.run} kept no checkpoints (set keep_at_fractions)"
             raise click.ClickException(f"{problem}. The finished checkpoints stay published; fix the error "
                                        "and rerun `make experiment`: they are skipped")
-        systems = {"scratch": checkpoints[-1]["score_run"], **systems}
+        systems = {"scratch": checkpoints[-1]["score_run"], "scratch_base": checkpoints[-1]["base_score_run"],
+                   **systems}
 
         console.rule(f"[bold]{total}/{total} experiment.json and the report")
         t0 = time.monotonic()

@@ -112,16 +112,20 @@ _PIPELINE = (
 
 _EVAL_READS = {
     "scratch": (Reads("serve", ("report.json",)),),
+    # its tokenizer counts the k-shot prompt's tokens, its report gives the model's context
+    "scratch_base": (Reads("serve", ("report.json",)), Reads("export", ("hf/*", "report.json"))),
     "rag": (Reads("rag-index", ("chunks.jsonl", "chroma/*")),),
     "closed_book": (),  # the RAG generator without retrieved context: it reads nothing published
 }
-_EVAL_WRITES = {"rag": (Output("responses.jsonl", Response), Output("retrieval.json"))}
-_EVAL_ASKS = {"scratch": "the served model", "rag": "the RAG generator", "closed_book": "the RAG generator"}
+_EVAL_WRITES = {"rag": (Output("responses.jsonl", Response), Output("retrieval.json")),
+                "scratch_base": (Output("responses.jsonl", Response), Output("prompts.json"))}
+_EVAL_ASKS = {"scratch": "the served model", "scratch_base": "the served model raw, k-shot",
+              "rag": "the RAG generator", "closed_book": "the RAG generator"}
 
 _EVALUATION = (
     *(Stage(f"eval-{system}", f"eval run --system {system}", "evaluator", _EVAL_READS[system],
             _EVAL_WRITES.get(system, (Output("responses.jsonl", Response),)),
-            ("eval", "seed") if system == "scratch" else ("eval", "rag", "seed"),
+            ("eval", "seed") if system.startswith("scratch") else ("eval", "rag", "seed"),
             outside=f"the bundled benchmark; asks {_EVAL_ASKS[system]} in Ollama")
       for system in SYSTEMS),
     *(Stage(f"score-{system}", f"eval score --system {system}", "evaluator",

@@ -67,9 +67,13 @@ def test_every_kept_checkpoint_is_exported_served_asked_and_scored_by_id(done):
         eval_run = runs.resolve(store, c.eval_run)
         assert {i.run for i in eval_run.inputs} == {c.serve_run}
         assert runs.resolve(store, c.score_run).metrics["eval_run"] == c.eval_run
+        base = runs.resolve(store, c.base_eval_run)  # the same served model, asked raw, k-shot
+        assert base.upstream("serve") == c.serve_run and base.upstream("export") == c.export_run
+        assert runs.resolve(store, c.base_score_run).metrics["eval_run"] == c.base_eval_run
         tags |= set(serve.metrics["tags"])
     assert len(tags) == 2 * len(result.checkpoints), "each checkpoint is served under its own tags"
     assert result.systems["scratch"] == result.checkpoints[-1].score_run
+    assert result.systems["scratch_base"] == result.checkpoints[-1].base_score_run
 
 
 def test_closed_book_asks_the_rag_generator_without_context(done):

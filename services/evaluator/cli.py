@@ -153,18 +153,20 @@ def rag() -> None:
 
 @eval_group.command("run")
 @click.option("--system", type=click.Choice(SYSTEMS), required=True,
-              help="Which system to ask: closed_book is the RAG generator without the retrieved context.")
+              help="Which system to ask: scratch_base is the from-scratch model asked raw, k-shot, as a base model; "
+              "closed_book is the RAG generator without the retrieved context.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N questions, taken round-robin across categories (a quick run).")
-@click.option("--serve-run", default=None, help="scratch: the serve run whose model to ask ('serve/<run_id>'; "
-              "default: the latest).")
+@click.option("--serve-run", default=None, help="scratch, scratch_base: the serve run whose model to ask "
+              "('serve/<run_id>'; default: the latest).")
 @FORCE
 def run_cmd(system: str, limit: int | None, serve_run: str | None, force: bool) -> None:
     """Ask one system every benchmark question -> eval-<system> (responses.jsonl, latency, retrieved chunks)."""
     from services.evaluator.stages import eval as stage
 
-    if serve_run and system != "scratch":
-        raise click.UsageError("--serve-run names the from-scratch model: use it with --system scratch")
+    if serve_run and system not in ("scratch", "scratch_base"):
+        raise click.UsageError("--serve-run names the from-scratch model: use it with --system scratch or "
+                               "scratch_base")
     settings = settings_with(EvaluatorSettings, eval={"system": system, "limit": limit, "serve_run": serve_run})
     _, manifest, _ = run_stage_command(stage.run, settings, force)
     m = manifest.metrics

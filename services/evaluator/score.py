@@ -82,6 +82,16 @@ def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer
     return facts, answer, sum(units) / len(units), None
 
 
+def is_correct(score: ItemScore) -> bool:
+    """An item is correct when every counted key fact is supported, no key fact (counted or not) is
+    contradicted, and a yes/no item's yes/no is the expected one: equally strict for an item of one fact
+    and of five, so a bare "No." does not pass a yes/no item that also asks for a fact. The graded
+    ``accuracy`` (the share of units supported) stays beside it."""
+    return (all(f.verdict == "supported" for f in score.facts if f.counted)
+            and not any(f.verdict == "contradicted" for f in score.facts)
+            and (score.answer is None or score.answer.verdict == "supported"))
+
+
 def score_responses(
     pairs: list[tuple[BenchmarkItem, Response]], scorer: FactScorer, lexicon: Lexicon,
     claims: HallucinationScorer | None = None,
@@ -147,6 +157,8 @@ def summarize(items: list[ItemScore], echo: list[tuple[float, list[FactMatch]]] 
         "accuracy": sum(s.accuracy for s in items) / len(items),
         "accuracy_interval": _interval([s.accuracy for s in items]),
         "accuracy_by_category": {c: sum(v) / len(v) for c, v in sorted(by_category.items())},
+        "correct_rate": sum(map(is_correct, items)) / len(items),
+        "correct_rate_interval": _interval([float(is_correct(s)) for s in items]),
         "facts_total": len(facts),
         "facts_counted": len(counted),
         "facts_present": sum(f.present for f in counted),

@@ -74,7 +74,15 @@ class EvalConfig(BaseModel):
     )
     scratch_model: str = Field(
         "", description="Ollama tag of the from-scratch model; empty: the `latest` tag of the latest `serve` run",
-        json_schema_extra=affects("eval-scratch"),
+        json_schema_extra=affects("eval-scratch", "eval-scratch_base"),
+    )
+    # 2: with the CPU experiment's 256-token context and 96-token answers, 3 shots left room for 2.01 on
+    # average over the 152 questions (docs/benchmarks.md); 2 fit every question, so every item sees the same shots.
+    base_shots: int = Field(
+        2, ge=0, le=20, description="eval-scratch_base: other items' question and reference answer before the "
+        "question (services/evaluator/base_condition.py); fewer when they would not leave max_tokens of the "
+        "model's context",
+        json_schema_extra=affects("eval-scratch_base"),
     )
     max_tokens: int = Field(256, ge=1, le=4096, description="tokens generated per benchmark answer (both systems)",
                             json_schema_extra=affects("eval-*"))
@@ -114,6 +122,10 @@ class EvalConfig(BaseModel):
                                   json_schema_extra=NOT_FINGERPRINTED)
     checkpoint_scores: dict[str, str] = Field(
         {}, description="experiment: kept checkpoint name -> the score-scratch run of its served model",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
+    checkpoint_base_scores: dict[str, str] = Field(
+        {}, description="experiment: kept checkpoint name -> the score-scratch_base run of its served model",
         json_schema_extra=NOT_FINGERPRINTED,
     )
     system_scores: dict[str, str] = Field(
@@ -181,5 +193,6 @@ def for_run(settings: S, **choices: Any) -> S:
 def chosen_system(settings: EvaluatorSettings) -> str:
     """The system a stage of several systems runs for; not choosing one is an error, not a default."""
     if settings.eval.system is None:
-        raise InvalidInput("no system chosen: give --system (ALS_EVAL__SYSTEM) scratch, rag or closed_book")
+        raise InvalidInput("no system chosen: give --system (ALS_EVAL__SYSTEM) scratch, scratch_base, rag or "
+                           "closed_book")
     return settings.eval.system

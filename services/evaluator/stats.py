@@ -10,8 +10,11 @@ One place states the conventions the report, ``report.json``, the UI and the exp
   interval is the exact Clopper-Pearson one for that count instead, and any other constant sample is
   reported as a point with the reason;
 - systems are compared **paired on the same items**: a bootstrap interval of the mean per-item
-  difference, and an exact two-sided McNemar test (binomial on the discordant pairs) of item-level
-  correctness, an item counting as correct when its accuracy is at least ``CORRECT_THRESHOLD``;
+  difference, and an exact two-sided McNemar test (binomial on the discordant pairs) of an item-level
+  yes/no outcome (strictly correct: services/evaluator/score.py ``is_correct``);
+- the McNemar tests a report prints are one family, and each also gets its **Holm**-adjusted p-value
+  over that family (``holm``), which controls the family-wise error rate without assuming the tests
+  independent (they share items);
 - a group (a category) with fewer than ``MIN_COMPARE_N`` items is marked too small to compare.
 
 Why percentile and not BCa: scipy's BCa needs a jackknife acceleration that is 0/0 on a constant sample
@@ -35,9 +38,6 @@ MIN_INTERVAL_N = 5
 """Below 5 items a bootstrap has at most 35 distinct resamples, too coarse for 2.5 %/97.5 % percentiles."""
 MIN_COMPARE_N = 10
 """Groups with fewer items are reported but marked too small to compare."""
-CORRECT_THRESHOLD = 0.5
-"""An item is *correct* (for McNemar and the correct rate) when at least half its counted key facts are
-supported."""
 METHOD = "percentile bootstrap"
 
 
@@ -85,10 +85,12 @@ class McNemar(BaseModel):
     b_only: int = Field(ge=0)
     n: int = Field(ge=0)
     p_value: float = Field(ge=0.0, le=1.0)
-    threshold: float = CORRECT_THRESHOLD
+    p_holm: float | None = Field(None, ge=0.0, le=1.0,
+                                 description="Holm-adjusted over the report's family of tests; None: not in one")
 
     def text(self) -> str:
-        return f"{self.a_only} vs {self.b_only} discordant of {self.n}, exact McNemar p = {self.p_value:.3g}"
+        holm = "" if self.p_holm is None else f", Holm-adjusted p = {self.p_holm:.3g}"
+        return f"{self.a_only} vs {self.b_only} discordant of {self.n}, exact McNemar p = {self.p_value:.3g}{holm}"
 
 
 class Comparison(BaseModel):
@@ -101,10 +103,6 @@ class Comparison(BaseModel):
     difference: Interval
     mcnemar: McNemar
     too_small: bool = Field(description=f"fewer than {MIN_COMPARE_N} paired items")
-
-
-def is_correct(accuracy: float) -> bool:
-    return accuracy >= CORRECT_THRESHOLD
 
 
 def _values(values: Sequence[float] | Mapping[str, float]) -> np.ndarray:
@@ -199,15 +197,27 @@ def mcnemar_exact(a_ok: Sequence[bool] | Mapping[str, bool], b_ok: Sequence[bool
     return McNemar(a_only=a_only, b_only=b_only, n=len(xs), p_value=min(1.0, p))
 
 
-def compare(a_name: str, a: Mapping[str, float], b_name: str, b: Mapping[str, float], *,
-            seed: int = SEED) -> Comparison:
-    """Accuracy of a against b on the items both scored (id -> accuracy), paired."""
+def compare(a_name: str, a: Mapping[str, float], a_ok: Mapping[str, bool], b_name: str,
+            b: Mapping[str, float], b_ok: Mapping[str, bool], *, seed: int = SEED) -> Comparison:
+    """System a against b on the items both scored, paired: the difference of a graded value (id -> value)
+    with its interval, and McNemar on a yes/no outcome (id -> bool) of the same items."""
     common = sorted(a.keys() & b.keys())
-    a_common, b_common = {i: a[i] for i in common}, {i: b[i] for i in common}
     return Comparison(
         a=a_name, b=b_name,
-        difference=paired_difference(a_common, b_common, seed=seed),
-        mcnemar=mcnemar_exact({i: is_correct(v) for i, v in a_common.items()},
-                              {i: is_correct(v) for i, v in b_common.items()}),
+        difference=paired_difference({i: a[i] for i in common}, {i: b[i] for i in common}, seed=seed),
+        mcnemar=mcnemar_exact({i: a_ok[i] for i in common}, {i: b_ok[i] for i in common}),
         too_small=len(common) < MIN_COMPARE_N,
     )
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979), in the input's order: the i-th smallest of m p-values is
+    multiplied by m - i + 1 (i from 1), made non-decreasing along that order and capped at 1. Rejecting
+    where the adjusted p is below alpha keeps the chance of any false rejection in the family below alpha."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted

@@ -25,8 +25,9 @@ def categories_of(names: Iterable[str]) -> list[str]:
     return [c for c in BENCHMARK_CATEGORIES if c in present] + sorted(present - set(BENCHMARK_CATEGORIES))
 
 
-System = Literal["scratch", "rag", "closed_book"]
-"""closed_book: the RAG generator asked without retrieved context (issue 13)."""
+System = Literal["scratch", "scratch_base", "rag", "closed_book"]
+"""scratch_base: the from-scratch model asked raw, k-shot, as a base model (issue 23); closed_book: the RAG
+generator asked without retrieved context (issue 13)."""
 SYSTEMS: tuple[str, ...] = System.__args__
 
 

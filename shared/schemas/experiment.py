@@ -29,6 +29,9 @@ class CheckpointResult(BaseModel):
     serve_run: str
     eval_run: str = Field(description="eval-scratch/<run_id>: its responses")
     score_run: str = Field(description="score-scratch/<run_id>: its scores")
+    base_eval_run: str | None = Field(None, description="eval-scratch_base/<run_id>: the same model asked raw, "
+                                      "k-shot, as a base model (issue 23)")
+    base_score_run: str | None = Field(None, description="score-scratch_base/<run_id>: their scores")
 
 
 class FactExposure(BaseModel):
@@ -60,8 +63,8 @@ class ExperimentResult(BaseModel):
     unigram_val_loss: float | None = Field(None, description="the baseline a model that learned nothing reaches")
     checkpoints: list[CheckpointResult] = Field(min_length=1, description="ordered by step; the last is final")
     systems: dict[str, str] = Field(
-        description="system -> score run of the comparison on all questions: scratch (final checkpoint), "
-        "rag, closed_book"
+        description="system -> score run of the comparison on all questions: scratch and scratch_base (final "
+        "checkpoint), rag, closed_book"
     )
     exposure: list[ItemExposure]
 

@@ -84,3 +84,21 @@ def test_the_stage_refuses_to_run_without_the_runs_to_link_or_with_an_unknown_ch
     unknown = {**settings.eval.checkpoint_scores, "step-999999": settings.eval.system_scores["scratch"]}
     with pytest.raises(InvalidInput, match="kept no checkpoint step-999999"):
         experiment.run(store, for_run(settings, checkpoint_scores=unknown))
+
+
+def test_a_checkpoint_is_linked_to_its_base_condition_runs_only_when_they_asked_its_served_model(experiment_runs):
+    store, settings, chains = experiment_runs
+    work = settings.work_dir
+    base = {}
+    for name, (_, serve_run, _, _) in chains.items():
+        asked = _publish(store, "eval-scratch_base", {"responses.jsonl": json.dumps({"id": name, "response": "r"})},
+                         work, runs.inputs_from(runs.resolve(store, serve_run)))
+        base[name] = (asked.run, _publish(store, "score-scratch_base", {"scores.json": name}, work,
+                                          runs.inputs_from(asked)).run)
+    linked = for_run(settings, checkpoint_base_scores={n: s for n, (_, s) in base.items()})
+    manifest, _ = experiment.run(store, linked)
+    result = ExperimentResult.model_validate_json(store.get_bytes(manifest.output("experiment.json").key))
+    assert [(c.base_eval_run, c.base_score_run) for c in result.checkpoints] == [base[k["name"]] for k in KEPT]
+    swapped = dict(zip(base, [s for _, s in reversed(list(base.values()))]))
+    with pytest.raises(InvalidInput, match="not the served model"):
+        experiment.run(store, for_run(settings, checkpoint_base_scores=swapped))

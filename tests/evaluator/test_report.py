@@ -12,7 +12,9 @@ from rich.console import Console
 
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark
-from services.evaluator.score import summarize
+from services.evaluator.report import analysis
+from services.evaluator.report.compose import CONDITIONS
+from services.evaluator.score import is_correct, summarize
 from services.evaluator.settings import BENCHMARK, EvalConfig, EvaluatorSettings, for_run
 from services.evaluator.stages import report as reporting
 from services.evaluator.stages import review as reviewing
@@ -172,10 +174,19 @@ def test_report_compares_systems_from_stored_artifacts(world):
 
     assert numbers["accuracy"]["scratch"] == _scores(store, "scratch")["summary"]["accuracy"]
     # The headline is claim-level hallucination, per system, with its interval and the paired differences.
-    claims = _scores(store, "rag")["summary"]["claims"]
-    assert numbers["hallucination_rate"]["rag"] == claims["hallucination_rate"]["estimate"]
+    claims = [c for s in _scores(store, "rag")["items"] for c in s["claims"]]
+    assert numbers["hallucination_rate"]["rag"] == pytest.approx(
+        sum(c["verdict"] != "supported" for c in claims) / len(claims))  # pooled over every claim
     headline = md.split("## Hallucination: claims")[1].split("\n## ")[0]
-    assert "| rag | " in headline and "rag − closed_book" in headline and "answers without a claim" in headline
+    assert "| rag | " in headline and "rag − closed_book (n=6)" in headline and "answers without a claim" in headline
+    lead = md.split("## Headline: stored, extractable, hallucinated")[1].split("\n## ")[0]
+    assert md.index("## Headline") < md.index("## About this report")
+    facts = sum(len(i.key_facts) for i in items)
+    stated = facts - numbers["benchmark"]["facts_absent_from_corpus"]
+    assert f"{stated} of the benchmark's {facts} key facts" in lead and "comes from process" not in lead
+    assert f"| rag | {CONDITIONS['rag']} | not measured (no probe result) | " in lead
+    correct = stats.Interval(**numbers["systems"]["rag"]["figures"]["correct"])
+    assert correct.text() in lead and f"rag: {correct.estimate:.1%} of the 6 questions answered strictly" in lead
     assert numbers["accuracy"]["rag"] > numbers["accuracy"]["scratch"]
     assert numbers["leaked_items"] == [items[0].id]
     assert numbers["memorisation_max_words"] >= len(COPIED.split())
@@ -220,7 +231,7 @@ def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
     assert {"fabrication", "hedged", "refusal", "correct", "facts_supported", "facts_contradicted"} <= set(rag)
     one = numbers["systems"]["rag"]["by_category"][items[0].category]
     assert one["n"] == 1 and one["too_small"] and one["figures"]["accuracy"]["undefined_reason"]
-    assert numbers["statistics"]["seed"] == settings.seed and numbers["statistics"]["correct_threshold"] == 0.5
+    assert numbers["statistics"]["seed"] == settings.seed and numbers["statistics"]["correct"] == analysis.CORRECT
     assert stats.Interval(**accuracy).text() in md  # the same interval, printed
     category_row = next(line for line in md.splitlines() if line.startswith(f"| {items[0].category} |"))
     assert category_row.count("(n=1, no interval: fewer than 5 items) †") == 3  # each system: no CI, too small
@@ -234,7 +245,8 @@ def test_every_rate_has_its_interval_and_n_and_comparisons_are_paired(world):
     b = {s["id"]: s["accuracy"] for s in _scores(store, "rag")["items"]}
     assert scratch_rag["difference"]["estimate"] == pytest.approx(sum(a[i] - b[i] for i in a) / len(a))
     assert scratch_rag["difference"]["n"] == 6 and scratch_rag["too_small"]  # 6 < MIN_COMPARE_N
-    assert scratch_rag["mcnemar"]["b_only"] == sum(b[i] >= 0.5 > a[i] for i in a)
+    ok_a, ok_b = ({s["id"]: is_correct(ItemScore(**s)) for s in _scores(store, n)["items"]} for n in ("scratch", "rag"))
+    assert scratch_rag["mcnemar"]["b_only"] == sum(ok_b[i] and not ok_a[i] for i in a) > 0
     assert manifest.metrics["accuracy_low"]["rag"] == accuracy["low"]
     assert manifest.metrics["accuracy_high"]["closed_book"] == numbers["systems"]["closed_book"]["figures"][
         "accuracy"]["high"]
@@ -290,15 +302,18 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     for step, (tokens, accuracy, text) in enumerate(plan):
         run = _score_run(store, work, "scratch", [_item(i, accuracy) for i in items],
                          {i.id: text or i.reference_answer for i in items}, process, f"checkpoint {step}")
+        base = _score_run(store, work, "scratch_base", [_item(i, 1.0 if n < step else 0.0) for n, i in enumerate(items)],
+                          {i.id: f"raw {step}" for i in items}, process, f"base checkpoint {step}")
         checkpoints.append(CheckpointResult(name=f"step-{step:06d}", step=step, tokens_seen=tokens,
                                             export_run="export/x", serve_run="serve/x", eval_run="eval-scratch/x",
-                                            score_run=run.run))
+                                            score_run=run.run, base_eval_run="eval-scratch_base/x",
+                                            base_score_run=base.run))
     rag = _score_run(store, work, "rag", [_item(i, 1.0 if n % 2 else 0.0) for n, i in enumerate(items)],
                      {i.id: i.reference_answer for i in items}, process, "rag")
     buckets = ["unseen", "unseen", "unseen", "1", "1", "1"]
     result = ExperimentResult(
         preset="tiny", parameters=1000, train_run="train/x", checkpoints=checkpoints,
-        systems={"scratch": checkpoints[-1].score_run, "rag": rag.run},
+        systems={"scratch": checkpoints[-1].score_run, "scratch_base": checkpoints[-1].base_score_run, "rag": rag.run},
         exposure=[ItemExposure(id=i.id, facts=[], bucket=b) for i, b in zip(items, buckets)])
     _publish(store, "experiment", {"experiment.json": result.model_dump_json()}, work)
     _score_run(store, work, "scratch", [_item(i, 0.25) for i in items], {i.id: "later" for i in items}, process,
@@ -310,12 +325,13 @@ def test_experiment_run_adds_learning_curves_and_exposure_from_stored_runs(world
     curve = numbers["experiment"]["checkpoints"]
     assert [c["tokens_seen"] for c in curve] == [100, 1_000, 10_000, 100_000]
     assert [c["accuracy"]["estimate"] for c in curve] == [0.0, 0.0, 0.5, 1.0]
+    assert [c["base_correct"]["estimate"] for c in curve] == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6])
     assert all(c["accuracy"]["n"] == 6 and c["accuracy"]["high"] is not None for c in curve)
     assert curve[0]["max_span"] < 4 <= len(COPIED.split()) <= curve[2]["max_span"]
     exposure = numbers["experiment"]["exposure"]["accuracy"]
     assert exposure["rag"]["unseen"]["estimate"] == pytest.approx(1 / 3)  # items 0, 2 wrong, 1 right
     assert exposure["scratch"]["1"]["estimate"] == 1.0 and exposure["scratch"]["1"]["n"] == 3
-    assert numbers["accuracy"] == {"scratch": 1.0, "rag": 0.5}  # the experiment's runs, not the latest
+    assert numbers["accuracy"] == {"scratch": 1.0, "scratch_base": 0.5, "rag": 0.5}  # the experiment's runs
     md = store.get_bytes(manifest.output("report.md").key).decode()
     assert "## Learning curves" in md and "## Accuracy by fact exposure" in md
     assert "| step-000003 | 100,000 |" in md

@@ -62,15 +62,27 @@ def test_mcnemar_counts_discordant_pairs_and_gives_the_exact_two_sided_p():
     assert stats.mcnemar_exact([True, False], [True, False]).p_value == 1.0
 
 
-def test_compare_uses_common_items_the_stated_threshold_and_marks_small_groups():
+def test_compare_pairs_common_items_tests_the_given_outcome_and_marks_small_groups():
     a = {f"q{i}": 0.5 for i in range(6)}
     b = {f"q{i}": 0.25 for i in range(8)}
-    result = stats.compare("rag", a, "scratch", b, seed=0)
-    assert result.difference.n == 6 and result.too_small
-    assert (result.mcnemar.a_only, result.mcnemar.b_only) == (6, 0)  # 0.5 is correct, 0.25 is not
-    assert result.mcnemar.threshold == stats.CORRECT_THRESHOLD == 0.5
-    big = stats.compare("a", {f"q{i}": 1.0 for i in range(10)}, "b", {f"q{i}": 0.0 for i in range(10)})
+    a_ok = {f"q{i}": i < 4 for i in range(6)}
+    b_ok = {f"q{i}": i == 7 for i in range(8)}  # q7 is not common: it cannot enter the test
+    result = stats.compare("rag", a, a_ok, "scratch", b, b_ok, seed=0)
+    assert result.difference.n == 6 and result.too_small and result.difference.estimate == pytest.approx(0.25)
+    assert (result.mcnemar.a_only, result.mcnemar.b_only, result.mcnemar.n) == (4, 0, 6)
+    ones = {f"q{i}": 1.0 for i in range(10)}
+    zeros = {f"q{i}": 0.0 for i in range(10)}
+    big = stats.compare("a", ones, {k: True for k in ones}, "b", zeros, {k: False for k in zeros})
     assert not big.too_small and big.mcnemar.p_value == pytest.approx(2 / 2 ** 10)
+
+
+def test_holm_matches_a_hand_computation_in_the_input_order():
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> kept non-decreasing: 0.06
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # capped at 1, and a later smaller product never undercuts an earlier adjusted value
+    assert stats.holm([0.5, 0.6, 0.001]) == pytest.approx([1.0, 1.0, 0.003])
+    assert stats.holm([0.02, 0.02]) == pytest.approx([0.04, 0.04])
+    assert stats.holm([0.2]) == [0.2] and stats.holm([]) == []
 
 
 def test_fact_share_resamples_items_whole_and_pools_their_facts():

@@ -99,11 +99,12 @@ def load(client: ollama.Client, model: str) -> None:
     client.generate(model=model, prompt="", keep_alive="10m")
 
 
-def answer(client: ollama.Client, model: str, prompt: str, opts: dict) -> tuple[str, float]:
-    """The response and its wall-clock latency in seconds."""
+def answer(client: ollama.Client, model: str, prompt: str, opts: dict, raw: bool = False) -> tuple[str, float]:
+    """The response and its wall-clock latency in seconds; ``raw``: the prompt as it is, without the
+    model's template or system prompt."""
     start = time.perf_counter()
     try:
-        result = client.generate(model=model, prompt=prompt, options=opts, keep_alive="10m")
+        result = client.generate(model=model, prompt=prompt, options=opts, keep_alive="10m", raw=raw)
     except ollama.ResponseError as err:
         raise ServerError(f"Ollama could not answer with {model}: {err.error}") from None
     return result.response.strip(), time.perf_counter() - start

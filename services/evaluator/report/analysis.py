@@ -8,16 +8,19 @@ from pathlib import Path
 
 from services.evaluator import stats
 from services.evaluator.leakage import VERBATIM_WORDS, leakage, longest_overlaps
-from services.evaluator.score import corpus_documents
+from services.evaluator.score import corpus_documents, is_correct
 from services.evaluator.scoring.facts import FactScorer
 from services.evaluator.settings import EvalConfig
 from services.evaluator.taxonomy import MATRIX_ROWS, matrix_row, proxy_label
 from shared.schemas.eval import BenchmarkItem, ItemScore, Response, Review, ScoreFile
 from shared.schemas.experiment import EXPOSURE_BUCKETS, CheckpointResult, ExperimentResult
 
+CORRECT = ("correct: every counted key fact supported, no key fact contradicted, and the yes/no right where the "
+           "question has one")
+"""The one definition of a correct item (services/evaluator/score.py ``is_correct``), as the report states it."""
 FIGURES = {
-    "accuracy": "accuracy",
-    "correct": f"correct (accuracy ≥ {stats.CORRECT_THRESHOLD:.0%})",
+    "accuracy": "graded accuracy",
+    "correct": "correct (strict)",
     "fabrication": "responses with fabricated names",
     "hedged": "hedged responses",
     "refusal": "refusals",
@@ -38,7 +41,7 @@ def item_figures(score: ItemScore) -> dict[str, float]:
     """The per-item value of each of ``FIGURES``."""
     return {
         "accuracy": score.accuracy,
-        "correct": float(stats.is_correct(score.accuracy)),
+        "correct": float(is_correct(score)),
         "fabrication": float(bool(score.fabricated_entities)),
         "hedged": float(bool(score.hedging.get("hedged"))),
         "refusal": float(bool(score.hedging.get("refusal"))),
@@ -69,20 +72,76 @@ def system_figures(system: SystemData, categories: list[str], seed: int) -> dict
 
 
 def comparisons(systems: dict[str, SystemData], categories: list[str], seed: int) -> list[dict]:
-    """Every pair of systems, overall and per category, paired on the items both answered."""
+    """Every pair of systems, overall and per category, paired on the items both answered: the graded
+    accuracy difference with its interval, McNemar on strict correctness."""
     out = []
     names = list(systems)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             for category in [None, *categories]:
-                xa, xb = (_accuracies(systems[name], category) for name in (a, b))
+                (xa, oka), (xb, okb) = (_accuracies(systems[name], category) for name in (a, b))
                 if xa.keys() & xb.keys():
-                    out.append({"category": category, **stats.compare(a, xa, b, xb, seed=seed).model_dump()})
+                    out.append({"category": category, **stats.compare(a, xa, oka, b, xb, okb, seed=seed).model_dump()})
     return out
 
 
-def _accuracies(system: SystemData, category: str | None) -> dict[str, float]:
-    return {s.id: s.accuracy for s in system.scores.items if category is None or s.category == category}
+def _accuracies(system: SystemData, category: str | None) -> tuple[dict[str, float], dict[str, bool]]:
+    chosen = [s for s in system.scores.items if category is None or s.category == category]
+    return {s.id: s.accuracy for s in chosen}, {s.id: is_correct(s) for s in chosen}
+
+
+def hallucinated(score: ItemScore) -> bool:
+    """The answer makes at least one claim that is contradicted or unverifiable."""
+    return any(c.verdict != "supported" for c in score.claims or [])
+
+
+def claim_figures(system: SystemData, seed: int) -> dict | None:
+    """Claim hallucination over all answers: pooled over claims (contradicted or unverifiable claims / all
+    claims, items resampled whole) and per answer, each answer in exactly one outcome: no claim (a
+    non-answer or refusal: its own outcome, never dropped), every claim supported, or at least one
+    claim hallucinated. None when the score run judged no claims (an older run)."""
+    scored = [s for s in system.scores.items if s.claims is not None]
+    if not scored:
+        return None
+    claims = [len(s.claims) for s in scored]
+
+    def pooled(verdicts: tuple[str, ...]) -> stats.Interval:
+        return stats.bootstrap_ratio([sum(c.verdict in verdicts for c in s.claims) for s in scored], claims, seed=seed)
+
+    outcomes = {
+        "no_claim": [float(not s.claims) for s in scored],
+        "all_supported": [float(bool(s.claims) and not hallucinated(s)) for s in scored],
+        "hallucinated": [float(hallucinated(s)) for s in scored],
+    }
+    return {
+        "answers": len(scored), "claims": sum(claims),
+        "pooled": {"hallucinated": pooled(("contradicted", "unverifiable")), "contradicted": pooled(("contradicted",)),
+                   "unverifiable": pooled(("unverifiable",)), "supported": pooled(("supported",))},
+        "per_answer": {name: stats.bootstrap_mean(v, seed=seed) for name, v in outcomes.items()},
+    }
+
+
+def hallucination_comparisons(systems: dict[str, SystemData], seed: int) -> list[dict]:
+    """Every pair of claim-scored systems on the items both answered: the difference in the share of answers
+    with a hallucinated claim, and McNemar on that outcome."""
+    scored = {n: {s.id: hallucinated(s) for s in d.scores.items if s.claims is not None} for n, d in systems.items()}
+    names = [n for n in systems if scored[n]]
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            xa, xb = ({k: float(v) for k, v in scored[n].items()} for n in (a, b))
+            if xa.keys() & xb.keys():
+                out.append(stats.compare(a, xa, scored[a], b, xb, scored[b], seed=seed).model_dump())
+    return out
+
+
+def adjust_family(*families: list[dict]) -> int:
+    """Holm over every McNemar test the report prints (comparisons too small to compare print none), set
+    in place as ``mcnemar.p_holm``; returns the family's size."""
+    tests = [c["mcnemar"] for family in families for c in family if not c["too_small"]]
+    for test, adjusted in zip(tests, stats.holm([t["p_value"] for t in tests])):
+        test["p_holm"] = adjusted
+    return len(tests)
 
 
 def failure_matrix(system: SystemData, questions: dict[str, str] | None = None, seed: int = stats.SEED) -> dict:
@@ -223,6 +282,8 @@ class CheckpointData:
     checkpoint: CheckpointResult
     scores: ScoreFile
     responses: list[Response]
+    base: ScoreFile | None = None
+    """The same checkpoint's scores in the base condition (scratch_base), when it was asked so."""
 
 
 def learning_curves(checkpoints: list[CheckpointData], corpus: Path, seed: int) -> list[dict]:
@@ -241,7 +302,10 @@ def learning_curves(checkpoints: list[CheckpointData], corpus: Path, seed: int) 
         out.append({
             "name": c.checkpoint.name, "step": c.checkpoint.step, "tokens_seen": c.checkpoint.tokens_seen,
             "train_loss": c.checkpoint.train_loss, "val_loss": c.checkpoint.val_loss,
-            "score_run": c.checkpoint.score_run, "accuracy": f["accuracy"], "fabrication": f["fabrication"],
+            "score_run": c.checkpoint.score_run, "accuracy": f["accuracy"], "correct": f["correct"],
+            **({"base_accuracy": b["accuracy"], "base_correct": b["correct"]}
+               if c.base and (b := figures(c.base.items, seed)) else {}),
+            "fabrication": f["fabrication"],
             "hedged": f["hedged"], "memorised_span": stats.bootstrap_mean(spans, seed=seed),
             "max_span": max(spans, default=0), "verbatim_answers": sum(v >= VERBATIM_WORDS for v in spans),
         })

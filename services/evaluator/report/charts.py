@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 
 from services.evaluator.stats import Interval
 
-COLORS = {"scratch": "#c0504d", "rag": "#4f81bd", "closed_book": "#9bbb59"}
-_FALLBACK = ("#8064a2", "#4bacc6", "#f79646", "#7f7f7f")
+COLORS = {"scratch": "#c0504d", "scratch_base": "#f79646", "rag": "#4f81bd", "closed_book": "#9bbb59"}
+_FALLBACK = ("#8064a2", "#4bacc6", "#7f7f7f")
 
 
 def color(name: str, k: int) -> str:

@@ -1,20 +1,28 @@
 """The ``eval-<system>`` stages (``als-lm eval run``): ask one system every benchmark question.
 
 ``eval-scratch`` asks the from-scratch model served by Ollama (the tag comes from the named ``serve``
-run, else the latest); ``eval-rag`` asks the RAG baseline and also records which chunks it retrieved
-and whether they contained each key fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
+run, else the latest) through its chat template; ``eval-scratch_base`` asks the same model raw, as a
+base model, k-shot (services/evaluator/base_condition.py), and publishes every prompt; ``eval-rag``
+asks the RAG baseline and also records which chunks it retrieved and whether they contained each key
+fact (``retrieval.json``, fact recall@k); ``eval-closed_book``
 asks the RAG generator the same questions without any context. Generation is greedy with a fixed
 seed. A run's fingerprint holds only what the answers depend on: the questions asked (ids and
-texts, not the key facts), the model's digest, the options except the thread count and, for RAG,
-the index; so a rerun with the same model is skipped, a new model is asked again, and a key-fact
+texts, not the key facts), the model's digest, the options except the thread count, for RAG the
+index and, for the base condition, the prompts' hash (they hold the shots' reference answers); so a rerun with the same model is skipped, a new model is asked again, and a key-fact
 correction only re-scores.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tokenizers import Tokenizer
+
+from services.evaluator import base_condition
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.rag import generate
 from services.evaluator.rag.pipeline import latest_index, open_rag
@@ -30,8 +38,10 @@ from services.evaluator.runner import (
 )
 from services.evaluator.settings import EvaluatorSettings, chosen_system
 from shared import runs, stages
-from shared.manifest import Manifest
+from shared.errors import InvalidInput
+from shared.manifest import InputRef, Manifest
 from shared.runs import RunWriter
+from shared.schemas.export import ExportReport
 from shared.store import ArtifactStore
 
 
@@ -48,6 +58,36 @@ def without_context(client, model: str, opts: dict, template: str = "{query}") -
     return open_system
 
 
+def raw_prompts(client, model: str, opts: dict, by_question: dict[str, str]) -> Callable[[], Answer]:
+    """The from-scratch model as a base model: each question's prepared prompt sent raw (no template)."""
+    def open_system() -> Answer:
+        generate.load(client, model)
+
+        def answer(question: str) -> tuple[str, None, float]:
+            text, seconds = generate.answer(client, model, by_question[question], opts, raw=True)
+            return text, None, seconds
+        return answer
+    return open_system
+
+
+def base_prompts(store: ArtifactStore, serve_inputs: list[InputRef], items, settings: EvaluatorSettings
+                 ) -> tuple[dict[str, str], int, list[InputRef]]:
+    """The base condition's prompts, the model's context length, and the export outputs they come from (its
+    tokenizer counts the tokens, its report gives the context)."""
+    if not serve_inputs:
+        raise InvalidInput("the base condition counts prompt tokens with the served model's tokenizer: name a "
+                           "serve run (--serve-run) instead of ALS_EVAL__SCRATCH_MODEL")
+    export = runs.resolve(store, runs.resolve(store, serve_inputs[0].run).upstream("export"))
+    inputs = runs.inputs_from(export, ["hf/tokenizer.json", "report.json"])
+    with tempfile.TemporaryDirectory(dir=settings.work_dir) as tmp:
+        tokenizer = Tokenizer.from_file(str(runs.fetch(store, inputs[0], Path(tmp) / "tokenizer.json")))
+        report = ExportReport.model_validate_json(runs.fetch(store, inputs[1], Path(tmp) / "report.json").read_text())
+    context = report.gpt_config["block_size"]
+    prompts = base_condition.prompts(items, settings.eval, settings.seed,
+                                     lambda text: len(tokenizer.encode(text).ids), context)
+    return prompts, context, inputs
+
+
 def answer_options(opts: dict) -> dict:
     """The generation options the answers depend on: the thread count is not one of them (measured
     byte-identical with 1 and 2 threads: docs/benchmarks.md, RAG threads)."""
@@ -62,12 +102,22 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     system = chosen_system(settings)
     items = select(load_benchmark(cfg.benchmark), cfg.limit)
     derived: dict = {}
-    if system == "scratch":
+    prompts: dict[str, str] = {}
+    if system in ("scratch", "scratch_base"):
         model, inputs = scratch_model(store, settings, cfg.serve_run)  # a missing serve run, before the server
+        if system == "scratch_base":
+            Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
+            prompts, context, export_inputs = base_prompts(store, inputs, items, settings)
+            inputs += export_inputs
+            derived["prompts_sha256"] = hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()
         client = generate.connect(settings.ollama_host)
         digest = generate.require(client, model, "create it with `als-lm export ollama`")
         opts = generate.options(settings.seed, cfg.max_tokens, cfg.num_thread)
-        open_system = without_context(client, model, opts)
+        if system == "scratch":
+            open_system = without_context(client, model, opts)
+        else:
+            opts |= {"num_ctx": context, "stop": base_condition.STOP}
+            open_system = raw_prompts(client, model, opts, {i.question: prompts[i.id] for i in items})
     else:  # rag and closed_book: the RAG generator, with and without the retrieved context
         model = settings.rag.generator_model
         client = generate.connect(settings.ollama_host)
@@ -102,6 +152,10 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         writer.metrics.update(questions=len(responses), model=model,
                               latency_p50_s=round(latencies[len(latencies) // 2], 3),
                               latency_mean_s=round(sum(latencies) / len(latencies), 3))
+        if prompts:
+            writer.put_json("prompts.json", prompts)
+            used = [base_condition.shots_used(p) for p in prompts.values()]
+            writer.metrics.update(shots_min=min(used), shots_mean=round(sum(used) / len(used), 2))
         if system == "rag":
             retrieval = retrieval_quality(items, responses, settings.rag.top_k)
             writer.put_json("retrieval.json", retrieval)

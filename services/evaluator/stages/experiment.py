@@ -3,8 +3,9 @@ train run, each kept checkpoint's export, serve, eval and score runs, and the sc
 system) with the fact-exposure analysis, for the report's learning curves (docs/experiment.md).
 
 ``als-lm experiment`` runs the stages and names the runs to link (``eval.train_run``,
-``eval.checkpoint_scores``, ``eval.system_scores``); each checkpoint's other runs are followed back
-from its score run through the inputs every run recorded, so nothing pairs "the latest" run.
+``eval.checkpoint_scores``, ``eval.checkpoint_base_scores``, ``eval.system_scores``); each checkpoint's
+other runs are followed back from its score run through the inputs every run recorded, so nothing
+pairs "the latest" run.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from shared.schemas.experiment import ExperimentResult
 from shared.store import ArtifactStore
 
 
-def linked_checkpoints(store: ArtifactStore, train: Manifest, scores: dict[str, str]) -> list[dict]:
+def linked_checkpoints(store: ArtifactStore, train: Manifest, scores: dict[str, str],
+                       base_scores: dict[str, str] | None = None) -> list[dict]:
     """Each named checkpoint of ``train`` (in step order) with the runs that exported, served, asked
-    and scored it: the score run read the eval run, which read the serve run, which read the export."""
+    and scored it: the score run read the eval run, which read the serve run, which read the export.
+    A base-condition score run must have asked the same served model."""
     kept = train.metrics.get("checkpoints") or []
     unknown = sorted(set(scores) - {k["name"] for k in kept})
     if unknown:
@@ -36,8 +39,16 @@ def linked_checkpoints(store: ArtifactStore, train: Manifest, scores: dict[str, 
         scored = runs.resolve(store, scores[checkpoint["name"]])
         asked = runs.resolve(store, scored.upstream("eval-scratch"))
         served = runs.resolve(store, asked.upstream("serve"))
-        linked.append({**checkpoint, "export_run": served.upstream("export"), "serve_run": served.run,
-                       "eval_run": asked.run, "score_run": scored.run})
+        entry = {**checkpoint, "export_run": served.upstream("export"), "serve_run": served.run,
+                 "eval_run": asked.run, "score_run": scored.run}
+        if name := (base_scores or {}).get(checkpoint["name"]):
+            base = runs.resolve(store, name)
+            base_asked = runs.resolve(store, base.upstream("eval-scratch_base"))
+            if base_asked.upstream("serve") != served.run:
+                raise InvalidInput(f"checkpoint {checkpoint['name']}: {base.run} asked {base_asked.upstream('serve')}"
+                                   f", not the served model of {scored.run} ({served.run})")
+            entry |= {"base_eval_run": base_asked.run, "base_score_run": base.run}
+        linked.append(entry)
     return linked
 
 
@@ -58,10 +69,11 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                            "and eval.system_scores; `als-lm experiment` runs them and names them")
     train = runs.resolve(store, cfg.train_run)
     process = runs.resolve(store, runs.resolve(store, train.upstream("tokenize")).upstream("process"))
-    checkpoints = linked_checkpoints(store, train, cfg.checkpoint_scores)
+    checkpoints = linked_checkpoints(store, train, cfg.checkpoint_scores, cfg.checkpoint_base_scores)
     systems = cfg.system_scores
     benchmark = Path(cfg.benchmark)
-    linked = [r for c in checkpoints for r in (c["export_run"], c["serve_run"], c["eval_run"], c["score_run"])]
+    linked = [r for c in checkpoints for r in (c["export_run"], c["serve_run"], c["eval_run"], c["score_run"],
+                                               c.get("base_eval_run"), c.get("base_score_run")) if r]
     linked += [*systems.values(), *(runs.resolve(store, s).metrics["eval_run"] for s in systems.values())]
     inputs = experiment_inputs(store, benchmark, train, process, sorted(set(linked)))
 

@@ -69,6 +69,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     experiment_run, result = found if found else (None, None)
     score_runs = _score_runs(store, result)
     checkpoint_runs = [runs.resolve(store, c.score_run) for c in result.checkpoints] if result else []
+    base_runs = {c.name: runs.resolve(store, c.base_score_run) for c in result.checkpoints
+                 if c.base_score_run} if result else {}
     review_runs = {}
     for system in score_runs:
         try:
@@ -77,7 +79,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             pass
     corpus_ref = next(iter(score_runs.values())).input("corpus.txt")
     inputs = [benchmark_input(settings.eval.benchmark), corpus_ref]
-    for run in [*score_runs.values(), *checkpoint_runs]:
+    for run in [*score_runs.values(), *checkpoint_runs, *base_runs.values()]:
         inputs += runs.inputs_from(run, ["scores.json"]) + [run.input("responses.jsonl")]
     for run in review_runs.values():
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
@@ -86,7 +88,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     seed = settings.seed
     fingerprinted = stages.fingerprint_settings(
         "report", settings, seed=seed, bootstrap={"method": stats.METHOD, "resamples": stats.RESAMPLES,
-                                                  "level": stats.LEVEL, "correct_threshold": stats.CORRECT_THRESHOLD})
+                                                  "level": stats.LEVEL, "correct": analysis.CORRECT,
+                                                  "multiplicity": "holm"})
 
     def body(writer: RunWriter, scratch: Path) -> None:
         items = load_benchmark(settings.eval.benchmark)
@@ -109,6 +112,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         categories = categories_of(i.category for i in items)
         figures = {name: analysis.system_figures(s, categories, seed) for name, s in systems.items()}
         comparisons = analysis.comparisons(systems, categories, seed)
+        hallucination = analysis.hallucination_comparisons(systems, seed)
+        family = analysis.adjust_family(comparisons, hallucination)
         questions = {i.id: i.question for i in items}
         matrices = {name: analysis.failure_matrix(s, questions, seed) for name, s in systems.items()}
         experiment = None
@@ -116,12 +121,16 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             checkpoints = []
             for checkpoint, run in zip(result.checkpoints, checkpoint_runs):
                 scores, responses, _ = _scored(store, run, scratch / "checkpoints" / checkpoint.name)
-                checkpoints.append(analysis.CheckpointData(checkpoint, scores, responses))
+                base = None
+                if checkpoint.name in base_runs:
+                    base, _, _ = _scored(store, base_runs[checkpoint.name], scratch / "base" / checkpoint.name)
+                checkpoints.append(analysis.CheckpointData(checkpoint, scores, responses, base))
             experiment = Experiment(result, experiment_run.run, analysis.learning_curves(checkpoints, corpus, seed),
                                     analysis.exposure(result, systems, seed))
         absent = coverage.absent_facts(items, corpus_documents(corpus))
+        sources = sorted({i.stage for i in runs.resolve(store, corpus_ref.run).inputs})
         sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
-                           experiment, absent)
+                           experiment, absent, hallucination, family, sources)
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
@@ -129,6 +138,13 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                 if isinstance(block, Chart):
                     writer.put_bytes(f"charts/{block.name}.png", block.png)
         numbers = _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed)
+        numbers["statistics"]["family"] = {"tests": family, "adjustment": "holm", "members": (
+            "McNemar of every pair of systems on strict correctness (all questions and each category with "
+            f"{stats.MIN_COMPARE_N}+ paired items) and on answers with a hallucinated claim")}
+        numbers["hallucination"] = {"pooled_and_per_answer": {
+            s: {"answers": c["answers"], "claims": c["claims"], "pooled": _dump(c["pooled"]),
+                "per_answer": _dump(c["per_answer"])}
+            for s, d in systems.items() if (c := analysis.claim_figures(d, seed))}, "comparisons": hallucination}
         numbers["benchmark"] = {"items": len(items), "unanswerable": sum(not i.answerable for i in items),
                                 "dated": {i.id: i.as_of.isoformat() for i in items if i.as_of},
                                 "facts_absent_from_corpus": len(absent),
@@ -144,7 +160,9 @@ def _metrics(numbers: dict, figures: dict[str, dict], comparisons: list[dict]) -
     ``als-lm demo`` prints as percentages); n, the method and the p-values are in ``report.json``."""
     out = {k: numbers[k] for k in ("hallucination_rate", "accuracy", "fabrication_rate", "hedged_rate",
                                    "fact_recall", "leaked_items", "memorisation_max_words")}
-    for name, key in (("accuracy", "accuracy"), ("fabrication_rate", "fabrication"), ("hedged_rate", "hedged")):
+    out["correct_rate"] = {s: f["figures"]["correct"].estimate for s, f in figures.items()}
+    for name, key in (("accuracy", "accuracy"), ("correct_rate", "correct"), ("fabrication_rate", "fabrication"),
+                      ("hedged_rate", "hedged")):
         for bound in ("low", "high"):
             out[f"{name}_{bound}"] = {s: getattr(f["figures"][key], bound) for s, f in figures.items()
                                       if f["figures"][key].defined}
@@ -165,12 +183,14 @@ def _numbers(systems, figures, comparisons, matrices, retrieval, contamination, 
     out = {
         "statistics": {"method": stats.METHOD, "level": stats.LEVEL, "resamples": stats.RESAMPLES, "seed": seed,
                        "min_interval_n": stats.MIN_INTERVAL_N, "min_compare_n": stats.MIN_COMPARE_N,
-                       "correct_threshold": stats.CORRECT_THRESHOLD},
+                       "correct": analysis.CORRECT},
         "accuracy": {s: d.scores.summary["accuracy"] for s, d in systems.items()},
         "fabrication_rate": {s: d.scores.summary["fabrication_rate"] for s, d in systems.items()},
         "hedged_rate": {s: d.scores.summary["hedging"]["hedged_rate"] for s, d in systems.items()},
-        "hallucination_rate": {s: rate for s, d in systems.items() if d.scores.summary.get("claims")
-                               and (rate := d.scores.summary["claims"]["hallucination_rate"]["estimate"]) is not None},
+        # pooled over all claims of all answers (analysis.claim_figures), not the score summary's mean of
+        # per-answer shares over the answers that made a claim
+        "hallucination_rate": {s: rate for s, d in systems.items() if (c := analysis.claim_figures(d, seed))
+                               and (rate := c["pooled"]["hallucinated"].estimate) is not None},
         "claims": {s: d.scores.summary["claims"] for s, d in systems.items() if d.scores.summary.get("claims")},
         "faithfulness": {s: d.scores.summary["faithfulness"] for s, d in systems.items()
                          if d.scores.summary.get("faithfulness")},

@@ -92,6 +92,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         summary = scores.summary
         writer.metrics.update(
             items=summary["n_items"], accuracy=round(summary["accuracy"], 4),
+            correct_rate=round(summary["correct_rate"], 4),
             fabrication_rate=round(summary["fabrication_rate"], 4),
             hedged_rate=round(summary["hedging"]["hedged_rate"], 4), eval_run=eval_run.run,
             contradicted_rate=round(summary["contradicted_rate"], 4),
