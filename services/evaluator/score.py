@@ -86,7 +86,10 @@ def is_correct(score: ItemScore) -> bool:
     """An item is correct when every counted key fact is supported, no key fact (counted or not) is
     contradicted, and a yes/no item's yes/no is the expected one: equally strict for an item of one fact
     and of five, so a bare "No." does not pass a yes/no item that also asks for a fact. The graded
-    ``accuracy`` (the share of units supported) stays beside it."""
+    ``accuracy`` (the share of units supported) stays beside it. A trap item is correct when it declines
+    or denies the false premise."""
+    if score.trap is not None:
+        return score.trap != "answered"
     return (all(f.verdict == "supported" for f in score.facts if f.counted)
             and not any(f.verdict == "contradicted" for f in score.facts)
             and (score.answer is None or score.answer.verdict == "supported"))

@@ -28,7 +28,7 @@ def scorer() -> FactScorer:
 
 
 def _judged(scorer: FactScorer, item: BenchmarkItem, text: str) -> ItemScore:
-    facts, answer, accuracy = judge_item(item, text, scorer)
+    facts, answer, accuracy, _ = judge_item(item, text, scorer)
     return ItemScore(id=item.id, category=item.category, facts_present=[f.present for f in facts], accuracy=accuracy,
                      fabricated_entities=[], hedging={}, facts=facts, answer=answer)
 

@@ -83,3 +83,21 @@ def test_a_trap_is_avoided_by_denying_its_premise(tmp_path):
     assert (verdict, accuracy) == ("denied", 1.0)
     _, _, accuracy, verdict = judge_item(trap, trap.question, scorer)
     assert (verdict, accuracy) == ("answered", 0.0)
+
+
+def test_a_trap_is_correct_when_it_declines_or_denies_not_when_it_answers():
+    from services.evaluator.score import build, is_correct, judge_item
+    from services.evaluator.settings import EvalConfig
+    from shared.schemas.eval import ItemScore
+
+    scorer, _ = build(EvalConfig(use_embeddings=False), ())
+    trap = next(i for i in load_benchmark(ELSEWHERE) if i.id == "TRAP-001")
+
+    def correct(text: str) -> bool:
+        facts, answer, accuracy, verdict = judge_item(trap, text, scorer)
+        return is_correct(ItemScore(id=trap.id, category=trap.category, facts_present=[f.present for f in facts],
+                                    accuracy=accuracy, fabricated_entities=[], hedging={}, facts=facts,
+                                    answer=answer, trap=verdict))
+
+    assert correct("Neurovexin is not a real drug; there is no such medicine.")
+    assert not correct(trap.question)
