@@ -15,6 +15,7 @@ from pathlib import Path
 from services.evaluator import coverage, stats
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.report import analysis
+from services.evaluator.report import probe as probe_report
 from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
 from services.evaluator.score import benchmark_input, build, corpus_documents
@@ -83,6 +84,9 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
     if experiment_run is not None:
         inputs += runs.inputs_from(experiment_run, ["experiment.json"])
+    probe = probe_report.latest(store)
+    if probe is not None:
+        inputs += probe[1]
     seed = settings.seed
     fingerprinted = stages.fingerprint_settings(
         "report", settings, seed=seed, bootstrap={"method": stats.METHOD, "resamples": stats.RESAMPLES,
@@ -122,6 +126,10 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         absent = coverage.absent_facts(items, corpus_documents(corpus))
         sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
                            experiment, absent)
+        probe_numbers = None
+        if probe is not None:
+            probe_section, probe_numbers = probe_report.section(probe_report.load(store, probe, scratch), seed)
+            sections.append(probe_section)
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
@@ -129,6 +137,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                 if isinstance(block, Chart):
                     writer.put_bytes(f"charts/{block.name}.png", block.png)
         numbers = _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed)
+        if probe_numbers is not None:
+            numbers["probe"] = probe_numbers
         numbers["benchmark"] = {"items": len(items), "unanswerable": sum(not i.answerable for i in items),
                                 "dated": {i.id: i.as_of.isoformat() for i in items if i.as_of},
                                 "facts_absent_from_corpus": len(absent),

@@ -1,0 +1,131 @@
+"""The probe stages end to end on the bundled sample: items published with a manifest and skipped when
+unchanged, a model trained a few hundred steps by the real train stage scored in process at every kept
+checkpoint beside its initialisation and the n-gram baselines, traced back through the store, reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_probe_items import sample_documents, split
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from services.evaluator.report import probe as probe_report
+from services.evaluator.report.document import Chart, Table
+from services.evaluator.settings import EvaluatorSettings
+from services.evaluator.stages import probe, probe_items
+from services.evaluator.stats import paired_difference
+from services.trainer.settings import TrainerSettings
+from services.trainer.stages import train as train_stage
+from shared import runs
+from shared.runs import RunWriter
+from shared.schemas.corpus import TokenShardsMeta
+from shared.schemas.probe import ProbeItem, ProbeResult
+from shared.store import LocalStore, sha256_file
+
+STEPS = 300
+
+
+def publish_corpus(store: LocalStore, tmp) -> None:
+    """A process run of the sample split and a tokenize run of the same documents."""
+    train, val = split(sample_documents())
+    writer = RunWriter(store, "process", {"fixture": "probe"}, [])
+    for name, docs in (("train.jsonl", train), ("val.jsonl", val)):
+        writer.put_bytes(name, "".join(d.model_dump_json() + "\n" for d in docs).encode())
+    process_run = writer.publish()
+    tok = Tokenizer(models.BPE(unk_token="<|unk|>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([d.text for d in train], trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.save(str(tmp / "tokenizer.json"))
+    eos = tok.token_to_id("<|eos|>")
+    counts = {}
+    for name, docs in (("train.bin", train), ("val.bin", val)):
+        ids = [i for enc in tok.encode_batch([d.text for d in docs]) for i in (*enc.ids, eos)]
+        np.asarray(ids, dtype=np.uint16).tofile(tmp / name)
+        counts[name] = len(ids)
+    (tmp / "meta.json").write_text(TokenShardsMeta(
+        vocab_size=tok.get_vocab_size(), eos_id=eos, bos_id=0, pad_id=2, n_train_tokens=counts["train.bin"],
+        n_val_tokens=counts["val.bin"], tokenizer_sha256=sha256_file(tmp / "tokenizer.json")).model_dump_json())
+    writer = RunWriter(store, "tokenize", {"fixture": "probe"}, runs.inputs_from(process_run, ["train.jsonl"]))
+    for name in ("tokenizer.json", "train.bin", "val.bin", "meta.json"):
+        writer.put_file(name, tmp / name)
+    writer.publish()
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("probe")
+    store = LocalStore(tmp / "artifacts")
+    publish_corpus(store, tmp)
+    train_settings = TrainerSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"}, train={
+        "preset": "tiny", "device": "cpu", "block_size": 64, "micro_batch": 16, "grad_accum": 1, "max_steps": STEPS,
+        "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 30, "log_interval": 50, "eval_interval": 150, "eval_batches": 2,
+        "checkpoint_interval": 150, "keep_at_fractions": [0.5, 1.0]})
+    train_run, _ = train_stage.run(store, train_settings)
+    settings = EvaluatorSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"})
+    items_run, items_ran = probe_items.run(store, settings)
+    probe_run, probe_ran = probe.run(store, settings)
+    return {"store": store, "settings": settings, "items": items_run, "probe": probe_run, "train": train_run,
+            "ran": (items_ran, probe_ran), "tmp": tmp}
+
+
+def read(store, run, name, schema):
+    return [schema.model_validate_json(x) for x in store.get_bytes(run.output(name).key).decode().splitlines() if x]
+
+
+@pytest.mark.slow
+def test_items_publish_with_a_manifest_and_an_unchanged_rerun_is_skipped(probed):
+    store, settings, items_run = probed["store"], probed["settings"], probed["items"]
+    assert probed["ran"] == (True, True)
+    assert not runs.verify(store, items_run)
+    items = read(store, items_run, "items.jsonl", ProbeItem)
+    assert items_run.metrics["items"] == len(items) > 100
+    assert items_run.input("train.jsonl").run == runs.latest(store, "process").run
+    again, ran = probe_items.run(store, settings)
+    assert not ran and again.run == items_run.run
+    again, ran = probe.run(store, settings)
+    assert not ran and again.run == probed["probe"].run
+
+
+@pytest.mark.slow
+def test_every_system_scores_every_item_and_the_run_traces_to_its_inputs(probed):
+    store, run = probed["store"], probed["probe"]
+    items = read(store, probed["items"], "items.jsonl", ProbeItem)
+    results = read(store, run, "results.jsonl", ProbeResult)
+    systems = {r.system for r in results}
+    assert systems == {"ngram-1", "ngram-2", "scratch@init", "scratch@step00000150", "scratch@step00000300",
+                       "scratch"}
+    for system in systems:
+        assert sorted(r.item for r in results if r.system == system) == sorted(i.id for i in items)
+    assert {i.stage for i in run.inputs} == {"probe-items", "train", "tokenize"}
+    assert run.upstream("train") == probed["train"].run
+
+
+@pytest.mark.slow
+def test_training_ranks_true_completions_above_the_random_initialisation_on_memorisation_stems(probed):
+    store, run = probed["store"], probed["probe"]
+    items = {i.id: i for i in read(store, probed["items"], "items.jsonl", ProbeItem) if i.form == "memorisation"}
+    results = read(store, run, "results.jsonl", ProbeResult)
+
+    def reciprocal(system):
+        return {r.item: 1.0 / r.rank for r in results if r.system == system and r.item in items}
+
+    trained, init = reciprocal(f"scratch@step{STEPS:08d}"), reciprocal("scratch@init")
+    difference = paired_difference(trained, init)
+    assert difference.low > 0, difference.text(percent=False)
+
+
+@pytest.mark.slow
+def test_report_section_tables_every_system_with_chance_and_draws_the_curve(probed):
+    store, tmp = probed["store"], probed["tmp"]
+    found = probe_report.latest(store)
+    data = probe_report.load(store, found, tmp / "report")
+    section, numbers = probe_report.section(data, seed=0)
+    [table, _] = [b for b in section.blocks if isinstance(b, Table)]
+    assert [row[0] for row in table.rows] == [s.name for s in data.systems] + ["chance 1/(k+1)"]
+    assert all("n=" in cell for row in table.rows[:-1] for cell in row[2:4])
+    assert {c["b"] for c in numbers["comparisons"]} == {"ngram-2", "scratch@init"}
+    [chart] = [b for b in section.blocks if isinstance(b, Chart)]
+    assert chart.png.startswith(b"\x89PNG")
