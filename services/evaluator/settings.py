@@ -170,7 +170,7 @@ class ProbeConfig(BaseModel):
 
     distractors: int = Field(9, ge=1, le=50, description="same-type distractors per item (chance = 1/(k+1))",
                              json_schema_extra=affects("probe-items"))
-    greedy_tokens: int = Field(16, ge=1, le=256, description="tokens of each system's greedy continuation",
+    greedy_tokens: int = Field(8, ge=1, le=256, description="tokens of each system's greedy continuation",
                                json_schema_extra=affects("probe-scratch"))
     ngram_add_k: float = Field(0.01, gt=0.0, le=1.0, description="add-k smoothing of the n-gram baseline",
                                json_schema_extra=affects("probe-scratch"))
