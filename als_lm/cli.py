@@ -24,6 +24,7 @@ COMMANDS = {
     "chat": ("services.exporter.chat:chat", "The interactive CLI demo (Ollama, direct PyTorch or llama.cpp)."),
     "rag": ("services.evaluator.cli:rag", "Build the retrieval index (ChromaDB) for the RAG baseline."),
     "eval": ("services.evaluator.cli:eval_group", "Run, score and review the hallucination benchmark."),
+    "probe": ("services.evaluator.cli:probe_group", "Probe what a model stores: cloze items scored by likelihood."),
     "report": ("services.evaluator.cli:report", "Write the comparison report (Markdown + HTML)."),
     "ui": ("services.evaluator.ui:ui", "Serve the Gradio chat and comparison UI."),
     "demo": ("als_lm.demo:demo", "Run the whole pipeline on the bundled sample, on CPU, with a local store."),

@@ -17,6 +17,7 @@ from shared.schemas.corpus import CleanDocument, RawDocument, TokenShardsMeta
 from shared.schemas.eval import SYSTEMS, Response, Review, ScoreFile
 from shared.schemas.experiment import ExperimentResult
 from shared.schemas.export import ExportReport, ServeReport
+from shared.schemas.probe import ProbeItem, ProbeResult
 from shared.settings import fingerprinted
 
 
@@ -59,9 +60,12 @@ class Stage:
         """The module whose ``run(store, settings, *, force)`` is the stage. Stages of one kind share
         a module (``scrape-*``, ``eval-*``, ``score-*``, ``review-*``) and read which one from the
         settings (the source, the system)."""
-        kind = "rag_index" if self.name == "rag-index" else self.name.split("-")[0]
+        kind = OWN_MODULE.get(self.name, self.name.split("-")[0])
         return f"services.{self.service}.stages.{kind}"
 
+
+OWN_MODULE = {"rag-index": "rag_index", "probe-items": "probe_items"}
+"""Stages whose name's first word is not their kind: ``probe-items`` makes what the ``probe-*`` systems score."""
 
 SCRAPERS = {
     "sample": "the bundled sample corpus",
@@ -140,9 +144,22 @@ _EVALUATION = (
       for system in REVIEWED),
     Stage("report", "report", "evaluator",
           (Reads("score-*", ("scores.json",)), Reads("eval-*", ("responses.jsonl",)), Reads("process", ("corpus.txt",)),
-           Reads("review-*", ("reviews.jsonl",))),
+           Reads("review-*", ("reviews.jsonl",)), Reads("probe-scratch", ("results.jsonl", "systems.json")),
+           Reads("probe-items", ("items.jsonl",))),
           (Output("report.md"), Output("report.html"), Output("report.json"), Output("charts/*.png")),
           ("eval",), outside="the bundled benchmark"),
+)
+
+_PROBE = (
+    Stage("probe-items", "probe items", "evaluator",
+          (Reads("process", ("train.jsonl", "val.jsonl")),),
+          (Output("items.jsonl", ProbeItem),),
+          ("probe", "seed"), outside="the bundled benchmark and entity list"),
+    Stage("probe-scratch", "probe run", "evaluator",
+          (Reads("probe-items", ("items.jsonl",)),
+           Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("train.bin",))),
+          (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json")),
+          ("probe", "seed"), optional=True),
 )
 
 # The experiment links runs by id (experiment.json); what it reads is every run it names.
@@ -155,7 +172,7 @@ _EXPERIMENT = (
           ()),
 )
 
-STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION, *_EXPERIMENT)}
+STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION, *_PROBE, *_EXPERIMENT)}
 
 
 def declared(name: str) -> Stage | None:

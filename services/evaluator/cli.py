@@ -205,3 +205,35 @@ def rag_ask(question: str, top_k: int | None) -> None:
     click.echo(f"\nSources ({settings.rag.generator_model}, {seconds:.1f} s):")
     for i, chunk in enumerate(retrieved, 1):
         click.echo(f"  [{i}] {chunk.title or 'untitled'} ({chunk.source_id}, distance {chunk.distance:.3f})")
+
+
+@click.group("probe")
+def probe_group() -> None:
+    """Probe what a model stores: cloze items scored by likelihood (docs/probe.md)."""
+
+
+@probe_group.command("items")
+@FORCE
+def probe_items(force: bool) -> None:
+    """Cut cloze items from the benchmark's key facts and the latest corpus -> probe-items (items.jsonl)."""
+    from services.evaluator.stages import probe_items as stage
+
+    _, manifest, _ = run_stage_command(stage.run, load(EvaluatorSettings), force)
+    m = manifest.metrics
+    click.echo(f"{m['items']} items of {m['facts']} key facts ({m['candidates']} candidates each), "
+               f"{m['unseen_facts']} facts unseen in training; by form {m['by_form']}")
+
+
+@probe_group.command("run")
+@click.option("--train-run", default=None, help="The train run to probe ('train/<run_id>'; default: the latest).")
+@click.option("--items-run", default=None, help="The probe-items run ('probe-items/<run_id>'; default: the latest).")
+@FORCE
+def probe_run(train_run: str | None, items_run: str | None, force: bool) -> None:
+    """Score the items on every kept checkpoint in process and on n-gram baselines -> probe-scratch."""
+    from services.evaluator.stages import probe as stage
+
+    settings = settings_with(EvaluatorSettings, probe={"train_run": train_run, "items_run": items_run})
+    _, manifest, _ = run_stage_command(stage.run, settings, force)
+    m = manifest.metrics
+    click.echo(f"{m['items']} items, chance {m['chance']:.3f}; accuracy@1 "
+               + ", ".join(f"{name} {value:.3f}" for name, value in m["accuracy"].items()))

@@ -6,14 +6,19 @@ nowhere. A fact counts as stated in a document when its normalised words occur t
 contiguous phrase (the scorer's ``normalize``, so ``TDP-43`` matches ``TARDBP``); any of its
 aliases counts. This is deliberately literal: a paraphrase in the corpus is not counted, so the
 buckets undercount exposure rather than invent it.
+
+Counted alone, a common fact (``survival``) lands in the 5+ bucket whatever the question asks. Kandpal
+et al. count the documents in which the question's *subject* and the answer co-occur:
+``question_subject`` picks it by a general rule (the question's rarest content word that the training
+split contains) and ``fact_exposure(..., subject=...)`` counts only the documents that hold both.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from services.evaluator.scoring.normalize import normalize
+from services.evaluator.scoring.normalize import STOPWORDS, normalize
 from shared.schemas.corpus import CleanDocument
 from shared.schemas.eval import BenchmarkItem, KeyFact
 from shared.schemas.experiment import EXPOSURE_BUCKETS, ExposureBucket, FactExposure, ItemExposure
@@ -45,8 +50,24 @@ def item_bucket(facts: list[FactExposure], counted: list[bool]) -> ExposureBucke
     return EXPOSURE_BUCKETS[order[(len(order) - 1) // 2]]
 
 
-def fact_exposure(fact: KeyFact, train: list[str], validation: list[str]) -> FactExposure:
+def question_subject(question: str, documents: list[str], names: Collection[str] = ()) -> str | None:
+    """The question's subject: among its content words (normalised, not stopwords), those that are
+    ``names`` (an entity list) when it has any, the one in the fewest training documents (``plain``)
+    that hold it at all, ties broken alphabetically; None when the training split holds none of them.
+    The rarest word names what the question is about, not the disease every document shares."""
+    words = sorted({w for w in plain(question).split() if w not in STOPWORDS and not w.isdigit()})
+    frequency = {w: sum(f" {w} " in doc for doc in documents) for w in words}
+    present = [w for w in words if frequency[w]]
+    named = [w for w in present if w in names]
+    return min(named or present, key=lambda w: (frequency[w], w)) if present else None
+
+
+def fact_exposure(fact: KeyFact, train: list[str], validation: list[str],
+                  subject: str | None = None) -> FactExposure:
+    """Documents stating the fact; with a ``subject``, only those that also contain it (co-occurrence)."""
     phrases = [fact.text, *fact.aliases]
+    if subject is not None:
+        train, validation = ([d for d in docs if f" {subject} " in d] for docs in (train, validation))
     n_train, n_val = count_documents(phrases, train), count_documents(phrases, validation)
     return FactExposure(fact=fact.text, train_docs=n_train, validation_docs=n_val, bucket=bucket(n_train, n_val))
 

@@ -175,9 +175,27 @@ class RagConfig(BaseModel):
         return self
 
 
+class ProbeConfig(BaseModel):
+    """The probe (docs/probe.md): cloze items scored by likelihood."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    distractors: int = Field(9, ge=1, le=50, description="same-type distractors per item (chance = 1/(k+1))",
+                             json_schema_extra=affects("probe-items"))
+    greedy_tokens: int = Field(8, ge=1, le=256, description="tokens of each system's greedy continuation",
+                               json_schema_extra=affects("probe-scratch"))
+    ngram_add_k: float = Field(0.01, gt=0.0, le=1.0, description="add-k smoothing of the n-gram baseline",
+                               json_schema_extra=affects("probe-scratch"))
+    items_run: str | None = Field(None, description="probe-scratch: the probe-items run to score "
+                                  "('probe-items/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+    train_run: str | None = Field(None, description="probe-scratch: the train run whose checkpoints to probe "
+                                  "('train/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+
+
 class EvaluatorSettings(CommonSettings):
     eval: EvalConfig = EvalConfig()
     rag: RagConfig = RagConfig()
+    probe: ProbeConfig = ProbeConfig()
 
 
 S = TypeVar("S", bound=EvaluatorSettings)

@@ -15,6 +15,7 @@ from pathlib import Path
 from services.evaluator import coverage, stats
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.report import analysis
+from services.evaluator.report import probe as probe_report
 from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
 from services.evaluator.score import benchmark_input, build, corpus_documents
@@ -85,6 +86,9 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
     if experiment_run is not None:
         inputs += runs.inputs_from(experiment_run, ["experiment.json"])
+    probe = probe_report.latest(store)
+    if probe is not None:
+        inputs += probe[1]
     seed = settings.seed
     fingerprinted = stages.fingerprint_settings(
         "report", settings, seed=seed, bootstrap={"method": stats.METHOD, "resamples": stats.RESAMPLES,
@@ -129,8 +133,15 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                                     analysis.exposure(result, systems, seed))
         absent = coverage.absent_facts(items, corpus_documents(corpus))
         sources = sorted({i.stage for i in runs.resolve(store, corpus_ref.run).inputs})
+        probe_numbers, stored = None, {}
+        if probe is not None:
+            probe_section, probe_numbers = probe_report.section(probe_report.load(store, probe, scratch), seed)
+            stored = probe_report.stored(probe_numbers, probe[0], {s: _train_run(store, r) for s, r in
+                                                                   score_runs.items() if s.startswith("scratch")})
         sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
-                           experiment, absent, hallucination, family, sources)
+                           experiment, absent, hallucination, family, sources, stored)
+        if probe is not None:
+            sections.append(probe_section)
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
@@ -145,6 +156,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             s: {"answers": c["answers"], "claims": c["claims"], "pooled": _dump(c["pooled"]),
                 "per_answer": _dump(c["per_answer"])}
             for s, d in systems.items() if (c := analysis.claim_figures(d, seed))}, "comparisons": hallucination}
+        if probe_numbers is not None:
+            numbers["probe"] = probe_numbers
         numbers["benchmark"] = {"items": len(items), "unanswerable": sum(not i.answerable for i in items),
                                 "dated": {i.id: i.as_of.isoformat() for i in items if i.as_of},
                                 "facts_absent_from_corpus": len(absent),
@@ -176,6 +189,12 @@ def _metrics(numbers: dict, figures: dict[str, dict], comparisons: list[dict]) -
 
 def _dump(intervals: dict[str, stats.Interval]) -> dict[str, dict]:
     return {name: i.model_dump() for name, i in intervals.items()}
+
+
+def _train_run(store: ArtifactStore, scored: Manifest) -> str:
+    """The train run whose model a scratch score run's answers came from (score <- eval <- serve <- export)."""
+    asked = runs.resolve(store, next(i.run for i in scored.inputs if i.stage.startswith("eval-")))
+    return runs.resolve(store, runs.resolve(store, asked.upstream("serve")).upstream("export")).upstream("train")
 
 
 def _numbers(systems, figures, comparisons, matrices, retrieval, contamination, experiment, seed) -> dict:

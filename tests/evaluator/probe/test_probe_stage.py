@@ -1,0 +1,191 @@
+"""The probe stages end to end on the bundled sample: items published with a manifest and skipped when
+unchanged, the trainer's model trained a few hundred steps scored in process at every kept checkpoint
+beside its initialisation and the n-gram baselines, traced back through the store, reported."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_probe_items import sample_documents, split
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from services.evaluator.report import probe as probe_report
+from services.evaluator.report.document import Chart, Table
+from services.evaluator.settings import BENCHMARK, EvaluatorSettings
+from services.evaluator.stages import probe, probe_items
+from services.evaluator.stats import paired_difference
+from services.trainer.model import GPT, GPTConfig
+from shared import runs
+from shared.runs import RunWriter
+from shared.schemas.corpus import TokenShardsMeta
+from shared.schemas.probe import ProbeItem, ProbeResult
+from shared.store import LocalStore, sha256_file
+
+STEPS = 300
+# Two cores shared with other work: one intra-op thread avoids oversubscription (tests/trainer/conftest.py).
+torch.set_num_threads(1)
+
+
+def publish_corpus(store: LocalStore, tmp) -> None:
+    """A process run of the sample split and a tokenize run of the same documents."""
+    train, val = split(sample_documents())
+    writer = RunWriter(store, "process", {"fixture": "probe"}, [])
+    for name, docs in (("train.jsonl", train), ("val.jsonl", val)):
+        writer.put_bytes(name, "".join(d.model_dump_json() + "\n" for d in docs).encode())
+    process_run = writer.publish()
+    tok = Tokenizer(models.BPE(unk_token="<|unk|>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([d.text for d in train], trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.save(str(tmp / "tokenizer.json"))
+    eos = tok.token_to_id("<|eos|>")
+    counts = {}
+    for name, docs in (("train.bin", train), ("val.bin", val)):
+        ids = [i for enc in tok.encode_batch([d.text for d in docs]) for i in (*enc.ids, eos)]
+        np.asarray(ids, dtype=np.uint16).tofile(tmp / name)
+        counts[name] = len(ids)
+    (tmp / "meta.json").write_text(TokenShardsMeta(
+        vocab_size=tok.get_vocab_size(), eos_id=eos, bos_id=0, pad_id=2, n_train_tokens=counts["train.bin"],
+        n_val_tokens=counts["val.bin"], tokenizer_sha256=sha256_file(tmp / "tokenizer.json")).model_dump_json())
+    writer = RunWriter(store, "tokenize", {"fixture": "probe"}, runs.inputs_from(process_run, ["train.jsonl"]))
+    for name in ("tokenizer.json", "train.bin", "val.bin", "meta.json"):
+        writer.put_file(name, tmp / name)
+    writer.publish()
+
+
+def train_tiny(tmp, steps: int, keep: tuple[int, ...] = (), seed: int = 0) -> dict[int, dict]:
+    """The trainer's GPT trained ``steps`` AdamW steps on the training tokens (a plain loop: DeepSpeed's
+    start-up alone outlasts this test's budget on two shared cores); its state at ``keep`` (default: the
+    half and the end)."""
+    keep = keep or (steps // 2, steps)
+    torch.manual_seed(seed)
+    tokens = torch.from_numpy(np.fromfile(tmp / "train.bin", dtype=np.uint16).astype(np.int64))
+    vocab = TokenShardsMeta.model_validate_json((tmp / "meta.json").read_text()).vocab_size
+    config = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=64, vocab_size=vocab, dropout=0.0)
+    model = GPT(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    kept = {}
+    for step in range(1, steps + 1):
+        starts = torch.randint(0, len(tokens) - config.block_size - 1, (16,))
+        x = torch.stack([tokens[i:i + config.block_size] for i in starts])
+        y = torch.stack([tokens[i + 1:i + 1 + config.block_size] for i in starts])
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step in keep:
+            kept[step] = {"config": config.to_dict(), "model": {k: v.clone() for k, v in model.state_dict().items()}}
+    return kept
+
+
+def publish_train(store: LocalStore, tmp, kept: dict[int, dict]):
+    """A train run as the train stage publishes it: model.pt, the kept checkpoints and their metrics."""
+    tokenize = runs.latest(store, "tokenize")
+    writer = RunWriter(store, "train", {"fixture": "probe"}, runs.inputs_from(tokenize, ["train.bin", "tokenizer.json"]))
+    info = []
+    for step, state in kept.items():
+        torch.save(state, tmp / f"step{step}.pt")
+        writer.put_file(f"checkpoints/step{step:08d}/model.pt", tmp / f"step{step}.pt")
+        info.append({"name": f"step{step:08d}", "step": step, "tokens_seen": step * 16 * 64})
+    writer.put_file("model.pt", tmp / f"step{max(kept)}.pt")
+    writer.put_file("tokenizer.json", tmp / "tokenizer.json")
+    writer.metrics.update(checkpoints=info, best_checkpoint=info[-1]["name"])
+    return writer.publish()
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("probe")
+    store = LocalStore(tmp / "artifacts")
+    publish_corpus(store, tmp)
+    train_run = publish_train(store, tmp, train_tiny(tmp, STEPS))
+    # Every fifth question keeps the test inside its time budget; test_probe_items covers them all.
+    benchmark = tmp / "questions.json"
+    benchmark.write_text(json.dumps(json.loads(BENCHMARK.read_text())[::5]))
+    settings = EvaluatorSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"},
+                                 eval={"benchmark": benchmark})
+    items_run, items_ran = probe_items.run(store, settings)
+    probe_run, probe_ran = probe.run(store, settings)
+    return {"store": store, "settings": settings, "items": items_run, "probe": probe_run, "train": train_run,
+            "ran": (items_ran, probe_ran), "tmp": tmp}
+
+
+def read(store, run, name, schema):
+    return [schema.model_validate_json(x) for x in store.get_bytes(run.output(name).key).decode().splitlines() if x]
+
+
+@pytest.mark.slow
+def test_items_publish_with_a_manifest_and_an_unchanged_rerun_is_skipped(probed):
+    store, settings, items_run = probed["store"], probed["settings"], probed["items"]
+    assert probed["ran"] == (True, True)
+    assert not runs.verify(store, items_run)
+    items = read(store, items_run, "items.jsonl", ProbeItem)
+    assert items_run.metrics["items"] == len(items) > 30
+    assert items_run.input("train.jsonl").run == runs.latest(store, "process").run
+    again, ran = probe_items.run(store, settings)
+    assert not ran and again.run == items_run.run
+    again, ran = probe.run(store, settings)
+    assert not ran and again.run == probed["probe"].run
+
+
+@pytest.mark.slow
+def test_every_system_scores_every_item_and_the_run_traces_to_its_inputs(probed):
+    store, run = probed["store"], probed["probe"]
+    items = read(store, probed["items"], "items.jsonl", ProbeItem)
+    results = read(store, run, "results.jsonl", ProbeResult)
+    systems = {r.system for r in results}
+    assert systems == {"ngram-1", "ngram-2", "scratch@init", "scratch@step00000150", "scratch@step00000300",
+                       "scratch"}
+    for system in systems:
+        assert sorted(r.item for r in results if r.system == system) == sorted(i.id for i in items)
+    assert {i.stage for i in run.inputs} == {"probe-items", "train", "tokenize"}
+    assert run.upstream("train") == probed["train"].run
+
+
+@pytest.mark.slow
+def test_training_raises_the_likelihood_of_true_completions_on_memorisation_stems(probed):
+    """The trained checkpoint gives the true values of memorisation stems more likelihood than its random
+    initialisation, paired on the same items. (Ranking them above the distractors more often is not
+    reached in 300 steps of this tiny model: docs/probe.md reports what a longer run finds.)"""
+    store, run = probed["store"], probed["probe"]
+    items = {i.id: i for i in read(store, probed["items"], "items.jsonl", ProbeItem) if i.form == "memorisation"}
+    results = read(store, run, "results.jsonl", ProbeResult)
+
+    def true_likelihood(system):
+        return {r.item: r.loglikelihoods[items[r.item].answer] for r in results
+                if r.system == system and r.item in items}
+
+    difference = paired_difference(true_likelihood(f"scratch@step{STEPS:08d}"), true_likelihood("scratch@init"))
+    assert difference.low > 0, difference.text(percent=False)
+
+
+@pytest.mark.slow
+def test_report_section_tables_every_system_with_chance_and_draws_the_curve(probed):
+    store, tmp = probed["store"], probed["tmp"]
+    found = probe_report.latest(store)
+    data = probe_report.load(store, found, tmp / "report")
+    section, numbers = probe_report.section(data, seed=0)
+    [table, _] = [b for b in section.blocks if isinstance(b, Table)]
+    assert [row[0] for row in table.rows] == [s.name for s in data.systems] + ["chance 1/(k+1)"]
+    assert all("n=" in cell for row in table.rows[:-1] for cell in row[2:4])
+    assert {c["b"] for c in numbers["comparisons"]} == {"ngram-2", "scratch@init"}
+    [chart] = [b for b in section.blocks if isinstance(b, Chart)]
+    assert chart.png.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_headline_takes_the_probe_only_for_the_model_the_probe_scored(probed):
+    store, tmp = probed["store"], probed["tmp"]
+    found = probe_report.latest(store)
+    _, numbers = probe_report.section(probe_report.load(store, found, tmp / "headline"), seed=0)
+    train = probed["train"].run
+    cells = probe_report.stored(numbers, found[0], {"scratch": train, "scratch_base": train,
+                                                    "other": "train/another-run"})
+    assert set(cells) == {"scratch", "scratch_base"}
+    expected = numbers["systems"]["scratch"]["memorisation"]["accuracy"]
+    assert f"n={expected['n']}" in cells["scratch"] and "memorisation" in cells["scratch"]
