@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.evaluator.probe.backend import ProbeBackend
-from services.evaluator.stats import bootstrap_mean, compare
+from services.evaluator.stats import bootstrap_mean, compare, holm
 from shared.schemas.experiment import EXPOSURE_BUCKETS
 from shared.schemas.probe import PROBE_FORMS, TARGET_DELIMITER, ProbeItem, ProbeResult
 
@@ -89,5 +89,10 @@ def summarise(items: list[ProbeItem], results: list[ProbeResult], *, seed: int,
                 ids = parts.get(group, set())
                 a = {i: v for i, v in correct[name].items() if i in ids}
                 b = {i: v for i, v in correct[base].items() if i in ids}
-                comparisons.append({"group": group, **compare(name, a, base, b, seed=seed).model_dump()})
+                comparisons.append({"group": group, **compare(name, a, {i: v == 1.0 for i, v in a.items()}, base, b,
+                                                              {i: v == 1.0 for i, v in b.items()},
+                                                              seed=seed).model_dump()})
+    # The probe's paired tests are one family: Holm-adjusted together, as the report's QA tests are.
+    for c, adjusted in zip(comparisons, holm([c["mcnemar"]["p_value"] for c in comparisons])):
+        c["mcnemar"]["p_holm"] = adjusted
     return {"items": len(items), "systems": systems, "comparisons": comparisons}

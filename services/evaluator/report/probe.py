@@ -76,7 +76,7 @@ def section(data: ProbeData, seed: int) -> tuple[Section, dict]:
         if c["b"] in (NGRAM, INIT):
             paired.rows.append([c["a"], c["b"], c["group"], _interval(c["difference"]).text(signed=True),
                                 (f"{c['mcnemar']['a_only']} vs {c['mcnemar']['b_only']}, "
-                                 f"p = {c['mcnemar']['p_value']:.3g}")])
+                                 f"p = {c['mcnemar']['p_value']:.3g}, Holm-adjusted {c['mcnemar']['p_holm']:.3g}")])
     unseen = sum(not i.in_train for i in data.items)
     blocks: list[str | Table | Chart] = [
         (f"Each key fact of the benchmark becomes a cloze item: the words before the fact in a training "
@@ -88,7 +88,8 @@ def section(data: ProbeData, seed: int) -> tuple[Section, dict]:
          f"document states; exposure buckets count the training documents where the question's subject and "
          f"the fact co-occur. Probe run {data.run}; docs/probe.md says how the items are made."),
         table,
-        "Paired on the same items (bootstrap interval of the difference, exact McNemar on items):",
+        ("Paired on the same items (bootstrap interval of the difference, exact McNemar on items; the p-values "
+         "are Holm-adjusted over every paired test of this section, one family):"),
         paired,
     ]
     curve = _curve(data, rates, chance)
