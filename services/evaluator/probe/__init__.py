@@ -1,0 +1,1 @@
+"""The probe: what a model stores, measured by likelihood in the form it learned (docs/probe.md)."""

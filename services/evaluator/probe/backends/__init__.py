@@ -1,0 +1,1 @@
+"""The systems the probe scores, each a ProbeBackend."""
