@@ -46,8 +46,8 @@ def closed_book(indexed):
     return rag.closed_book(indexed[1])
 
 
-def year_items(docs, k: int = 9, seed: int = 0) -> list[dict]:
-    """Every indexed sentence that states a year: the text before it, the year and ``k`` other years."""
+def year_items(docs, n: int = 6, k: int = 9, seed: int = 0) -> list[dict]:
+    """The first ``n`` indexed sentences that state a year: the text before it, the year and ``k`` other years."""
     rng = random.Random(seed)
     items = []
     for doc in docs:
@@ -59,14 +59,14 @@ def year_items(docs, k: int = 9, seed: int = 0) -> list[dict]:
                 rng.shuffle(candidates)
                 items.append({"stem": sentence[:found.start()].split("\n")[-1].strip(), "candidates": candidates,
                               "answer": candidates.index(year), "source": doc.id})
-    return items
+    return items[:n]
 
 
 def test_retrieved_chunks_raise_the_stated_year_over_closed_book(indexed, closed_book):
     store, settings, docs = indexed
     with_chunks = rag.with_retrieval(store, settings, closed_book)
     items = year_items(docs)
-    assert len(items) >= 8
+    assert len(items) == 6
     gains, rag_top1, closed_top1 = [], 0, 0
     for item in items:
         conts = [" " + c for c in item["candidates"]]
@@ -89,7 +89,7 @@ def test_the_rag_context_is_the_retrieved_chunks_then_the_stem(indexed, closed_b
     assert text.startswith("[1] ") and text.endswith(f"\n\n{stem}") and "Question:" not in text
     assert "(source: sample-pmc-0002-abstract)" in text.split("\n\n[2]")[0]  # its own document comes first
     assert with_chunks.index_run == pipeline.latest_index(store).run and with_chunks.name == "rag"
-    assert with_chunks.greedy(stem, 3).strip().startswith("May 2017")
+    assert with_chunks.greedy(stem, 6).startswith(" May 2017")  # Gemma spells a number digit by digit
     assert closed_book.name == "closed_book"
 
 

@@ -21,7 +21,7 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+")
 WORD = re.compile(r"^[A-Za-z][A-Za-z-]{2,}$")
 
 
-@dataclass
+@dataclass(eq=False)
 class Trained:
     model: torch.nn.Module
     tokenizer: Tokenizer
@@ -38,6 +38,7 @@ class Trained:
             logits, _ = self.model(x, x)  # with targets the model returns every position's logits
         return logits[0].double()
 
+    @functools.cache  # noqa: B019 (one Trained per session: the cache lives as long as the model anyway)
     def reference(self, context: str, continuation: str) -> tuple[float, int, float]:
         """The in-process log-likelihood (the trainer's GPT on the same token split as the backends), the
         continuation's length in tokens and the largest |logit| met on the way."""

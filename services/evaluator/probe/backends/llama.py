@@ -7,8 +7,8 @@ follows the context's token count), so a ranking here is the ranking lm_eval com
 
 Only the last position's logits are read (``logits_all`` stays off): with ``logits_all`` llama-cpp-python keeps a
 row of logits per position of the context, a gigabyte for Gemma's 262k vocabulary and a RAG context of a thousand
-tokens. The continuation is fed one token at a time instead, after the context is evaluated once per item and
-kept in the KV cache for every candidate.
+tokens. The context is evaluated once per item and kept in the KV cache; each candidate is then decoded after it
+in one batch that asks for the logits of its own positions only.
 """
 
 from __future__ import annotations
@@ -86,19 +86,14 @@ class LlamaBackend:
                 break
             out.append(token)
             if len(out) < max_tokens:
-                logits = self._next(token)
+                (logits,) = self._feed([token])
         return self.llm.detokenize(out, prev_tokens=prefix).decode("utf-8", errors="replace")
 
     def _loglikelihood(self, prefix: list[int], continuation: list[int]) -> float:
         if not continuation:
             raise InvalidInput("a probe continuation must add at least one token to its context")
-        logits = self._condition(prefix)
-        total = 0.0
-        for i, token in enumerate(continuation):
-            if i:
-                logits = self._next(continuation[i - 1])
-            total += float(log_softmax(logits)[token])
-        return total
+        rows = [self._condition(prefix), *self._feed(continuation[:-1])]
+        return sum(float(log_softmax(logits)[token]) for logits, token in zip(rows, continuation))
 
     def _condition(self, prefix: list[int]) -> np.ndarray:
         """The next-token logits after ``prefix``, with the KV cache holding exactly ``prefix``."""
@@ -112,16 +107,34 @@ class LlamaBackend:
             keep = next((i for i, (a, b) in enumerate(zip(cached, prefix)) if a != b), min(len(cached), len(prefix)))
             self.llm.n_tokens = min(keep, len(prefix) - 1)  # at least one token is evaluated, for its logits
             self.llm.eval(prefix[self.llm.n_tokens:])
-            self._prefix, self._prefix_logits = list(prefix), self._last_logits()
+            self._prefix, self._prefix_logits = list(prefix), self._logits(-1)
         self.llm.n_tokens = len(prefix)
         return self._prefix_logits
 
-    def _next(self, token: int) -> np.ndarray:
-        if self.llm.n_tokens >= self.max_tokens:
+    def _feed(self, tokens: list[int]) -> list[np.ndarray]:
+        """Decode ``tokens`` after the cache's tokens in one batch; the next-token logits after each of them."""
+        if not tokens:
+            return []
+        start = self.llm.n_tokens
+        if start + len(tokens) > self.max_tokens:
             raise InvalidInput(f"a probe continuation runs past {self.name}'s context of {self.max_tokens} tokens")
-        self.llm.eval([token])
-        return self._last_logits()
+        # llama-cpp-python's eval() asks for the last position's logits only, so the batch is built here.
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.llm.ctx), -1, start, -1)
+        batch = llama_cpp.llama_batch_init(len(tokens), 0, 1)
+        try:
+            for i, token in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + i, 1, True
+                batch.seq_id[i][0] = 0
+            batch.n_tokens = len(tokens)
+            if llama_cpp.llama_decode(self.llm.ctx, batch) != 0:
+                raise RuntimeError(f"llama.cpp could not decode {len(tokens)} tokens with {self.name}")
+        finally:
+            llama_cpp.llama_batch_free(batch)
+        self.llm.input_ids[start:start + len(tokens)] = tokens
+        self.llm.n_tokens = start + len(tokens)
+        return [self._logits(i) for i in range(len(tokens))]
 
-    def _last_logits(self) -> np.ndarray:
-        row = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+    def _logits(self, i: int) -> np.ndarray:
+        """The logits of the last decode's ``i``-th output (-1: its last)."""
+        row = llama_cpp.llama_get_logits_ith(self.llm.ctx, i)
         return np.ctypeslib.as_array(row, shape=(self.llm.n_vocab(),)).copy()
