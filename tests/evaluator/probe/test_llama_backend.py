@@ -11,6 +11,8 @@ from tests.evaluator.probe.tiny_trained import cloze_items, order, ranks, traine
 
 DELIMITER = " "
 
+pytestmark = pytest.mark.slow  # trains a model
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
@@ -31,7 +33,7 @@ def logit_tolerance(variant: str, scale: float) -> float:
 
 @pytest.mark.parametrize("variant", ["f32", "f16"])
 def test_gguf_ranks_candidates_as_the_in_process_model_does(model, items, variant):
-    backend = LlamaBackend.from_gguf(getattr(model, variant), n_ctx=128, threads=2)
+    backend = LlamaBackend.from_gguf(getattr(model, variant), n_ctx=128, threads=1)
     top1 = 0
     for item in items:
         continuations = [DELIMITER + c for c in item["candidates"]]
@@ -56,7 +58,7 @@ def test_gguf_ranks_candidates_as_the_in_process_model_does(model, items, varian
 
 
 def test_greedy_continuation_is_the_in_process_argmax(model, items):
-    backend = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=2)
+    backend = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=1)
     for item in items[:5]:
         assert backend.greedy(item["stem"], 6) == model.greedy(item["stem"], 6)
     assert backend.greedy(items[0]["stem"], 0) == ""
@@ -66,8 +68,8 @@ def test_scores_do_not_depend_on_what_was_scored_before(model, items):
     """The context stays in the KV cache between candidates and items; it must never leak into a score."""
     first, second = items[0], items[1]
     conts = [DELIMITER + c for c in second["candidates"]]
-    fresh = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=2).loglikelihoods(second["stem"], conts)
-    warm = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=2)
+    fresh = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=1).loglikelihoods(second["stem"], conts)
+    warm = LlamaBackend.from_gguf(model.f32, n_ctx=128, threads=1)
     warm.loglikelihoods(first["stem"], [DELIMITER + c for c in first["candidates"]])
     warm.greedy(second["stem"] + " and", 5)  # shares the stem, then runs past it
     assert warm.loglikelihoods(second["stem"], conts) == pytest.approx(fresh, abs=1e-4)
@@ -82,7 +84,7 @@ def test_trailing_space_of_the_context_moves_to_the_continuation(model):
 
 
 def test_a_context_longer_than_the_model_is_refused_naming_it(model):
-    backend = LlamaBackend.from_gguf(model.f32, name="tiny", n_ctx=32, threads=2)
+    backend = LlamaBackend.from_gguf(model.f32, name="tiny", n_ctx=32, threads=1)
     with pytest.raises(InvalidInput, match="does not fit tiny's context of 32 tokens"):
         backend.loglikelihoods("ALS " * 40, [" riluzole"])
     with pytest.raises(InvalidInput, match="at least one token"):

@@ -101,10 +101,16 @@ def export(model: torch.nn.Module, tokenizer: Tokenizer, out: Path) -> tuple[Pat
 
 @functools.cache
 def trained(root: Path) -> Trained:
-    """Trained once per test session (``root`` is a session temporary directory)."""
+    """Trained once per test session (``root`` is a session temporary directory). On one thread: the matrices
+    are too small to share, and on a busy machine two threads mostly wait for each other."""
     texts = sample_texts()
     tokenizer = train_tokenizer(texts)
-    model = train(texts, tokenizer)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = train(texts, tokenizer)
+    finally:
+        torch.set_num_threads(threads)
     return Trained(model, tokenizer, *export(model, tokenizer, root))
 
 
