@@ -93,8 +93,8 @@ def test_a_context_longer_than_the_model_is_refused_naming_it(model):
 
 def test_a_missing_or_broken_gguf_is_named(tmp_path):
     with pytest.raises(InvalidInput, match="absent.gguf does not exist"):
-        LlamaBackend.from_gguf(tmp_path / "absent.gguf")
+        LlamaBackend.from_gguf(tmp_path / "absent.gguf", threads=1)
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(InvalidInput, match="cannot load .*broken.gguf"):
-        LlamaBackend.from_gguf(broken)
+        LlamaBackend.from_gguf(broken, threads=1)

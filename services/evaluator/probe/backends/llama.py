@@ -65,7 +65,7 @@ class LlamaBackend:
         self._prefix_logits = np.empty(0)
 
     @classmethod
-    def from_gguf(cls, path: Path, *, name: str | None = None, n_ctx: int = 2048, threads: int = 2) -> LlamaBackend:
+    def from_gguf(cls, path: Path, *, threads: int, name: str | None = None, n_ctx: int = 2048) -> LlamaBackend:
         return cls(name or Path(path).stem, load(path, n_ctx, threads))
 
     def tokenize(self, text: str) -> list[int]:
