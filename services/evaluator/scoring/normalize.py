@@ -137,9 +137,10 @@ _IMPLIED_TERM = dict(_IMPLIED)
 # matched by stem. Direction words fall in classes (down, up, fast) so an opposite can be told from a synonym.
 CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "inhibit": ("inhibit", "block", "reduce", "decrease", "suppress", "lower", "diminish", "attenuate", "slow",
-                "slowly", "slowing", "delay", "gradual", "gradually", "protracted"),
+                "slowly", "slowing", "delay", "gradual", "gradually", "protracted", "fall", "fell", "fallen",
+                "falling", "drop", "dropped", "dropping"),
     "increas": ("increase", "raise", "elevate", "enhance", "boost", "promote", "stimulate", "induce", "upregulate",
-                "augment", "higher"),
+                "augment", "higher", "rise", "rises", "rose", "risen", "rising", "climb", "climbed"),
     "rapid": ("rapid", "rapidly", "fast", "faster", "quick", "quickly", "accelerate", "swift", "aggressive"),
     "progress": ("progression", "progress", "progressive", "deteriorate", "deterioration", "decline", "worsen",
                  "worsening"),
@@ -258,6 +259,10 @@ def normalize(text: str) -> str:
     text = re.sub(r"(\d)\s*(?:per\s?cent|percent)\b", r"\1 %", text)
     text = re.sub(r"(\d)\s*%", r"\1 %", text)
     text = re.sub(r"(\d)[\s-]*(?:milligrams?|mg)\b", r"\1 mg", text)
+    text = re.sub(r"(\d)[\s-]*(?:grams?|g)\b", r"\1 g", text)
+    text = re.sub(r"(\d)[\s-]*(?:micrograms?|mcg|\u03bcg)\b", r"\1 mcg", text)
+    text = re.sub(r"(\d)[\s-]*fold\b", r"\1 fold", text)  # "6-fold risk" is a ratio, not 6 of anything
+    text = re.sub(r"\bno\.\s*(?=\d)", "number ", text)  # "approval no. 2019" numbers a document; it negates nothing
     text = re.sub(r"(\d)-(" + _TIME_UNITS + r"|items?|points?)\b", r"\1 \2", text)
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
     text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"
