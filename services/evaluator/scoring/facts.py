@@ -31,7 +31,6 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from services.evaluator.scoring.entities import Entities
-from services.evaluator.scoring.values import Value, values
 from services.evaluator.scoring.normalize import (
     CLAUSE_NEGATORS,
     COMPLEMENTS,
@@ -46,6 +45,7 @@ from services.evaluator.scoring.normalize import (
     normalize,
     words,
 )
+from services.evaluator.scoring.values import Value, values
 from services.evaluator.settings import EvalConfig
 from shared.schemas.eval import FactMatch, KeyFact
 
