@@ -409,16 +409,19 @@ class FactScorer:
         return None
 
     def _answered_otherwise(self, fact: _Fact, parts: list[str], subjects: dict[str, str],
-                            topic: frozenset[str] | None = None) -> str | None:
+                            topic: frozenset[str] | None = None, siblings: frozenset[str] = frozenset()) -> str | None:
         """A clause about the question's subject naming another entity of the fact's kind ("The P525L
         mutation is in SOD1" when the answer is FUS): the response's answer is not the fact. With ``topic``,
-        the subject may be left implicit ("It targets mutations in FUS"; see ``_about_subject``)."""
-        if not fact.entities or not subjects:
+        the subject may be left implicit ("It targets mutations in FUS"; see ``_about_subject``), and a
+        fact that is a name answers a question that names no subject ("Which protein aggregates?");
+        ``siblings``, the other key facts' entities, are never another answer."""
+        if not fact.entities or not (subjects or (topic is not None and fact.strict)):
             return None
         for index, clause in enumerate(parts):
             mentions = self.entities.mentions(clause)
             named = {m.entity for m in mentions}
-            if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects for m in mentions):
+            if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
+                                                and m.entity not in siblings for m in mentions):
                 continue
             if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic)):
                 return clause
@@ -564,13 +567,14 @@ class FactScorer:
                                                rejected="other_value", evidence=other)
                         continue
                 if results[i] is None or results[i].verdict == "absent":
-                    clause = next((c for v in group if (c := self._answered_otherwise(v, parts, subjects, topic))),
-                                  None)
+                    others = [v for j, other in enumerate(variants) if j != i for v in other]
+                    named = frozenset(e for v in others for e in v.entities)
+                    clause = next((c for v in group
+                                   if (c := self._answered_otherwise(v, parts, subjects, topic, named))), None)
                     if clause:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                rejected="wrong_subject", evidence=clause)
                         continue
-                    others = [v for j, other in enumerate(variants) if j != i for v in other]
                     siblings = [n for v in others for n in v.numbers]
                     clause = next((c for v in group if (c := self._other_value(v, parts, subjects, topic, siblings))),
                                   None)

@@ -81,6 +81,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "exclude": ("rule out", "rules out", "ruling out", "exclusion of"),
     "withdrew": ("took off the market", "taken off the market", "pulled from the market", "pulled off the market",
                  "removed from the market", "off the market"),
+    "unapproved": ("investigational",),  # read by the negating-prefix rule: states "not approved"
     "discontinued": ("stopped developing", "stopped development", "halted development", "ended development"),
     "twice daily": ("twice a day", "twice per day", "two times a day", "two times daily", "every 12 hours", "bid"),
     "once daily": ("once a day", "once per day", "every 24 hours"),
@@ -155,6 +156,12 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "autosom": ("autosomal",),
     "x-linked": ("x-linked",),
     "fail": ("fail", "failed", "failure", "unsuccessful"),
+    "gain": ("gain", "gains", "gained", "gaining"),
+    "loss": ("loss", "lose", "loses", "losing", "lost"),
+    "long": ("long", "longer", "longest", "prolonged", "extended"),
+    "short": ("short", "shorter", "shortest", "shortened"),
+    "approv": ("approve", "approved", "approval", "approves"),
+    "reject": ("reject", "rejected", "rejection", "rejects", "refused"),
 }
 # Whole words mapped before stemming, where a stem would collide ("effective" and "effect").
 WORD_CONCEPTS = {
@@ -168,6 +175,8 @@ OPPOSITES = {
     "worse": frozenset({"better"}), "young": frozenset({"old"}), "old": frozenset({"young"}),
     "dominant": frozenset({"recess"}), "recess": frozenset({"dominant"}),
     "autosom": frozenset({"x-linked"}), "x-linked": frozenset({"autosom"}),
+    "gain": frozenset({"loss"}), "loss": frozenset({"gain"}), "long": frozenset({"short"}),
+    "short": frozenset({"long"}), "approv": frozenset({"reject"}), "reject": frozenset({"approv"}),
 }
 # Of these, the pairs with no middle ground: "did not succeed" states "failed".
 COMPLEMENTS = {"fail": "success", "success": "fail"}

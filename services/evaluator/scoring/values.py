@@ -35,6 +35,14 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "cell therapy": ("stem cell", "stem cells", "cell therapy", "stem-cell"),
         "vaccine": ("vaccine",),
     },
+    "frequency": {
+        "once daily": ("once daily",),
+        "twice daily": ("twice daily",),
+        "three times daily": ("three times daily", "3 times daily", "thrice daily", "three times a day",
+                              "3 times a day", "tid"),
+        "weekly": ("weekly", "once a week", "once weekly", "every week"),
+        "monthly": ("monthly", "once a month", "every month"),
+    },
     "inheritance": {
         "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance"),
         "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance"),
