@@ -22,10 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.evaluator.scoring import devset  # noqa: E402
-from services.evaluator.scoring.entities import default_entities  # noqa: E402
-from services.evaluator.scoring.facts import Embedder, FactScorer  # noqa: E402
-from services.evaluator.settings import EvalConfig  # noqa: E402
+from services.evaluator.scoring import devset
+from services.evaluator.scoring.entities import default_entities
+from services.evaluator.scoring.facts import Embedder, FactScorer
+from services.evaluator.settings import EvalConfig
 
 PROMPT = ("<start_of_turn>user\nQuestion: {question}\nAnswer: {response}\n"
           "Does the answer state that {fact}? Reply Yes or No.<end_of_turn>\n<start_of_turn>model\n")
