@@ -107,8 +107,11 @@ def test_numbers_honour_tolerance_range_aliases_and_units(scorer):
     assert scorer.judge(question, [tolerant], "They explain 43% of familial ALS.")[0].present
     other = scorer.judge(question, [KeyFact(text="40%")], "C9orf72 expansions explain 43% of familial ALS.")[0]
     assert other.verdict == "contradicted"
-    # a share in a clause off the question's topic is no rival value
-    assert scorer.judge(question, [KeyFact(text="40%")], "They explain 43% of it.")[0].verdict == "absent"
+    # the answer's first clause is about the question's subject even when it does not repeat it (issue 24);
+    # a share in a later clause off the question's topic is no rival value
+    assert scorer.judge(question, [KeyFact(text="40%")], "They explain 43% of it.")[0].verdict == "contradicted"
+    later = "Riluzole slows progression. About 43% of patients take it."
+    assert scorer.judge(question, [KeyFact(text="40%")], later)[0].verdict == "absent"
     ranged = KeyFact(text="12-20%", accepted_range=(12, 20))
     assert scorer.judge(question, [ranged], "About 15% of familial cases.")[0].present
     alias = KeyFact(text="1869", aliases=["1874"])
