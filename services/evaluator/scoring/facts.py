@@ -229,6 +229,11 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
+# Words that open a clause about something named before: in an answer's first clause, the question's subject.
+_ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
+                      r"gene|mutation|variant|protein|trial|study|criteria|expansion|repeat|scale|test|condition))\b")
+
+
 @lru_cache(maxsize=65536)
 def _qualifiers(normalized: str) -> frozenset[str]:
     return frozenset(_QUALIFIER_CLASS[w] for w in words(normalized) if w in _QUALIFIER_CLASS)
@@ -423,20 +428,22 @@ class FactScorer:
             if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
                                                 and m.entity not in siblings for m in mentions):
                 continue
-            if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic)):
+            if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
                 return clause
         return None
 
-    def _about_subject(self, index: int, clause: str, subjects: dict[str, str], topic: frozenset[str]) -> bool:
+    def _about_subject(self, index: int, clause: str, subjects: dict[str, str], topic: frozenset[str],
+                       alone: bool = False) -> bool:
         """Is the clause about the question's subject? It names it; or, naming no rival of the subject's
-        kind, it is on the question's topic or is the answer's first clause, where the subject is the
-        question's even when the sentence does not repeat it ("It was published in 2012")."""
+        kind, it is on the question's topic, or it is the answer's first clause and either the whole answer
+        (``alone``) or opens with a word standing for the subject ("It was published in 2012", "The drug
+        is infused"): there the subject is the question's even when the sentence does not repeat it."""
         mentions = self.entities.mentions(clause)
         if any(m.entity in subjects for m in mentions):
             return True
         if any(m.kind in subjects.values() for m in mentions):
             return False
-        return index == 0 or bool(set(content_stems(clause)) & topic)
+        return (index == 0 and (alone or bool(_ANAPHOR.match(clause)))) or bool(set(content_stems(clause)) & topic)
 
     def _other_category(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
                         siblings: set[str]) -> str | None:
@@ -448,7 +455,7 @@ class FactScorer:
             stated = [v for v in values(clause) if v.kind in kinds and not _window_negated(clause, v.start)]
             if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
                 continue
-            if self._about_subject(index, clause, subjects, topic):
+            if self._about_subject(index, clause, subjects, topic, len(parts) == 1):
                 return clause
         return None
 
@@ -462,7 +469,7 @@ class FactScorer:
         for index, clause in enumerate(parts):
             marks = [m.start() for m in re.finditer(r"[a-z]+", clause) if _QUALIFIER_CLASS.get(m.group(0)) in asked]
             found = [m for m in self.entities.mentions(clause) if m.kind in fact.kinds and m.entity not in subjects]
-            if not marks or not found or not self._about_subject(index, clause, subjects, topic):
+            if not marks or not found or not self._about_subject(index, clause, subjects, topic, len(parts) == 1):
                 continue
             nearest = min(found, key=lambda m: min(abs(m.start - q) for q in marks))
             if nearest.entity in fact.entities:
@@ -481,7 +488,7 @@ class FactScorer:
             have = {concept(w) for w in words(clause)}
             mentions = self.entities.mentions(clause)
             counted_unit = any(w.units for w in fact.numbers)  # "5.2 points" is on the topic of "2.49 points"
-            if not (counted_unit or self._about_subject(index, clause, subjects, topic)):
+            if not (counted_unit or self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
                 continue
             if fact.context and len(fact.context) <= 2 and not fact.context <= have | topic:
                 continue
