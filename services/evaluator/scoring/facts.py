@@ -554,12 +554,18 @@ class FactScorer:
         if pending and self.embedder is not None:
             vectors = self.embedder.encode([variants[i][0].norm for i in pending] + parts)
             sims = vectors[: len(pending)] @ vectors[len(pending):].T
+            said = [set(content_stems(c)) for c in parts]
             for row, i in enumerate(pending):
+                fact = variants[i][0]
+                # Similar because both name the question's subject is not support ("Neuromax was well
+                # tolerated" for "Neuromax is a fictional drug"): the clause must share a word the fact
+                # adds to the question, and hold its qualifier.
+                new = fact.stems - topic
                 hits = [
                     _Hit("embedding", float(sims[row, j]), parts[j], None, None)
                     for j in np.argsort(-sims[row])
                     if sims[row, j] >= self.config.embedding_threshold
-                    and variants[i][0].qualifiers <= _qualifiers(parts[j])
+                    and fact.qualifiers <= _qualifiers(parts[j]) and (not new or new & said[j])
                 ]
                 if hits:
                     results[i] = _best([results[i], self._decide(variants[i][0], hits, parts, subjects, check)])
