@@ -45,7 +45,7 @@ from services.evaluator.scoring.normalize import (
     normalize,
     words,
 )
-from services.evaluator.scoring.values import Value, values
+from services.evaluator.scoring.values import Value, fact_values, values
 from services.evaluator.settings import EvalConfig
 from shared.schemas.eval import FactMatch, KeyFact
 
@@ -285,7 +285,7 @@ class FactScorer:
             out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
                              frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
                              tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal),
-                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm), values(norm)))
+                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm), fact_values(norm)))
         return out
 
     def _words(self, fact: _Fact, clause: str) -> list[_Word]:

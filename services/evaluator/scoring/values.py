@@ -43,6 +43,15 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "weekly": ("weekly", "once a week", "once weekly", "every week"),
         "monthly": ("monthly", "once a month", "every month"),
     },
+    # A direction of change is a value only when it is the whole fact ("reduced", "declines"); said of an
+    # object ("slows decline") it is a claim about that object, judged by the opposites of normalize.py.
+    "direction": {
+        "up": ("increase", "increases", "increased", "increasing", "rise", "rises", "rose", "risen", "rising",
+               "higher", "elevated", "raised", "climbs", "climbed"),
+        "down": ("decrease", "decreases", "decreased", "decreasing", "decline", "declines", "declined",
+                 "declining", "fall", "falls", "fell", "falling", "drop", "drops", "dropped", "reduced",
+                 "reduces", "reduce", "lower", "lowered"),
+    },
     "inheritance": {
         "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance"),
         "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance"),
@@ -68,3 +77,9 @@ class Value:
 def values(normalized: str) -> tuple[Value, ...]:
     """The categorical values a normalised text states, in order (the longest phrase wins)."""
     return tuple(Value(*_LOOKUP[m.group(1)], m.start(), m.end()) for m in _RE.finditer(normalized))
+
+
+def fact_values(normalized: str) -> tuple[Value, ...]:
+    """A key fact's values: a direction only when it is the whole fact."""
+    alone = len(normalized.split()) == 1
+    return tuple(v for v in values(normalized) if v.kind != "direction" or alone)
