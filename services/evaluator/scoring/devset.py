@@ -87,6 +87,22 @@ def table(result: Agreement) -> str:
     return "\n".join(lines)
 
 
+def _share(k: int, n: int) -> stats.Interval:
+    return stats.bootstrap_mean([1.0] * k + [0.0] * (n - k))
+
+
+def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats.Interval]]:
+    """Per verdict: of the cases the scorer gave it, the share labelled so (precision), and of the cases
+    labelled so, the share the scorer found (recall); each a share of cases with its 95 % interval."""
+    confusion = result.confusion["all"]
+    out = {}
+    for v in VERDICTS:
+        hit = confusion[(v, v)]
+        out[v] = (_share(hit, sum(confusion[(lab, v)] for lab in VERDICTS)),
+                  _share(hit, sum(confusion[(v, got)] for got in VERDICTS)))
+    return out
+
+
 @click.command()
 @click.option("--split", type=click.Choice(["all", "dev", "heldout", "validation"]), default="all",
               show_default=True, help="Which cases: those the rules were developed on, those written after "
@@ -105,6 +121,9 @@ def main(split: str, misses: bool, no_embeddings: bool) -> None:
     rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
     click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")
     click.echo(table(result))
+    click.echo("\n| verdict | precision | recall |\n|---|---|---|")
+    for verdict, (precision, recall) in precision_recall(result).items():
+        click.echo(f"| {verdict} | {precision} | {recall} |")
     if misses:
         click.echo("\n" + "\n".join(result.misses))
 
