@@ -54,6 +54,8 @@ _WORD = re.compile(r"[a-z0-9%]+(?:[-/'][a-z0-9]+)*")
 # "not approved and confirmatory testing is ongoing".
 NEGATION_WINDOW = 3
 _PHRASE_BREAK = re.compile(r",|\(|\)|\b(?:and|or|but|which|so)\b")
+# "not only inhibits glutamate release" adds to the fact; it denies nothing.
+_NOT_ONLY = re.compile(r"\bnot (?:only|just|merely|simply)\b")
 _AUX_NOT = re.compile(r"\s+(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+(?:not|never)\b")
 # A denial of everything that follows in the clause, across "that": "there is no evidence that X".
 _DENIAL_FRAME = re.compile(
@@ -240,7 +242,7 @@ def _qualifiers(normalized: str) -> frozenset[str]:
 
 
 def _window_negated(clause: str, start: int) -> bool:
-    before = _PHRASE_BREAK.split(clause[:start])[-1].split()[-NEGATION_WINDOW:]
+    before = _PHRASE_BREAK.split(_NOT_ONLY.sub(" ", clause[:start]))[-1].split()[-NEGATION_WINDOW:]
     return any(w in NEGATORS for w in before)
 
 
