@@ -241,6 +241,14 @@ def _qualifiers(normalized: str) -> frozenset[str]:
     return frozenset(_QUALIFIER_CLASS[w] for w in words(normalized) if w in _QUALIFIER_CLASS)
 
 
+def _states_other_value(fact: _Fact, clause: str) -> bool:
+    """The clause gives one of the fact's types only other values ("once daily" for "twice daily"): a
+    look-alike, never a fuzzy or embedding match of the fact."""
+    kinds = {v.kind for v in fact.values}
+    stated = {v.value for v in values(clause) if v.kind in kinds}
+    return bool(stated) and not stated & {v.value for v in fact.values}
+
+
 def _window_negated(clause: str, start: int) -> bool:
     before = _PHRASE_BREAK.split(_NOT_ONLY.sub(" ", clause[:start]))[-1].split()[-NEGATION_WINDOW:]
     return any(w in NEGATORS for w in before)
@@ -330,7 +338,8 @@ class FactScorer:
             if hit := self._opposite(fact, clause, positioned, topical):
                 return hit
         # The fact must fit inside the clause: a one-letter clause ("A.") aligns inside any fact.
-        if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause):
+        if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause) \
+                and not _states_other_value(fact, clause):
             al = fuzz.partial_ratio_alignment(fact.norm, clause)
             if al is not None and al.score >= self.config.fuzzy_threshold and self._on_word_boundaries(
                     clause, al.dest_start, al.dest_end):
@@ -568,6 +577,7 @@ class FactScorer:
                     for j in np.argsort(-sims[row])
                     if sims[row, j] >= self.config.embedding_threshold
                     and fact.qualifiers <= _qualifiers(parts[j]) and (not new or new & said[j])
+                    and not _states_other_value(fact, parts[j])
                 ]
                 if hits:
                     results[i] = _best([results[i], self._decide(variants[i][0], hits, parts, subjects, check)])
