@@ -17,6 +17,11 @@ the fact's range, another entity of the fact's kind ("The P525L mutation is in S
 is FUS), or the fact's words said of a rival while the subject is described otherwise. Otherwise it
 is absent. The subject of a clause is the known entity nearest before the fact (or, when none
 precedes, the first after it); when the question names entities the subject must be one of them.
+
+Values are typed (issue 24): a number is a year, date, duration, share, mass, phase or count, and
+``values.py`` gives routes, modalities, frequencies, inheritance and directions; another value of the
+fact's type in a clause about the question's subject (which an answer's first clause may leave
+implicit) contradicts it, and a list is read by the question's narrowing word ("the most common").
 """
 
 from __future__ import annotations
