@@ -15,7 +15,7 @@ from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
 from services.evaluator.scoring.hedging import aggregate, hedging
 from services.evaluator.scoring.normalize import normalize
 from services.evaluator.settings import BENCHMARK, EvalConfig
-from shared.schemas.eval import KeyFact
+from shared.schemas.eval import FactMatch, KeyFact
 
 DATA = BENCHMARK.parent
 SAMPLE = Path(__file__).resolve().parents[2] / "services" / "scraper" / "sample"
@@ -48,6 +48,34 @@ def test_scorer_agrees_with_labelled_cases(scorer):
     heldout = devset.agreement(scorer, [c for c in cases if c["split"] == "heldout"])
     print(f"held-out: {heldout.agreed}/{heldout.n}\n{devset.table(heldout)}")
     assert heldout.n >= 30 and heldout.confusion["all"][("absent", "supported")] == 0
+
+
+# Issue 25 item 6: measured once after the issue-24 rules froze (docs/evaluation.md, 2026-12-07), on cases
+# no rule was written for; each floor sits a case or a few below the figure: held-out 16/32, contradicted
+# recall 6/7; validation 174/243, contradicted recall 92/128 and precision 92/98.
+FLOORS = {"heldout": {"agreement": 0.46, "recall": 0.8, "precision": 0.8},
+          "validation": {"agreement": 0.70, "recall": 0.69, "precision": 0.92}}
+
+
+def _meets(floor: dict[str, float], result: devset.Agreement) -> bool:
+    precision, recall = devset.precision_recall(result)["contradicted"]
+    return (result.rate >= floor["agreement"] and (recall.estimate or 0) >= floor["recall"]
+            and (precision.estimate or 0) >= floor["precision"])
+
+
+@pytest.mark.parametrize("split", sorted(FLOORS))
+def test_agreement_floor_on_cases_written_after_the_rules_or_before_they_changed(scorer, split):
+    """An all-"absent" scorer fails every floor (it contradicts nothing and agrees only on the cases
+    labelled absent): checked here with the same cases."""
+    cases = (devset.load_cases(devset.VALIDATION) if split == "validation"
+             else [c for c in devset.load_cases() if c["split"] == split])
+    assert _meets(FLOORS[split], devset.agreement(scorer, cases))
+
+    class AllAbsent:
+        def judge(self, question, facts, response):
+            return [FactMatch(fact=f.text, present=False, verdict="absent") for f in facts]
+
+    assert not _meets(FLOORS[split], devset.agreement(AllAbsent(), cases))
 
 
 def test_reference_answers_state_their_own_key_facts(scorer):
@@ -100,6 +128,50 @@ def test_three_verdicts(scorer, question, fact, response, verdict, reason):
     assert got.present == (verdict == "supported")
 
 
+@pytest.mark.parametrize("question,fact,response,verdict", [
+    # another value of the fact's type, about the question's subject left implicit (issue 24)
+    ("How is tofersen administered?", "intrathecal", "It is given as an intravenous infusion.", "contradicted"),
+    ("How is tofersen administered?", "intrathecal", "Edaravone is given as an intravenous infusion.", "absent"),
+    ("How is tofersen administered?", "intrathecal", "It is not given intravenously.", "absent"),
+    ("What kind of drug is tofersen?", "antisense oligonucleotide", "Tofersen is a monoclonal antibody.",
+     "contradicted"),
+    ("When was edaravone approved by the FDA?", "May 2017", "It was approved in August 2017.", "contradicted"),
+    ("When was edaravone approved by the FDA?", "May 2017", "It was approved in 2017.", "supported"),
+    ("What dose of ceftriaxone was tested?", "4 g", "Participants received 4,000 mg a day.", "supported"),
+    ("What dose of ceftriaxone was tested?", "4 g", "Participants received 2 g a day.", "contradicted"),
+    ("What phase was the VALOR trial?", "phase 3", "VALOR was a phase 2 study.", "contradicted"),
+    ("How is SOD1 D90A inherited?", "autosomal recessive", "It is passed on in an X-linked pattern.", "contradicted"),
+    ("How often is riluzole taken?", "twice daily", "It is taken once a day.", "contradicted"),
+    ("What happens to FVC in ALS?", "declines", "FVC rises steadily.", "contradicted"),
+    ("When was the C9orf72 expansion discovered?", "2011", "It was published in 2012.", "contradicted"),
+    ("When was the C9orf72 expansion discovered?", "2011", "ALS was described in 1869. Many genes followed.",
+     "absent"),
+    # a list read item by item; narrowing words required
+    ("What is the most common genetic cause of ALS?", "C9orf72",
+     "ALS genes include SOD1, C9orf72 and FUS; the most common is SOD1.", "contradicted"),
+    ("What is the most common genetic cause of ALS?", "C9orf72",
+     "Of SOD1, C9orf72 and FUS, C9orf72 expansions are the most frequent.", "supported"),
+    ("What is the strongest risk factor for ALS?", "strongest risk factor", "Older age is a risk factor.", "absent"),
+    # numbers that are no quantity of the fact's kind, fragments, negations about something else
+    ("When was edaravone approved by the FDA?", "2017", "Edaravone is listed in Table 1.", "absent"),
+    ("How much higher is ALS risk in football players?", "4-fold", "A study of 6,823 players found more ALS.",
+     "absent"),
+    ("Which gene is most often mutated in familial ALS?", "C9orf72", "A.", "absent"),
+    ("How does riluzole work?", "inhibits glutamate release",
+     "None of the patients stopped riluzole, which inhibits glutamate release.", "supported"),
+    ("How does riluzole work?", "inhibits glutamate release",
+     "Riluzole not only inhibits glutamate release but also blocks sodium channels.", "supported"),
+])
+def test_typed_values_subjects_lists_and_qualifiers(scorer, question, fact, response, verdict):
+    assert scorer.judge(question, [KeyFact(text=fact)], response)[0].verdict == verdict
+
+
+def test_a_value_another_key_fact_states_is_no_other_answer(scorer):
+    facts = [KeyFact(text="autosomal dominant"), KeyFact(text="X-linked")]
+    got = scorer.judge("How is familial ALS inherited?", facts, "It can be X-linked.")
+    assert [f.verdict for f in got] == ["absent", "supported"]
+
+
 def test_numbers_honour_tolerance_range_aliases_and_units(scorer):
     question = "How common are C9orf72 expansions?"
     tolerant = KeyFact(text="40%", tolerance=5)
@@ -107,8 +179,11 @@ def test_numbers_honour_tolerance_range_aliases_and_units(scorer):
     assert scorer.judge(question, [tolerant], "They explain 43% of familial ALS.")[0].present
     other = scorer.judge(question, [KeyFact(text="40%")], "C9orf72 expansions explain 43% of familial ALS.")[0]
     assert other.verdict == "contradicted"
-    # a share in a clause off the question's topic is no rival value
-    assert scorer.judge(question, [KeyFact(text="40%")], "They explain 43% of it.")[0].verdict == "absent"
+    # the answer's first clause is about the question's subject even when it does not repeat it (issue 24);
+    # a share in a later clause off the question's topic is no rival value
+    assert scorer.judge(question, [KeyFact(text="40%")], "They explain 43% of it.")[0].verdict == "contradicted"
+    later = "Riluzole slows progression. About 43% of patients take it."
+    assert scorer.judge(question, [KeyFact(text="40%")], later)[0].verdict == "absent"
     ranged = KeyFact(text="12-20%", accepted_range=(12, 20))
     assert scorer.judge(question, [ranged], "About 15% of familial cases.")[0].present
     alias = KeyFact(text="1869", aliases=["1874"])
@@ -189,6 +264,18 @@ def test_hedging_ignores_the_month_may_regulatory_terms_and_numeric_approximatio
     approximate = hedging("Riluzole extends survival by approximately 2-3 months, about 10 % of cases.")
     assert not approximate["hedged"] and approximate["approximations"] == 2
     assert hedging("It may slow progression.")["cues"] == {"may": 1}
+
+
+def test_a_refusal_declines_and_does_not_answer_after():
+    assert hedging("The passage does not provide the approval date.")["refusal"]
+    assert not hedging("Riluzole does not provide a cure.")["refusal"]
+    assert not hedging("The passage does not provide the year. Riluzole was approved by the FDA in 1995.")["refusal"]
+
+
+def test_record_numbers_are_no_invented_names():
+    lexicon = Lexicon(set())
+    text = "Approved by the ethics committee (approval no. KY2019-045; IRB00012345). Neurovaxine helps."
+    assert fabricated(text, lexicon) == ["Neurovaxine"]
 
 
 def test_hedging_counts_cues_and_refusals():

@@ -1,12 +1,14 @@
 """Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
 
-    python -m services.evaluator.scoring.devset [--split dev|heldout] [--misses]
+    python -m services.evaluator.scoring.devset [--split dev|heldout|validation] [--misses]
 
 prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
 overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
 verdict a reader gave it; the key fact is a plain string or a ``KeyFact`` object (aliases, range...).
 Cases marked ``"split": "heldout"`` were written after the rules were frozen and never tuned on: the
-``dev`` cases (the default split) are the ones the rules were developed against.
+``dev`` cases are the ones the rules were developed against. ``validation_cases.jsonl`` (issue 24)
+holds cases written, by kind and value type, before the rules of issue 24 changed and never read
+while they were changed; ``--split validation`` scores them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.errors import InvalidInput
 from shared.schemas.eval import KeyFact
 
 CASES = BENCHMARK.parent / "scoring_cases.jsonl"
+VALIDATION = BENCHMARK.parent / "validation_cases.jsonl"
 VERDICTS = ("supported", "contradicted", "absent")
 
 
@@ -84,9 +87,26 @@ def table(result: Agreement) -> str:
     return "\n".join(lines)
 
 
+def _share(k: int, n: int) -> stats.Interval:
+    return stats.bootstrap_mean([1.0] * k + [0.0] * (n - k))
+
+
+def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats.Interval]]:
+    """Per verdict: of the cases the scorer gave it, the share labelled so (precision), and of the cases
+    labelled so, the share the scorer found (recall); each a share of cases with its 95 % interval."""
+    confusion = result.confusion["all"]
+    out = {}
+    for v in VERDICTS:
+        hit = confusion[(v, v)]
+        out[v] = (_share(hit, sum(confusion[(lab, v)] for lab in VERDICTS)),
+                  _share(hit, sum(confusion[(v, got)] for got in VERDICTS)))
+    return out
+
+
 @click.command()
-@click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True,
-              help="Which cases: those the rules were developed on, those written after, or both.")
+@click.option("--split", type=click.Choice(["all", "dev", "heldout", "validation"]), default="all",
+              show_default=True, help="Which cases: those the rules were developed on, those written after "
+              "(heldout, validation), or dev and heldout together.")
 @click.option("--misses", is_flag=True, help="List the disagreements too.")
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
 def main(split: str, misses: bool, no_embeddings: bool) -> None:
@@ -95,11 +115,15 @@ def main(split: str, misses: bool, no_embeddings: bool) -> None:
     from services.evaluator.settings import EvalConfig
 
     scorer = FactScorer(EvalConfig(use_embeddings=not no_embeddings), default_entities(), Embedder())
-    cases = [c for c in load_cases() if split in ("all", c["split"])]
+    cases = load_cases(VALIDATION) if split == "validation" else [
+        c for c in load_cases() if split in ("all", c["split"])]
     result = agreement(scorer, cases)
     rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
     click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")
     click.echo(table(result))
+    click.echo("\n| verdict | precision | recall |\n|---|---|---|")
+    for verdict, (precision, recall) in precision_recall(result).items():
+        click.echo(f"| {verdict} | {precision} | {recall} |")
     if misses:
         click.echo("\n" + "\n".join(result.misses))
 

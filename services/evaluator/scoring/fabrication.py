@@ -130,6 +130,15 @@ class Lexicon:
         return bool(forms & self.known) or bool(forms & self.english) or bool(forms & shown)
 
 
+# An identifier of a document, approval or registration ("ethics approval no. 2019-KY-045", "IRB00012345",
+# "protocol ABC-123") names a paperwork record, not a drug or gene: one that follows such a word, or one
+# with a run of four digits (no gene symbol has one), is never a candidate name.
+_RECORD_BEFORE = re.compile(r"(?:\b(?:no|nos|number|approval|approved|protocol|reference|ref|registration|registered|"
+                            r"grant|id|irb|ethics|committee|code|license|licence|permit|file)\b\W{0,3}|#\s?)$",
+                            re.IGNORECASE)
+_SERIAL = re.compile(r"\d{4}")
+
+
 def _looks_like_name(token: str) -> bool:
     if any(c.isdigit() for c in token):
         return any(c.isupper() for c in token) and not _VARIANT.fullmatch(token) and len(token) <= 12
@@ -145,7 +154,11 @@ def fabricated(text: str, lexicon: Lexicon, shown: Iterable[str] = ()) -> list[s
         low = m.group(0).lower()
         if low not in lexicon.known and low not in seen and m.group(0) not in out:
             out.append(m.group(0))
-    for token in _TOKEN.findall(NCT.sub(" ", text)):
+    plain = NCT.sub(" ", text)
+    for m in _TOKEN.finditer(plain):
+        token = m.group(0)
+        if any(c.isdigit() for c in token) and (_SERIAL.search(token) or _RECORD_BEFORE.search(plain[:m.start()])):
+            continue
         if _looks_like_name(token) and not lexicon.is_known(token, seen) and token not in out:
             out.append(token)
     return out

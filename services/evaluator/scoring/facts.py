@@ -17,6 +17,11 @@ the fact's range, another entity of the fact's kind ("The P525L mutation is in S
 is FUS), or the fact's words said of a rival while the subject is described otherwise. Otherwise it
 is absent. The subject of a clause is the known entity nearest before the fact (or, when none
 precedes, the first after it); when the question names entities the subject must be one of them.
+
+Values are typed (issue 24): a number is a year, date, duration, share, mass, phase or count, and
+``values.py`` gives routes, modalities, frequencies, inheritance and directions; another value of the
+fact's type in a clause about the question's subject (which an answer's first clause may leave
+implicit) contradicts it, and a list is read by the question's narrowing word ("the most common").
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from services.evaluator.scoring.normalize import (
     normalize,
     words,
 )
+from services.evaluator.scoring.values import Value, fact_values, values
 from services.evaluator.settings import EvalConfig
 from shared.schemas.eval import FactMatch, KeyFact
 
@@ -53,6 +59,8 @@ _WORD = re.compile(r"[a-z0-9%]+(?:[-/'][a-z0-9]+)*")
 # "not approved and confirmatory testing is ongoing".
 NEGATION_WINDOW = 3
 _PHRASE_BREAK = re.compile(r",|\(|\)|\b(?:and|or|but|which|so)\b")
+# "not only inhibits glutamate release" adds to the fact; it denies nothing.
+_NOT_ONLY = re.compile(r"\bnot (?:only|just|merely|simply)\b")
 _AUX_NOT = re.compile(r"\s+(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+(?:not|never)\b")
 # A denial of everything that follows in the clause, across "that": "there is no evidence that X".
 _DENIAL_FRAME = re.compile(
@@ -69,16 +77,34 @@ _MONTHS = r"january|february|march|april|may|june|july|august|september|october|
 # A number glued to a word by a hyphen is part of an identifier ("mci186-19", "narr-020"), not a quantity.
 _NUMBER = re.compile(r"(?<![\w.])(?<!\w-)(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
 _DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
-_UNIT_WORDS = {"%": "percent", "mg": "mass"}
+# Units compared after conversion: shares, and masses in milligrams (a 4 g dose is 4,000 mg).
+_UNIT_WORDS = {"%": ("percent", 1.0), "mg": ("mass", 1.0), "g": ("mass", 1000.0), "mcg": ("mass", 0.001)}
+_MONTH_NUMBER = {m: i for i, m in enumerate(_MONTHS.split("|"))}
+# A number that labels a part of a document or a list ("Table 1", "number 2019") is no quantity.
+_LABEL_BEFORE = re.compile(r"\b(?:table|figure|fig|section|chapter|page|pages|ref|reference|step|version|appendix|"
+                           r"supplement|line|number|item|question|option)\s*$")
+_MONTH_BEFORE = re.compile(rf"\b({_MONTHS})(?:\s+\d{{1,2}})?,?(?:\s+of)?\s*$")
 # Durations compared after conversion to days are allowed this relative slack (12 months ~ 1 year).
 _CONVERSION_SLACK = 0.05
+# Words that narrow a fact to one of a kind ("the *strongest* risk factor", "the *most* common", "the *first*
+# gene"): a clause that lacks every word of the class does not state the fact, however similar it is
+# ("age is a risk factor"). "the leading" is already "the most common" after normalisation.
+QUALIFIERS = {
+    "most": frozenset({"most", "strongest", "greatest", "biggest", "largest", "main", "leading", "highest", "commonest",
+                       "chief", "principal", "predominant"}),
+    "least": frozenset({"least", "lowest", "smallest", "weakest", "rarest"}),
+    "only": frozenset({"only", "sole", "solely", "exclusively"}),
+    "first": frozenset({"first", "earliest", "initial", "original"}),
+    "last": frozenset({"last", "latest", "final", "newest"}),
+}
+_QUALIFIER_CLASS = {w: cls for cls, ws in QUALIFIERS.items() for w in ws}
 
 
 @dataclass(frozen=True)
 class _Number:
     low: float
     high: float
-    dimension: str  # year, duration, percent, mass or count
+    dimension: str  # year (a month is a twelfth of it), duration, percent, mass, phase or count
     units: frozenset[str]  # a count's noun ("3 body regions": body, region); empty for a bare number
     start: int
     end: int
@@ -106,8 +132,11 @@ class _Number:
 
 
 def _numbers(normalized: str) -> list[_Number]:
+    """Every quantity of the text, typed: a year (a date is a point inside its year, "August 2017" is not
+    "May 2017"), a duration in days, a share, a mass in mg, a trial phase, or a count of its noun."""
     out = []
     for m in _NUMBER.finditer(normalized):
+        before = normalized[max(0, m.start() - 40):m.start()]
         low = float(m.group(1))
         high = float(m.group(2)) if m.group(2) else low
         unit = m.group(3) or ""
@@ -117,9 +146,19 @@ def _numbers(normalized: str) -> list[_Number]:
             number = _Number(low * factor * (1 - _CONVERSION_SLACK), high * factor * (1 + _CONVERSION_SLACK),
                              "duration", frozenset(), m.start(), m.end(3))
         elif unit in _UNIT_WORDS:
-            number = _Number(low, high, _UNIT_WORDS[unit], frozenset(), m.start(), m.end(3))
+            dimension, factor = _UNIT_WORDS[unit]
+            number = _Number(low * factor, high * factor, dimension, frozenset(), m.start(), m.end(3))
         elif low == high and low.is_integer() and 1800 <= low <= 2100:
-            number = _Number(low, high, "year", frozenset(), m.start(), m.end(1))
+            month = _MONTH_BEFORE.search(before)
+            if month:
+                point = low + _MONTH_NUMBER[month.group(1)] / 12
+                number = _Number(point, point, "year", frozenset(), m.start(), m.end(1))
+            else:
+                number = _Number(low, low + 11 / 12, "year", frozenset(), m.start(), m.end(1))
+        elif before.endswith("phase "):
+            number = _Number(low, high, "phase", frozenset(), m.start(), m.end(2) if m.group(2) else m.end(1))
+        elif _LABEL_BEFORE.search(before):
+            continue
         elif unit and unit not in STOPWORDS and not re.fullmatch(_MONTHS, unit):
             nouns = [w for w in (unit, m.group(4)) if w and w not in STOPWORDS]
             end = m.end(4) if m.group(4) and m.group(4) not in STOPWORDS else m.end(3)
@@ -165,6 +204,8 @@ class _Fact:
     context: frozenset[str]  # concepts other than the numbers and their units
     literal: frozenset[str]  # names and symbols (ALT, CYP2D6): matched as written, never by stem
     phrase: re.Pattern[str]  # the normalised fact as a whole phrase
+    qualifiers: frozenset[str]  # classes of narrowing words (QUALIFIERS) a clause must also hold
+    values: tuple[Value, ...]  # its categorical values (route, modality, inheritance)
 
 
 @dataclass(frozen=True)
@@ -195,8 +236,26 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
+# Words that open a clause about something named before: in an answer's first clause, the question's subject.
+_ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
+                      r"gene|mutation|variant|protein|trial|study|criteria|expansion|repeat|scale|test|condition))\b")
+
+
+@lru_cache(maxsize=65536)
+def _qualifiers(normalized: str) -> frozenset[str]:
+    return frozenset(_QUALIFIER_CLASS[w] for w in words(normalized) if w in _QUALIFIER_CLASS)
+
+
+def _states_other_value(fact: _Fact, clause: str) -> bool:
+    """The clause gives one of the fact's types only other values ("once daily" for "twice daily"): a
+    look-alike, never a fuzzy or embedding match of the fact."""
+    kinds = {v.kind for v in fact.values}
+    stated = {v.value for v in values(clause) if v.kind in kinds}
+    return bool(stated) and not stated & {v.value for v in fact.values}
+
+
 def _window_negated(clause: str, start: int) -> bool:
-    before = _PHRASE_BREAK.split(clause[:start])[-1].split()[-NEGATION_WINDOW:]
+    before = _PHRASE_BREAK.split(_NOT_ONLY.sub(" ", clause[:start]))[-1].split()[-NEGATION_WINDOW:]
     return any(w in NEGATORS for w in before)
 
 
@@ -229,6 +288,8 @@ class FactScorer:
             if numbers and (fact.accepted_range or fact.tolerance):
                 first = numbers[0]
                 low, high = fact.accepted_range or (first.low, first.high)
+                if fact.accepted_range and first.dimension == "year":
+                    high += 11 / 12  # a range of years ends with the last year's December
                 slack = fact.tolerance or 0.0
                 numbers[0] = _Number(low - slack, high + slack, first.dimension, first.units, first.start, first.end)
             number_words = {concept(w) for n in numbers for w in words(norm[n.start:n.end])}
@@ -239,7 +300,7 @@ class FactScorer:
             out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
                              frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
                              tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal),
-                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)")))
+                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm), fact_values(norm)))
         return out
 
     def _words(self, fact: _Fact, clause: str) -> list[_Word]:
@@ -275,13 +336,15 @@ class FactScorer:
             need = 1.0 if fact.strict or len(fact.stems) == 1 else self.config.token_coverage
             if len(found) < len(fact.stems) and (hit := self._opposite(fact, clause, positioned, topical)):
                 return hit
-            if coverage >= need:
+            if coverage >= need and fact.qualifiers <= _qualifiers(clause):
                 first = min(found, key=lambda w: w.start)
                 return _Hit("tokens", coverage, clause, first.start, max(w.start for w in found) + 1,
                             flipped=first.flipped)
             if hit := self._opposite(fact, clause, positioned, topical):
                 return hit
-        if not fact.strict and len(fact.norm) >= 6:
+        # The fact must fit inside the clause: a one-letter clause ("A.") aligns inside any fact.
+        if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause) \
+                and not _states_other_value(fact, clause):
             al = fuzz.partial_ratio_alignment(fact.norm, clause)
             if al is not None and al.score >= self.config.fuzzy_threshold and self._on_word_boundaries(
                     clause, al.dest_start, al.dest_end):
@@ -336,8 +399,8 @@ class FactScorer:
         if fact.negative:
             return (negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
                     or bool(_CONTRAST.search(hit.clause[: hit.start])))
-        if any(w in CLAUSE_NEGATORS for w in words(hit.clause)):
-            return True
+        if any(w in CLAUSE_NEGATORS for w in words(_PHRASE_BREAK.split(hit.clause[: hit.start])[-1])):
+            return True  # "none of the drugs slow progression"; not "none stopped riluzole, which inhibits ..."
         if _DENIAL_FRAME.search(hit.clause[: hit.start]):
             return True
         # "fasciculation potentials are not accepted" denies the fact; "dexpramipexole did not slow
@@ -366,19 +429,70 @@ class FactScorer:
                 return "wrong_subject"  # "Tofersen was approved in May 2017 and edaravone in ..."
         return None
 
-    def _answered_otherwise(self, fact: _Fact, parts: list[str], subjects: dict[str, str]) -> str | None:
-        """A clause naming the question's subject together with another entity of the fact's kind
-        ("The P525L mutation is in SOD1" when the answer is FUS): the response's answer is not the fact."""
-        if not fact.entities or not subjects:
+    def _answered_otherwise(self, fact: _Fact, parts: list[str], subjects: dict[str, str],
+                            topic: frozenset[str] | None = None, siblings: frozenset[str] = frozenset()) -> str | None:
+        """A clause about the question's subject naming another entity of the fact's kind ("The P525L
+        mutation is in SOD1" when the answer is FUS): the response's answer is not the fact. With ``topic``,
+        the subject may be left implicit ("It targets mutations in FUS"; see ``_about_subject``), and a
+        fact that is a name answers a question that names no subject ("Which protein aggregates?");
+        ``siblings``, the other key facts' entities, are never another answer."""
+        if not fact.entities or not (subjects or (topic is not None and fact.strict)):
             return None
-        for clause in parts:
+        for index, clause in enumerate(parts):
             mentions = self.entities.mentions(clause)
             named = {m.entity for m in mentions}
-            if named & subjects.keys() and not named & fact.entities and any(
-                m.kind in fact.kinds and m.entity not in subjects for m in mentions
-            ):
+            if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
+                                                and m.entity not in siblings for m in mentions):
+                continue
+            if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
                 return clause
         return None
+
+    def _about_subject(self, index: int, clause: str, subjects: dict[str, str], topic: frozenset[str],
+                       alone: bool = False) -> bool:
+        """Is the clause about the question's subject? It names it; or, naming no rival of the subject's
+        kind, it is on the question's topic, or it is the answer's first clause and either the whole answer
+        (``alone``) or opens with a word standing for the subject ("It was published in 2012", "The drug
+        is infused"): there the subject is the question's even when the sentence does not repeat it."""
+        mentions = self.entities.mentions(clause)
+        if any(m.entity in subjects for m in mentions):
+            return True
+        if any(m.kind in subjects.values() for m in mentions):
+            return False
+        return (index == 0 and (alone or bool(_ANAPHOR.match(clause)))) or bool(set(content_stems(clause)) & topic)
+
+    def _other_category(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
+                        siblings: set[str]) -> str | None:
+        """A clause about the subject stating another value of one of the fact's types ("intravenous" for
+        "intrathecal"), not denied and not the value another key fact of the item states."""
+        kinds = {v.kind for v in fact.values}
+        mine = {v.value for v in fact.values}
+        for index, clause in enumerate(parts):
+            stated = [v for v in values(clause) if v.kind in kinds and not _window_negated(clause, v.start)]
+            if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
+                continue
+            if self._about_subject(index, clause, subjects, topic, len(parts) == 1):
+                return clause
+        return None
+
+    def _singled_out(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
+                     asked: frozenset[str]) -> tuple[bool, str | None]:
+        """A list is read item by item: when the question asks for one of a kind ("the *most* common
+        gene"), the answer is the entity nearest the clause's qualifier word, not every name of a list
+        ("SOD1, C9orf72 and FUS are ALS genes; the most common is SOD1"). Returns whether the fact is
+        singled out anywhere, and a clause that singles out another entity of its kind instead."""
+        said, other = False, None
+        for index, clause in enumerate(parts):
+            marks = [m.start() for m in re.finditer(r"[a-z]+", clause) if _QUALIFIER_CLASS.get(m.group(0)) in asked]
+            found = [m for m in self.entities.mentions(clause) if m.kind in fact.kinds and m.entity not in subjects]
+            if not marks or not found or not self._about_subject(index, clause, subjects, topic, len(parts) == 1):
+                continue
+            nearest = min(found, key=lambda m: min(abs(m.start - q) for q in marks))
+            if nearest.entity in fact.entities:
+                said = True
+            elif other is None:
+                other = clause
+        return said, other
 
     def _other_value(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
                      siblings: list[_Number]) -> str | None:
@@ -386,11 +500,11 @@ class FactScorer:
         ("approved in 2006" for 1995), unless that number is another key fact's of the same item."""
         if not fact.numbers:
             return None
-        for clause in parts:
+        for index, clause in enumerate(parts):
             have = {concept(w) for w in words(clause)}
             mentions = self.entities.mentions(clause)
             counted_unit = any(w.units for w in fact.numbers)  # "5.2 points" is on the topic of "2.49 points"
-            if not (counted_unit or have & topic or any(m.entity in subjects for m in mentions)):
+            if not (counted_unit or self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
                 continue
             if fact.context and len(fact.context) <= 2 and not fact.context <= have | topic:
                 continue
@@ -456,29 +570,54 @@ class FactScorer:
         if pending and self.embedder is not None:
             vectors = self.embedder.encode([variants[i][0].norm for i in pending] + parts)
             sims = vectors[: len(pending)] @ vectors[len(pending):].T
+            said = [set(content_stems(c)) for c in parts]
             for row, i in enumerate(pending):
+                fact = variants[i][0]
+                # Similar because both name the question's subject is not support ("Neuromax was well
+                # tolerated" for "Neuromax is a fictional drug"): the clause must share a word the fact
+                # adds to the question, and hold its qualifier.
+                new = fact.stems - topic
                 hits = [
                     _Hit("embedding", float(sims[row, j]), parts[j], None, None)
                     for j in np.argsort(-sims[row])
                     if sims[row, j] >= self.config.embedding_threshold
+                    and fact.qualifiers <= _qualifiers(parts[j]) and (not new or new & said[j])
+                    and not _states_other_value(fact, parts[j])
                 ]
                 if hits:
                     results[i] = _best([results[i], self._decide(variants[i][0], hits, parts, subjects, check)])
         if check:
             self._siblings_are_not_opposites(results, variants)
+            asked = _qualifiers(normalize(question))
             for i, group in enumerate(variants):
+                if asked and group[0].entities:
+                    said, other = self._singled_out(group[0], parts, subjects, topic, asked)
+                    if other and not said:
+                        results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
+                                               rejected="other_value", evidence=other)
+                        continue
                 if results[i] is None or results[i].verdict == "absent":
-                    clause = next((c for v in group if (c := self._answered_otherwise(v, parts, subjects))), None)
+                    others = [v for j, other in enumerate(variants) if j != i for v in other]
+                    named = frozenset(e for v in others for e in v.entities)
+                    clause = next((c for v in group
+                                   if (c := self._answered_otherwise(v, parts, subjects, topic, named))), None)
                     if clause:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                rejected="wrong_subject", evidence=clause)
                         continue
-                    siblings = [n for j, other in enumerate(variants) if j != i for v in other for n in v.numbers]
+                    siblings = [n for v in others for n in v.numbers]
                     clause = next((c for v in group if (c := self._other_value(v, parts, subjects, topic, siblings))),
                                   None)
                     if clause:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                method="numeric", rejected="other_value", evidence=clause)
+                        continue
+                    kinds = {x.value for v in others for x in v.values}
+                    clause = next((c for v in group if v.values
+                                   and (c := self._other_category(v, parts, subjects, topic, kinds))), None)
+                    if clause:
+                        results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
+                                               rejected="other_value", evidence=clause)
         return [
             (r or FactMatch(fact=g[0].text, present=False, verdict="absent")).model_copy(update={"counted": f.counted})
             for r, g, f in zip(results, variants, facts)
@@ -515,6 +654,8 @@ class FactScorer:
             reason = self._rejection(fact, hit, subjects)
             if reason is None:
                 return match(hit, "supported", None)
+            if reason == "negation" and hit.start is None:
+                continue  # a similar clause with a negation somewhere: what it denies is unknown
             rejected.append((hit, reason))
         if not rejected:
             return None

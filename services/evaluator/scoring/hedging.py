@@ -5,7 +5,9 @@ and whether hedged answers are more or less accurate than confident ones. Three 
 like hedges are kept apart (issue 18): the month *May* ("approved in May 2017"), numeric
 approximation ("approximately 30 %", "about 2-3 months": a stated estimate, not doubt about the
 claim, counted as ``approximations``), and regulatory standards that contain a cue ("reasonably
-likely to predict clinical benefit", the FDA's accelerated-approval wording).
+likely to predict clinical benefit", the FDA's accelerated-approval wording). A refusal declines: a
+source that "does not provide" the answer, not a drug that "does not provide a cure"; and a response
+that goes on to answer after declining is no refusal (issue 24).
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ HEDGE_CUES = (
 REFUSAL_CUES = (
     "i don't know", "i do not know", "i cannot answer", "i can't answer", "i am unable", "i'm unable",
     "not enough information", "does not contain enough information", "doesn't contain enough information",
-    "does not provide", "cannot be determined", "no information",
+    "cannot be determined",
 )
+# A source that does not say is a refusal; "riluzole does not provide a cure" is an answer.
+_SOURCE_SILENT = (r"\b(?:passage|text|context|article|document|documents|source|sources|excerpt|abstract|"
+                  r"information|data|question)s? (?:provided |given |above )?(?:does|do) ?(?:not|n't) "
+                  r"(?:provide|contain|mention|say|state|specify|include|give)\b"
+                  r"|\b(?:there is|i have|with) no information\b")
 APPROXIMATORS = ("approximately", "about", "around", "roughly", "nearly", "almost", "circa", "some",
                  "an estimated", "estimated", "up to", "~")
 # Fixed terms that contain a cue word but state a standard, not doubt.
@@ -38,7 +45,11 @@ def _pattern(cues: Iterable[str]) -> re.Pattern[str]:
 
 
 _HEDGE = _pattern(HEDGE_CUES)
-_REFUSAL = _pattern(REFUSAL_CUES)
+_REFUSAL = re.compile(_pattern(REFUSAL_CUES).pattern + "|" + _SOURCE_SILENT)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# A declining sentence followed by one of at least this many words that declines nothing has answered after all
+# ("The passage does not provide the year. Riluzole was approved by the FDA in 1995.").
+_ANSWER_WORDS = 6
 _REGULATORY = _pattern(REGULATORY_TERMS)
 _APPROXIMATION = re.compile(
     r"(?<!\w)(" + "|".join(re.escape(a) for a in sorted(APPROXIMATORS, key=len, reverse=True)) + r")\s*"
@@ -56,10 +67,19 @@ def hedging(response: str) -> dict:
     return {
         "count": sum(cues.values()),
         "hedged": bool(cues),
-        "refusal": bool(_REFUSAL.search(lowered)),
+        "refusal": _refuses(lowered),
         "cues": dict(sorted(cues.items())),
         "approximations": sum(approximations.values()),
     }
+
+
+def _refuses(lowered: str) -> bool:
+    """A refusal cue, and no sentence after it that answers instead."""
+    sentences = [s for s in _SENTENCE.split(lowered) if s.strip()]
+    declined = [i for i, s in enumerate(sentences) if _REFUSAL.search(s)]
+    if not declined:
+        return False
+    return not any(len(s.split()) >= _ANSWER_WORDS and not _REFUSAL.search(s) for s in sentences[declined[0] + 1:])
 
 
 def aggregate(per_response: list[dict]) -> dict:

@@ -81,6 +81,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "exclude": ("rule out", "rules out", "ruling out", "exclusion of"),
     "withdrew": ("took off the market", "taken off the market", "pulled from the market", "pulled off the market",
                  "removed from the market", "off the market"),
+    "unapproved": ("investigational",),  # read by the negating-prefix rule: states "not approved"
     "discontinued": ("stopped developing", "stopped development", "halted development", "ended development"),
     "twice daily": ("twice a day", "twice per day", "two times a day", "two times daily", "every 12 hours", "bid"),
     "once daily": ("once a day", "once per day", "every 24 hours"),
@@ -137,9 +138,10 @@ _IMPLIED_TERM = dict(_IMPLIED)
 # matched by stem. Direction words fall in classes (down, up, fast) so an opposite can be told from a synonym.
 CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "inhibit": ("inhibit", "block", "reduce", "decrease", "suppress", "lower", "diminish", "attenuate", "slow",
-                "slowly", "slowing", "delay", "gradual", "gradually", "protracted"),
+                "slowly", "slowing", "delay", "gradual", "gradually", "protracted", "fall", "fell", "fallen",
+                "falling", "drop", "dropped", "dropping"),
     "increas": ("increase", "raise", "elevate", "enhance", "boost", "promote", "stimulate", "induce", "upregulate",
-                "augment", "higher"),
+                "augment", "higher", "rise", "rises", "rose", "risen", "rising", "climb", "climbed"),
     "rapid": ("rapid", "rapidly", "fast", "faster", "quick", "quickly", "accelerate", "swift", "aggressive"),
     "progress": ("progression", "progress", "progressive", "deteriorate", "deterioration", "decline", "worsen",
                  "worsening"),
@@ -154,6 +156,12 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "autosom": ("autosomal",),
     "x-linked": ("x-linked",),
     "fail": ("fail", "failed", "failure", "unsuccessful"),
+    "gain": ("gain", "gains", "gained", "gaining"),
+    "loss": ("loss", "lose", "loses", "losing", "lost"),
+    "long": ("long", "longer", "longest", "prolonged", "extended"),
+    "short": ("short", "shorter", "shortest", "shortened"),
+    "approv": ("approve", "approved", "approval", "approves"),
+    "reject": ("reject", "rejected", "rejection", "rejects", "refused"),
 }
 # Whole words mapped before stemming, where a stem would collide ("effective" and "effect").
 WORD_CONCEPTS = {
@@ -167,6 +175,8 @@ OPPOSITES = {
     "worse": frozenset({"better"}), "young": frozenset({"old"}), "old": frozenset({"young"}),
     "dominant": frozenset({"recess"}), "recess": frozenset({"dominant"}),
     "autosom": frozenset({"x-linked"}), "x-linked": frozenset({"autosom"}),
+    "gain": frozenset({"loss"}), "loss": frozenset({"gain"}), "long": frozenset({"short"}),
+    "short": frozenset({"long"}), "approv": frozenset({"reject"}), "reject": frozenset({"approv"}),
 }
 # Of these, the pairs with no middle ground: "did not succeed" states "failed".
 COMPLEMENTS = {"fail": "success", "success": "fail"}
@@ -258,6 +268,10 @@ def normalize(text: str) -> str:
     text = re.sub(r"(\d)\s*(?:per\s?cent|percent)\b", r"\1 %", text)
     text = re.sub(r"(\d)\s*%", r"\1 %", text)
     text = re.sub(r"(\d)[\s-]*(?:milligrams?|mg)\b", r"\1 mg", text)
+    text = re.sub(r"(\d)[\s-]*(?:grams?|g)\b", r"\1 g", text)
+    text = re.sub(r"(\d)[\s-]*(?:micrograms?|mcg|\u03bcg)\b", r"\1 mcg", text)
+    text = re.sub(r"(\d)[\s-]*fold\b", r"\1 fold", text)  # "6-fold risk" is a ratio, not 6 of anything
+    text = re.sub(r"\bno\.\s*(?=\d)", "number ", text)  # "approval no. 2019" numbers a document; it negates nothing
     text = re.sub(r"(\d)-(" + _TIME_UNITS + r"|items?|points?)\b", r"\1 \2", text)
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
     text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"

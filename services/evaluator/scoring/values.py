@@ -1,0 +1,85 @@
+"""Categorical values a key fact can state, by type (issue 24): an answer that gives another value of
+the same type about the same subject contradicts the fact ("intravenous" for "intrathecal", "monoclonal
+antibody" for "antisense oligonucleotide", "X-linked" for "autosomal recessive").
+
+Each type is a small closed class of mutually exclusive values, written as the scorer's normalised
+text spells them (``normalize.py`` has already turned "antisense oligonucleotide" into ``aso`` and
+"intrathecally" into ``intrathecal``). Numbers (years, dates, doses, durations, shares, counts, trial
+phases) are typed in ``facts.py``; drugs, genes and proteins are the entity kinds of ``entities.txt``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# type -> value -> the phrases that state it. A phrase belongs to one value only.
+CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "route": {
+        "intrathecal": ("intrathecal", "into the spinal canal", "spinal injection"),
+        "intravenous": ("intravenous", "intravenously", "iv", "infusion", "infusions", "infused", "into a vein",
+                        "into the vein", "into the bloodstream"),
+        "oral": ("oral", "orally", "by mouth", "tablet", "tablets", "pill", "pills", "capsule", "capsules",
+                 "swallowed"),
+        "subcutaneous": ("subcutaneous", "subcutaneously", "under the skin"),
+        "intramuscular": ("intramuscular", "intramuscularly", "into the muscle"),
+        "inhaled": ("inhaled", "inhalation", "nebulised", "nebulized"),
+    },
+    "modality": {
+        "aso": ("aso", "antisense"),
+        "sirna": ("sirna", "small interfering rna", "rna interference", "rnai"),
+        "antibody": ("monoclonal antibody", "monoclonal antibodies", "antibody"),
+        "small molecule": ("small molecule", "small-molecule"),
+        "gene therapy": ("gene therapy", "viral vector", "aav"),
+        "cell therapy": ("stem cell", "stem cells", "cell therapy", "stem-cell"),
+        "vaccine": ("vaccine",),
+    },
+    "frequency": {
+        "once daily": ("once daily",),
+        "twice daily": ("twice daily",),
+        "three times daily": ("three times daily", "3 times daily", "thrice daily", "three times a day",
+                              "3 times a day", "tid"),
+        "weekly": ("weekly", "once a week", "once weekly", "every week"),
+        "monthly": ("monthly", "once a month", "every month"),
+    },
+    # A direction of change is a value only when it is the whole fact ("reduced", "declines"); said of an
+    # object ("slows decline") it is a claim about that object, judged by the opposites of normalize.py.
+    "direction": {
+        "up": ("increase", "increases", "increased", "increasing", "rise", "rises", "rose", "risen", "rising",
+               "higher", "elevated", "raised", "climbs", "climbed"),
+        "down": ("decrease", "decreases", "decreased", "decreasing", "decline", "declines", "declined",
+                 "declining", "fall", "falls", "fell", "falling", "drop", "drops", "dropped", "reduced",
+                 "reduces", "reduce", "lower", "lowered"),
+    },
+    "inheritance": {
+        "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance"),
+        "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance"),
+        "x-linked": ("x-linked dominant", "x-linked recessive", "x-linked"),
+        "mitochondrial": ("mitochondrial inheritance", "maternally inherited"),
+    },
+}
+_PHRASES = sorted(((p, kind, value) for kind, values in CATEGORIES.items() for value, ps in values.items()
+                   for p in ps), key=lambda t: -len(t[0]))
+_LOOKUP = {p: (kind, value) for p, kind, value in _PHRASES}
+_RE = re.compile(r"(?<![\w-])(" + "|".join(re.escape(p) for p, _, _ in _PHRASES) + r")(?![\w-])")
+
+
+@dataclass(frozen=True)
+class Value:
+    kind: str
+    value: str
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=65536)
+def values(normalized: str) -> tuple[Value, ...]:
+    """The categorical values a normalised text states, in order (the longest phrase wins)."""
+    return tuple(Value(*_LOOKUP[m.group(1)], m.start(), m.end()) for m in _RE.finditer(normalized))
+
+
+def fact_values(normalized: str) -> tuple[Value, ...]:
+    """A key fact's values: a direction only when it is the whole fact."""
+    alone = len(normalized.split()) == 1
+    return tuple(v for v in values(normalized) if v.kind != "direction" or alone)
