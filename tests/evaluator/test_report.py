@@ -184,7 +184,7 @@ def test_report_compares_systems_from_stored_artifacts(world):
     facts = sum(len(i.key_facts) for i in items)
     stated = facts - numbers["benchmark"]["facts_absent_from_corpus"]
     assert f"{stated} of the benchmark's {facts} key facts" in lead and "comes from process" not in lead
-    assert f"| rag | {CONDITIONS['rag']} | not measured (no probe result) | " in lead
+    assert f"| rag | {CONDITIONS['rag']} | not measured (no probe of this model) | " in lead
     correct = stats.Interval(**numbers["systems"]["rag"]["figures"]["correct"])
     assert correct.text() in lead and f"rag: {correct.estimate:.1%} of the 6 questions answered strictly" in lead
     assert numbers["accuracy"]["rag"] > numbers["accuracy"]["scratch"]
