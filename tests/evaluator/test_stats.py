@@ -96,3 +96,47 @@ def test_fact_share_resamples_items_whole_and_pools_their_facts():
     assert none.low == 0.0 and none.high == pytest.approx(0.1425, abs=1e-3)  # Clopper-Pearson 0/24
     with pytest.raises(ValueError, match="length"):
         stats.bootstrap_ratio([1], [1, 2])
+
+
+def test_the_level_asked_for_is_the_level_computed_and_recorded():
+    """Found by the mutation pass: a level dropped on its way to scipy or to the Interval survived."""
+    values = [0.0, 0.25, 0.5, 1.0, 0.0, 0.75, 0.5, 0.0, 1.0, 0.25] * 3
+    ninety = stats.bootstrap_mean(values, seed=7, level=0.90)
+    low, high = percentile_bootstrap(np.array(values), lambda x: x.mean(axis=1), level=0.90)
+    assert ninety.level == 0.90 and ninety.low == pytest.approx(low, abs=0.01) and ninety.high == pytest.approx(high, abs=0.01)
+    assert stats.bootstrap_mean([], level=0.9).level == 0.9
+    share = stats.bootstrap_ratio([2, 0, 1, 4, 0, 3, 1, 0], [4, 3, 2, 4, 5, 3, 2, 4], seed=3, level=0.90)
+    assert share.level == 0.90 and share.high - share.low < (
+        wide := stats.bootstrap_ratio([2, 0, 1, 4, 0, 3, 1, 0], [4, 3, 2, 4, 5, 3, 2, 4], seed=3)).high - wide.low
+    zeros = stats.bootstrap_ratio([0] * 6, [2] * 6, level=0.90)  # exact interval at the level asked
+    assert zeros.high == pytest.approx(1 - 0.05 ** (1 / 12), abs=1e-4)  # 0/12 facts, 5 % in each tail
+
+
+def test_a_ratio_with_nothing_to_count_or_unequal_lengths_says_so():
+    assert stats.bootstrap_ratio([], []).undefined_reason == "nothing to count"
+    assert stats.bootstrap_ratio([0, 0, 0, 0, 0], [0, 0, 0, 0, 0]).estimate is None
+    few = stats.bootstrap_ratio([1, 0], [2, 2])
+    assert few.estimate == 0.25 and few.undefined_reason == "fewer than 5 items"
+    with pytest.raises(ValueError, match="differ in length: 2 vs 3"):
+        stats.bootstrap_ratio([1, 0], [2, 2, 2])
+
+
+def test_a_comparison_repeats_with_its_seed():
+    a = {f"q{i}": (i % 3) / 2 for i in range(12)}
+    b = {f"q{i}": (i % 4) / 3 for i in range(12)}
+    assert stats.compare("a", a, "b", b, seed=5) == stats.compare("a", a, "b", b, seed=5)
+
+
+def test_five_items_get_an_interval_and_a_constant_share_is_a_point():
+    """Found by the mutation pass: the n=5 boundary and a constant non-0/1 sample were untested."""
+    five = stats.bootstrap_mean([0.0, 1.0, 0.5, 1.0, 0.0], seed=0)
+    assert five.defined and five.low < five.estimate < five.high
+    half = stats.bootstrap_mean([0.5] * 8, seed=0)
+    assert (half.low, half.estimate, half.high) == (0.5, 0.5, 0.5) and "every item equal" in half.method
+
+
+def test_a_paired_difference_uses_the_seed_it_is_given():
+    a, b = [1.0, 0.0, 0.5, 1.0, 0.25, 0.75, 0.0, 1.0], [0.5, 0.0, 0.5, 0.25, 0.25, 0.0, 0.5, 1.0]
+    diffs = [x - y for x, y in zip(a, b)]
+    for seed in (1, 2):
+        assert stats.paired_difference(a, b, seed=seed) == stats.bootstrap_mean(diffs, seed=seed)
