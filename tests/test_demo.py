@@ -3,6 +3,7 @@ store-equivalence guarantees that make reruns cheap and the two backends interch
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from shared import runs
+from shared.schemas.eval import ScoreFile
 from shared.settings import StoreSettings
 from shared.store import LocalStore, S3Store
 
@@ -40,7 +42,18 @@ def test_smoke_demo_publishes_every_stage_and_the_report(local_demo):
         assert runs.verify(store, runs.latest(store, stage)) == [], stage
     html = (local_demo / "report" / "report.html").read_text()
     assert "<html" in html.lower() and "data:image/png;base64," in html
-    assert "RAG" in (local_demo / "report" / "report.md").read_text()
+    # The report is made of the published scores: both systems, each over every question its score run
+    # scored, with the accuracy that run computed, and the rates printed with their n.
+    numbers = json.loads(store.get_bytes(runs.latest(store, "report").output("report.json").key))
+    assert set(numbers["systems"]) == {"scratch", "rag"}
+    md = (local_demo / "report" / "report.md").read_text()
+    for system in ("scratch", "rag"):
+        scores = ScoreFile.model_validate_json(
+            store.get_bytes(runs.latest(store, f"score-{system}").output("scores.json").key))
+        n = numbers["systems"][system]["n"]
+        assert n == len(scores.items) > 0 and f"(n={n}" in md
+        assert numbers["accuracy"][system] == scores.summary["accuracy"]
+    assert "RAG" in md
 
 
 def test_trace_of_the_report_lists_the_whole_chain_to_the_scrape_run(local_demo):

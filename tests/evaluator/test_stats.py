@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from services.evaluator import stats
 
 
-def test_bootstrap_interval_brackets_the_mean_and_repeats_with_the_seed():
+def percentile_bootstrap(items: np.ndarray, statistic, level: float = 0.95, resamples: int = 200_000) -> np.ndarray:
+    """The percentile interval computed by hand (numpy, another generator and 20x the resamples)."""
+    draws = np.random.default_rng(2024).integers(0, len(items), size=(resamples, len(items)))
+    return np.percentile(statistic(items[draws]), [50 * (1 - level), 50 * (1 + level)])
+
+
+def test_bootstrap_interval_matches_an_independent_percentile_bootstrap_and_repeats_with_the_seed():
     values = [0.0, 0.25, 0.5, 1.0, 0.0, 0.75, 0.5, 0.0, 1.0, 0.25] * 3
     first = stats.bootstrap_mean(values, seed=7)
-    assert first.low < first.estimate < first.high and first.n == 30
+    assert first.estimate == pytest.approx(0.425) and first.n == 30
     assert first == stats.bootstrap_mean(values, seed=7)
-    assert first.high - first.low < 0.5
+    # Both bounds within 0.01 of the hand computation (their Monte Carlo error is ~0.002); a 90 %
+    # interval, a normal one or a standard error in place of the spread would each miss by more.
+    low, high = percentile_bootstrap(np.array(values), lambda x: x.mean(axis=1))
+    assert first.low == pytest.approx(low, abs=0.01) and first.high == pytest.approx(high, abs=0.01)
+    assert first.level == 0.95 and first.method == "percentile bootstrap"
 
 
 def test_interval_is_undefined_with_a_reason_below_the_minimum_n():
@@ -90,7 +101,54 @@ def test_fact_share_resamples_items_whole_and_pools_their_facts():
     share = stats.bootstrap_ratio(supported, asked, seed=3)
     assert share.estimate == pytest.approx(11 / 27) and share.n == 8
     assert share.low < share.estimate < share.high
+    pairs = np.array([supported, asked]).T  # items resampled whole: each keeps its own facts
+    low, high = percentile_bootstrap(pairs, lambda x: x[..., 0].sum(axis=1) / x[..., 1].sum(axis=1))
+    assert share.low == pytest.approx(low, abs=0.015) and share.high == pytest.approx(high, abs=0.015)
     none = stats.bootstrap_ratio([0] * 6, [4] * 6, seed=3)
     assert none.low == 0.0 and none.high == pytest.approx(0.1425, abs=1e-3)  # Clopper-Pearson 0/24
     with pytest.raises(ValueError, match="length"):
         stats.bootstrap_ratio([1], [1, 2])
+
+
+def test_the_level_asked_for_is_the_level_computed_and_recorded():
+    """Found by the mutation pass: a level dropped on its way to scipy or to the Interval survived."""
+    values = [0.0, 0.25, 0.5, 1.0, 0.0, 0.75, 0.5, 0.0, 1.0, 0.25] * 3
+    ninety = stats.bootstrap_mean(values, seed=7, level=0.90)
+    low, high = percentile_bootstrap(np.array(values), lambda x: x.mean(axis=1), level=0.90)
+    assert ninety.level == 0.90 and ninety.low == pytest.approx(low, abs=0.01) and ninety.high == pytest.approx(high, abs=0.01)
+    assert stats.bootstrap_mean([], level=0.9).level == 0.9
+    share = stats.bootstrap_ratio([2, 0, 1, 4, 0, 3, 1, 0], [4, 3, 2, 4, 5, 3, 2, 4], seed=3, level=0.90)
+    assert share.level == 0.90 and share.high - share.low < (
+        wide := stats.bootstrap_ratio([2, 0, 1, 4, 0, 3, 1, 0], [4, 3, 2, 4, 5, 3, 2, 4], seed=3)).high - wide.low
+    zeros = stats.bootstrap_ratio([0] * 6, [2] * 6, level=0.90)  # exact interval at the level asked
+    assert zeros.high == pytest.approx(1 - 0.05 ** (1 / 12), abs=1e-4)  # 0/12 facts, 5 % in each tail
+
+
+def test_a_ratio_with_nothing_to_count_or_unequal_lengths_says_so():
+    assert stats.bootstrap_ratio([], []).undefined_reason == "nothing to count"
+    assert stats.bootstrap_ratio([0, 0, 0, 0, 0], [0, 0, 0, 0, 0]).estimate is None
+    few = stats.bootstrap_ratio([1, 0], [2, 2])
+    assert few.estimate == 0.25 and few.undefined_reason == "fewer than 5 items"
+    with pytest.raises(ValueError, match="differ in length: 2 vs 3"):
+        stats.bootstrap_ratio([1, 0], [2, 2, 2])
+
+
+def test_a_comparison_repeats_with_its_seed():
+    a = {f"q{i}": (i % 3) / 2 for i in range(12)}
+    b = {f"q{i}": (i % 4) / 3 for i in range(12)}
+    assert stats.compare("a", a, "b", b, seed=5) == stats.compare("a", a, "b", b, seed=5)
+
+
+def test_five_items_get_an_interval_and_a_constant_share_is_a_point():
+    """Found by the mutation pass: the n=5 boundary and a constant non-0/1 sample were untested."""
+    five = stats.bootstrap_mean([0.0, 1.0, 0.5, 1.0, 0.0], seed=0)
+    assert five.defined and five.low < five.estimate < five.high
+    half = stats.bootstrap_mean([0.5] * 8, seed=0)
+    assert (half.low, half.estimate, half.high) == (0.5, 0.5, 0.5) and "every item equal" in half.method
+
+
+def test_a_paired_difference_uses_the_seed_it_is_given():
+    a, b = [1.0, 0.0, 0.5, 1.0, 0.25, 0.75, 0.0, 1.0], [0.5, 0.0, 0.5, 0.25, 0.25, 0.0, 0.5, 1.0]
+    diffs = [x - y for x, y in zip(a, b)]
+    for seed in (1, 2):
+        assert stats.paired_difference(a, b, seed=seed) == stats.bootstrap_mean(diffs, seed=seed)

@@ -1,5 +1,7 @@
-"""A tiny random GPT and a tokenizer trained on the bundled sample, published as real
-``tokenize`` and ``train`` runs so the exporter reads them exactly as it reads a trained model."""
+"""A tiny GPT trained a few hundred steps on the bundled sample, and a tokenizer trained on it,
+published as real ``tokenize`` and ``train`` runs so the exporter reads them exactly as it reads the
+train stage's model. Trained, not freshly initialised: at initialisation every bias is 0 and every
+LayerNorm weight 1, so a dropped bias or swapped ``ln_1``/``ln_2`` would compute the same logits."""
 
 from __future__ import annotations
 
@@ -51,6 +53,28 @@ def tiny_state(vocab_size: int, seed: int = 0, **shape) -> dict:
     return {"config": cfg.to_dict(), "model": model.state_dict()}
 
 
+def trained_state(tokenizer: Tokenizer, texts: list[str], steps: int, seed: int = 0, **shape) -> dict:
+    """``tiny_state`` after ``steps`` AdamW steps on ``texts`` (next-token loss, 64-token windows)."""
+    from services.trainer.model import GPT, GPTConfig
+
+    state = tiny_state(tokenizer.get_vocab_size(), seed=seed, **shape)
+    model = GPT(GPTConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    eos = tokenizer.token_to_id("<|eos|>")
+    ids = torch.tensor([i for t in texts for i in [*tokenizer.encode(t).ids, eos]])
+    rng = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - 65, (16,), generator=rng)
+        batch = torch.stack([ids[s:s + 65] for s in starts])
+        _, loss = model(batch[:, :-1].contiguous(), batch[:, 1:].contiguous())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"config": state["config"], "model": model.eval().state_dict(), "loss": loss.item()}
+
+
 def publish_train_run(store, tmp: Path, state: dict, tokenizer: Tokenizer, val_texts: list[str]) -> str:
     """Publish tokenize (val.bin) and train (model.pt, tokenizer.json) runs; returns the train run."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -91,14 +115,19 @@ def tokenizer(texts) -> Tokenizer:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, tokenizer, texts):
-    """One real `export` run of a tiny random model, shared by the tests that read its files."""
+def trained(tokenizer, texts) -> dict:
+    return trained_state(tokenizer, texts, steps=300)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tokenizer, texts, trained):
+    """One real `export` run of the trained tiny model, shared by the tests that read its files."""
     from services.exporter.settings import ExporterSettings
     from services.exporter.stages import export
 
     root = tmp_path_factory.mktemp("export")
     store = LocalStore(root / "artifacts")
-    state = tiny_state(tokenizer.get_vocab_size())
+    state = {"config": trained["config"], "model": trained["model"]}
     train_run = publish_train_run(store, root / "in", state, tokenizer, texts[-6:])
     settings = ExporterSettings(work_dir=root / "work", store={"root": root / "artifacts"}, export={"ppl_max_tokens": 512, "ppl_window": 128})
     manifest, ran = export.run(store, settings)

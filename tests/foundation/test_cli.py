@@ -48,10 +48,28 @@ def test_invalid_setting_names_the_field(tmp_path):
     assert "seed" in proc.stderr
 
 
-def test_doctor_reports_each_check(tmp_path):
-    proc = run(["doctor"], tmp_path, check=False)
-    for row in ["python", "torch", "cuda", "deepspeed", "minio binary", "ollama binary", "free disk", "store"]:
-        assert row in proc.stdout
+def doctor_rows(proc) -> dict[str, str]:
+    """check name -> status of each row of the doctor's table."""
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 3 and cells[1] in ("OK", "MISSING", "ABSENT"):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_doctor_reports_each_check_and_fails_on_a_missing_requirement(tmp_path):
+    required = ["python", "torch", "deepspeed", "tokenizers", "scrapy", "llama-cpp-python", "chromadb", "gradio",
+                "minio binary", "ollama binary", "free disk", "store"]
+    wide = {"COLUMNS": "200"}
+    healthy = run(["doctor"], tmp_path, env=wide, check=False)
+    rows = doctor_rows(healthy)
+    assert healthy.returncode == 0 and rows == {**dict.fromkeys(required, "OK"), "cuda": rows["cuda"]}, healthy.stdout
+    assert rows["cuda"] in ("OK", "ABSENT")  # optional: never fails the doctor
+    missing = run(["doctor"], tmp_path, env={**wide, "ALS_OLLAMA_BIN": str(tmp_path / "nowhere"),
+                                             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}, check=False)
+    assert missing.returncode == 1
+    assert doctor_rows(missing) == {**rows, "ollama binary": "MISSING"}, missing.stdout
 
 
 def test_artifacts_put_ls_show_get_verify(tmp_path):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+
 import pytest
 
 from shared import runs, servers
-from shared.store import S3Store, StoreError
+from shared.store import PART_SIZE, S3Store, StoreError
 from tests.conftest import s3_settings
 
 pytestmark = pytest.mark.slow
@@ -71,9 +74,16 @@ def test_unreachable_endpoint_is_a_clear_error():
 
 def test_large_upload_streams_in_parts(minio_server, tmp_path):
     store = S3Store(s3_settings(minio_server, "large"))
+    data = random.Random(0).randbytes(40 * 1024 * 1024)  # no two parts alike: order and duplicates show
     big = tmp_path / "big.bin"
-    with open(big, "wb") as fh:
-        fh.truncate(40 * 1024 * 1024)  # 40 MiB of zeros: three multipart parts
+    big.write_bytes(data)
     info = store.put_file("big/run/big.bin", big)
-    assert info.size == 40 * 1024 * 1024
+    assert info.size == len(data) and info.sha256 == hashlib.sha256(data).hexdigest()
     assert store.sha256("big/run/big.bin") == info.sha256
+    # S3's ETag of a multipart upload is the MD5 of its parts' MD5s, then "-<parts>": three parts of
+    # PART_SIZE, in this order, is what was uploaded.
+    parts = [data[i:i + PART_SIZE] for i in range(0, len(data), PART_SIZE)]
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
+    assert len(parts) == 3
+    assert store.client.stat_object(store.bucket, "big/run/big.bin").etag.strip('"') == expected
+    assert store.get_file("big/run/big.bin", tmp_path / "back.bin").read_bytes() == data

@@ -91,6 +91,80 @@ def _get(model: BaseModel, path: tuple[str, ...]):
     return model
 
 
+# Written out here, not read from the marks the fingerprint reads: marking a field NOT_FINGERPRINTED
+# or affects(...) must come with an edit here, by someone who checked that the field cannot change
+# the results of the stages it leaves out (where and how fast a stage runs, which run it reads).
+NEVER_FINGERPRINTED = {
+    'eval.benchmark', 'eval.checkpoint_scores', 'eval.eval_run', 'eval.limit', 'eval.num_thread', 'eval.reviewer',
+    'eval.serve_run', 'eval.system', 'eval.system_scores', 'eval.train_run', 'export.threads', 'export.train_run',
+    'log_level', 'ollama_host', 'process.workers', 'rag.chroma_mode', 'rag.chroma_url',
+    'scrape.autothrottle_max_delay', 'scrape.backoff_base', 'scrape.backoff_max',
+    'scrape.clinicaltrials.requests_per_second', 'scrape.download_timeout', 'scrape.job_dir', 'scrape.ncbi_api_key',
+    'scrape.pmc.email', 'scrape.pmc.requests_per_second', 'scrape.pmc.requests_per_second_with_key',
+    'scrape.pmc.tool', 'scrape.retry_times', 'scrape.sample_dir', 'scrape.source', 'scrape.web.requests_per_second',
+    'scrape.web.sources_file', 'scrape.wikipedia.maxlag', 'scrape.wikipedia.requests_per_second',
+    'serve.export_run', 'serve.host', 'serve.timeout_s', 'store.access_key', 'store.backend', 'store.bucket',
+    'store.create_bucket', 'store.endpoint', 'store.root', 'store.secret_key', 'store.secure',
+    'train.checkpoint_dir', 'train.keep_checkpoints', 'work_dir',
+}
+ONLY_FINGERPRINTED_BY = {
+    'eval.claim_candidates': {'score-*', 'report'},
+    'eval.claim_min_overlap': {'score-*', 'report'},
+    'eval.claim_support_overlap': {'score-*', 'report'},
+    'eval.claim_support_similarity': {'score-*', 'report'},
+    'eval.claim_topic_similarity': {'score-*', 'report'},
+    'eval.embedding_threshold': {'score-*', 'report'},
+    'eval.fuzzy_threshold': {'score-*', 'report'},
+    'eval.leakage_ngram': {'report'},
+    'eval.leakage_threshold': {'report'},
+    'eval.max_tokens': {'eval-*'},
+    'eval.review_sample_size': {'review-*'},
+    'eval.scratch_model': {'eval-scratch'},
+    'eval.token_coverage': {'score-*', 'report'},
+    'eval.use_embeddings': {'score-*', 'report'},
+    'rag.chunk_overlap': {'eval-rag', 'rag-index'},
+    'rag.chunk_tokens': {'eval-rag', 'rag-index'},
+    'rag.collection': {'eval-rag', 'rag-index'},
+    'rag.embedding_model': {'eval-rag', 'rag-index'},
+    'rag.generator_model': {'eval-rag', 'eval-closed_book'},
+    'rag.num_ctx': {'eval-rag', 'eval-closed_book'},
+    'rag.top_k': {'eval-rag'},
+    'scrape.clinicaltrials.api_url': {'scrape-clinicaltrials'},
+    'scrape.clinicaltrials.condition': {'scrape-clinicaltrials'},
+    'scrape.clinicaltrials.page_size': {'scrape-clinicaltrials'},
+    'scrape.max_documents': {'scrape-wikipedia', 'scrape-pmc', 'scrape-clinicaltrials', 'scrape-web'},
+    'scrape.pmc.eutils_url': {'scrape-pmc'},
+    'scrape.pmc.fetch_batch': {'scrape-pmc'},
+    'scrape.pmc.open_access_filter': {'scrape-pmc'},
+    'scrape.pmc.priority_filter': {'scrape-pmc'},
+    'scrape.pmc.queries': {'scrape-pmc'},
+    'scrape.pmc.search_batch': {'scrape-pmc'},
+    'scrape.user_agent': {'scrape-wikipedia', 'scrape-pmc', 'scrape-clinicaltrials', 'scrape-web'},
+    'scrape.web.min_text_chars': {'scrape-web'},
+    'scrape.wikipedia.api_url': {'scrape-wikipedia'},
+}
+
+
+def _marked(service: str) -> dict[str, set[str] | None]:
+    out = {}
+    for path, _, marks in _leaves(settings_class(service)()):
+        if False in marks:
+            out[".".join(path)] = None
+        elif any(m is not True for m in marks):
+            out[".".join(path)] = {p for m in marks if m is not True for p in m}
+    return out
+
+
+def test_the_fields_kept_out_of_fingerprints_are_exactly_the_reviewed_ones():
+    marked: dict[str, set[str] | None] = {}
+    for service in {s.service for s in stages.STAGES.values()}:
+        marked.update(_marked(service))
+    never = {k for k, v in marked.items() if v is None}
+    assert never == NEVER_FINGERPRINTED, (f"newly unfingerprinted: {sorted(never - NEVER_FINGERPRINTED)}; "
+                                          f"no longer: {sorted(NEVER_FINGERPRINTED - never)}")
+    assert {k: v for k, v in marked.items() if v is not None} == ONLY_FINGERPRINTED_BY
+
+
 def test_a_changed_ollama_host_worker_count_or_store_never_reruns_a_stage():
     processor = settings_class("processor")()
     assert stages.fingerprint_settings("process", processor) == stages.fingerprint_settings(

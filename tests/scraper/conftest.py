@@ -62,6 +62,10 @@ REAL_WIKI = {
     "Python (programming language)": REAL / "wikipedia" / "python_programming_language.json",
     "Douglas Adams": REAL / "wikipedia" / "douglas_adams_wptools.json",
 }
+# A real reply that holds back the rest of its result in "continue" (prop=images, same page as the
+# Python extract): served first for these titles, then the extract when the spider continues.
+REAL_WIKI_CONTINUE = REAL / "wikipedia" / "python_programming_language_images.json"
+CONTINUED_TITLES = {"Python (programming language)", "Endless continuation"}
 
 
 def _articles_in(text: str) -> dict[str, str]:
@@ -91,6 +95,7 @@ class FixtureServer:
     truncate_ids: set[str] = field(default_factory=set)
     utf16_ids: set[str] = field(default_factory=set)
     real_ctgov: bool = False
+    continued_wiki: bool = False
     flaky_left: int = 0
     hits: list[Hit] = field(default_factory=list)
 
@@ -164,6 +169,9 @@ class FixtureServer:
         if title == "Wrong encoding":
             body = (FIXTURES / "wikipedia" / "sod1.json").read_text().replace("hSOD1", "hSOD1 (dismutase à cuivre)")
             return 200, "application/json; charset=utf-8", body.encode("latin-1"), {}
+        # "Endless continuation" answers every continued request with the same partial reply.
+        if self.continued_wiki and title in CONTINUED_TITLES and ("imcontinue" not in q or title == "Endless continuation"):
+            return 200, "application/json; charset=utf-8", REAL_WIKI_CONTINUE.read_bytes(), {}
         if title in REAL_WIKI:
             return 200, "application/json; charset=utf-8", REAL_WIKI[title].read_bytes(), {}
         if title in WIKI:

@@ -25,6 +25,7 @@ from services.scraper.parsing.eutils import parse_esearch
 from services.scraper.parsing.jats import BACK_MATTER_TITLE, Article, article_documents, parse_articleset
 from services.scraper.parsing.mediawiki import DROPPED_SECTIONS
 from tests.scraper.conftest import (
+    CONTINUED_TITLES,
     REAL,
     REAL_ARTICLE_FILES,
     REAL_CTGOV_FIRST,
@@ -121,6 +122,29 @@ def test_no_markup_and_no_citation_residue(documents):
         if d["source"] == "pmc":  # web pages are cleaned of bracket debris by the processor, not the spider
             found = CITATION_RESIDUE.search(d["text"])
             assert found is None, (d["id"], d["text"][max(0, found.start() - 60):found.end() + 20])
+
+
+def test_saved_wikipedia_and_pmc_pages_lose_edit_links_reference_labels_and_boilerplate(crawled):
+    by_page = {d["url"].rsplit("/", 1)[-1]: d["text"] for d in crawled["web"][0]}
+    wiki, pmc = by_page["en.wikipedia.org.tsne.html"], by_page["pmc.ncbi.nlm.nih.gov.PMC3040717.html"]
+    for text in by_page.values():
+        assert "[edit]" not in text and "This section collects any data citations" not in text
+        assert not re.search(r"\b(?:Google Scholar|PubMed|PMC free article|Crossref|Medline)\b|\[DOI\]", text)
+    # the prose around them stays: the sections' headings and the article's own words
+    assert "\nDetails\n" in wiki and "Kullback–Leibler divergence" in wiki
+    assert "Genetic screening of the breast and ovarian cancer susceptibility gene BRCA1" in pmc
+    assert "Miki Y, Swensen J" not in pmc  # the reference list is not the article
+
+
+def test_a_separator_left_against_a_bracket_by_a_removed_link_or_citation_is_dropped(documents):
+    texts = {d["metadata"]["pmcid"] + d["metadata"]["part"]: d["text"] for d in documents if d["source"] == "pmc"}
+    for key, text in texts.items():
+        found = re.search(r".{0,40}(?:[,;]\s*[)\]]|[(\[]\s*[,;]).{0,20}", text)
+        assert found is None, (key, found.group())
+    # "(2011; <URL>)", "(…, unpublished data; <citation>)", "SD/MLT; [<citations>])" in the sources
+    assert "World Health Organization (2011), tuberculosis" in texts["PMC3460867body"]
+    assert "Swanson P, unpublished data). This autoinduction" in texts["PMC2599765body"]
+    assert "(CV, defined as SD/MLT)" in texts["PMC3166277body"]
 
 
 def test_no_back_matter_in_articles(documents):
@@ -357,3 +381,24 @@ def test_real_extracts_of_both_reply_formats_become_clean_articles(crawled_apis)
         words = set(NON_ASCII_WORD.findall(html.unescape(re.sub(r"<[^>]+>", "", lead))))
         assert all(w in doc["text"] for w in words), [w for w in words if w not in doc["text"]]
         assert {c for c in lead if ord(c) > 127} <= set(doc["text"])
+
+
+def test_wikipedia_follows_continue_until_the_reply_is_complete(tmp_path, pycache):
+    state = FixtureServer(continued_wiki=True)
+    with serving(state) as server:
+        scraper = Scraper(tmp_path, server.base_url, pycache)
+        sources = tmp_path / "sources.yaml"
+        sources.write_text(yaml.safe_dump({"web": [], "wikipedia": sorted(CONTINUED_TITLES)}))
+        wiki = scraper.run("wikipedia", ALS_SCRAPE__WEB__SOURCES_FILE=str(sources),
+                           ALS_SCRAPE__WIKIPEDIA__REQUESTS_PER_SECOND="10")
+        assert wiki.returncode == 0, wiki.stderr[-3000:]
+    docs, rejected, _ = scraper.published("wikipedia")
+    # The first (real) reply has the page without its extract, and "continue"; the extract comes after.
+    [doc] = docs
+    assert doc["id"] == "wikipedia-23862" and len(doc["text"]) > 5000
+    asked = [h.query for h in state.requests("/w/api.php") if h.query["titles"] == ["Python (programming language)"]]
+    assert len(asked) == 2 and "imcontinue" not in asked[0]
+    assert asked[1].pop("imcontinue") == ["23862|Symbol_portal_class.svg"] and asked[1].pop("continue") == ["||"]
+    assert asked[1] == asked[0]
+    assert [(r["key"], r["kind"]) for r in rejected] == [("Endless continuation", "malformed")]
+    assert "repeats itself" in rejected[0]["reason"]

@@ -138,6 +138,23 @@ def _wait_for(condition, timeout: float, proc: subprocess.Popen, log: Path):
         time.sleep(0.2)
 
 
+def _freeze_mid_save(proc: subprocess.Popen, train_dir: Path, log: Path) -> Path:
+    """Stop ``proc`` while a checkpoint directory is still temporary (no marker yet); returns it."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        if list(train_dir.glob("tiny-*/.tmp-step*")):
+            proc.send_signal(signal.SIGSTOP)
+            found = [p for p in train_dir.glob("tiny-*/.tmp-step*") if not (p / checkpoints.MARKER).exists()]
+            if found:
+                return found[0]
+            proc.send_signal(signal.SIGCONT)  # renamed in between: try the next save
+        time.sleep(0.001)
+    proc.kill()
+    raise AssertionError("never saw a checkpoint being written")
+
+
 @pytest.mark.slow
 def test_sigkill_mid_checkpoint_is_never_resumed_and_sigterm_checkpoints_then_resume_publishes(
         sample_shards, tmp_path, monkeypatch):
@@ -152,13 +169,17 @@ def test_sigkill_mid_checkpoint_is_never_resumed_and_sigterm_checkpoints_then_re
         found = checkpoints.last(dirs[0]) if dirs else None
         return found[1].step if found else 0
 
-    # 1. a checkpoint every step, killed without warning: likely mid-save
+    # 1. a checkpoint every step, killed without warning while one is half-written: frozen (SIGSTOP)
+    # the moment a .tmp- directory without its marker is seen, then killed.
     log1 = tmp_path / "kill.log"
     proc = subprocess.Popen([*args, "--max-steps", "100000"], env=env, stderr=log1.open("w"), stdout=subprocess.DEVNULL)
     _wait_for(lambda: last_step() >= 3, 300, proc, log1)
+    half_written = _freeze_mid_save(proc, tmp_path / "work" / "train", log1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = last_step()
+    assert half_written.is_dir() and not (half_written / checkpoints.MARKER).exists()
+    assert int(half_written.name.removeprefix(".tmp-step")) > killed_at  # never became a checkpoint
 
     # 2. rerun: resumes from the last complete checkpoint; SIGTERM saves and exits with 143
     log2 = tmp_path / "term.log"

@@ -3,6 +3,7 @@ the training curves, and the settings that keep the app private."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -84,7 +85,14 @@ def test_sentence_is_marked_when_the_fact_is_paraphrased():
 
 
 def test_answer_text_is_escaped():
-    assert "<script>" not in highlight.answer_html("<script>alert(1)</script>", [], [])
+    answer = 'Riluzole <script>alert("x")</script> & edaravone.\nSecond <b>line</b>.'
+    match = FactMatch(fact='riluzole "<i>approved</i>"', present=True, method="tokens", evidence="riluzole")
+    shown = highlight.answer_html(answer, [match], [])
+    assert "<script>" not in shown and "<b>" not in shown and "<i>" not in shown
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; edaravone." in shown
+    assert 'title="present: riluzole &quot;&lt;i&gt;approved&lt;/i&gt;&quot;"' in shown  # a fact is escaped too
+    # every character of the answer is shown, once, in its order
+    assert html.unescape(re.sub(r"<br>", "\n", re.sub(r"<(?!br>)[^>]+>", "", shown))) == answer
 
 
 @pytest.fixture

@@ -59,6 +59,9 @@ _EMPTY_BRACKETS = re.compile(
 _SEPARATORS_ONLY = re.compile(r"^[\s,;–—-]*$")
 _SEPARATOR_RUN = re.compile(r"([,;])(?:\s*[,;])+")
 _SEPARATOR_BEFORE_STOP = re.compile(r"\s*[,;]+(?=[.!?:](?:\s|$))")
+# "(2011; <URL>)", "(unpublished data; <citation>)": a separator whose neighbour inside the brackets
+# was removed is left against the bracket.
+_SEPARATOR_AT_BRACKET = re.compile(r"\s*[,;]+\s*(?=[)\]])|(?<=[(\[])\s*[,;]+\s*")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:])")
 _CC_URL = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)", re.IGNORECASE)
 
@@ -205,7 +208,7 @@ def _remove(el: etree._Element) -> None:
 
 def _inline(el: etree._Element) -> str:
     text = _EMPTY_BRACKETS.sub("", squash("".join(el.itertext())))
-    text = _SEPARATOR_BEFORE_STOP.sub("", _SEPARATOR_RUN.sub(r"\1", text))
+    text = _SEPARATOR_BEFORE_STOP.sub("", _SEPARATOR_AT_BRACKET.sub("", _SEPARATOR_RUN.sub(r"\1", text)))
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
 
 

@@ -2,7 +2,9 @@
 
 Section headings arrive as ``== Title ==``; they become plain lines, and the sections that are
 lists of links or citations (See also, References, ...) are dropped with their subsections.
-Both reply shapes are read: ``formatversion=2`` (pages as a list, flags as booleans) and the
+A reply that holds back part of the
+result says so in ``continue``; the caller asks again with those parameters added and merges the
+pages of every reply (``merge_pages``). Both reply shapes are read: ``formatversion=2`` (pages as a list, flags as booleans) and the
 default ``formatversion=1`` (pages as an object keyed by page id, flags as empty strings). An
 extract in TextExtracts' HTML format (a wiki that ignores ``explaintext``) is reduced to text.
 """
@@ -10,7 +12,7 @@ extract in TextExtracts' HTML format (a wiki that ignores ``explaintext``) is re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date
 
 import lxml.html
@@ -60,6 +62,29 @@ def parse_query(body: bytes) -> list[WikiPage]:
         )
         for p in pages
     ]
+
+
+def continuation(body: bytes) -> dict[str, str] | None:
+    """The parameters to ask again with when the reply is incomplete (MediaWiki's ``continue``)."""
+    more = json_body(body).get("continue")
+    if more is None:
+        return None
+    if not isinstance(more, dict) or not all(isinstance(v, str | int) for v in more.values()):
+        raise Malformed("MediaWiki reply has a 'continue' that is not an object of parameters")
+    return {k: str(v) for k, v in more.items()}
+
+
+def merge_pages(earlier: list[WikiPage], later: list[WikiPage]) -> list[WikiPage]:
+    """One page per title; a field one reply left empty is taken from another."""
+    merged = {p.title: p for p in earlier}
+    for page in later:
+        if (seen := merged.get(page.title)) is None:
+            merged[page.title] = page
+            continue
+        filled = {f.name: getattr(page, f.name) for f in fields(WikiPage)
+                  if getattr(seen, f.name) is None and getattr(page, f.name) is not None}
+        merged[page.title] = replace(seen, **filled, missing=seen.missing and page.missing)
+    return list(merged.values())
 
 
 def html_to_wikitext_lines(extract: str) -> str:

@@ -1,6 +1,7 @@
 """Wikipedia (§2.2.5): curated titles through the MediaWiki API, as plain-text extracts.
 
-One title per request: TextExtracts returns whole-article extracts for one page at a time.
+One title per request: TextExtracts returns whole-article extracts for one page at a time. A
+reply with ``continue`` is followed (the same query plus its parameters) until the result is complete.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from urllib.parse import urlencode
 
 from services.scraper.items import Record, rejection
 from services.scraper.parsing import Malformed
-from services.scraper.parsing.mediawiki import page_document, parse_query
+from services.scraper.parsing.mediawiki import continuation, merge_pages, page_document, parse_query
 from services.scraper.sources import load_sources
 from services.scraper.spiders.base import CorpusSpider
 
@@ -35,15 +36,26 @@ class WikipediaSpider(CorpusSpider):
                       "maxlag": wiki.maxlag, "titles": title}
             page_url = f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}"
             yield self.request(f"{wiki.api_url}?{urlencode(params)}", self.parse_extract,
-                               records=[(title, page_url)], dont_filter=True)
+                               records=[(title, page_url)], dont_filter=True, meta={"params": params, "pages": []})
 
     def parse_extract(self, response):
         self.check_budget()
         [(title, url)] = response.meta["records"]
+        params = response.meta["params"]
         try:
-            pages = parse_query(response.body)
+            pages = merge_pages(response.meta["pages"], parse_query(response.body))
+            more = continuation(response.body)
         except Malformed as err:
             yield from self.reject(response.meta["records"], "malformed", str(err))
+            return
+        if more:
+            if all(params.get(k) == v for k, v in more.items()):
+                yield from self.reject(response.meta["records"], "malformed", f"'continue' repeats itself: {more}")
+                return
+            params = {**params, **more}
+            yield self.request(f"{self.config.wikipedia.api_url}?{urlencode(params)}", self.parse_extract,
+                               records=response.meta["records"], dont_filter=True,
+                               meta={"params": params, "pages": pages})
             return
         page = pages[0] if pages else None
         if page is None or page.missing or not page.extract:
