@@ -93,7 +93,7 @@ def test_checkpoint_of_another_architecture_is_refused_and_left_alone(sample_sha
 
 
 @pytest.mark.parametrize("content, problem", [
-    ("{not json", "cannot be read"),
+    ("{not json", "is not valid JSON: Expecting property name"),
     ('{"gradient_accumulation_steps": 4}', "sets gradient_accumulation_steps; these come from the train settings"),
     ('{"zero_optimization": {"stage": 2, "offload_param": {"device": "cpu"}}}', "parameter offload needs ZeRO stage 3"),
     ('{"zero_optimization": {"stage": 2, "no_such_knob": 1}}', "invalid zero_optimization"),

@@ -1,7 +1,8 @@
 """Wikipedia (§2.2.5): curated titles through the MediaWiki API, as plain-text extracts.
 
 One title per request: TextExtracts returns whole-article extracts for one page at a time. A
-reply with ``continue`` is followed (the same query plus its parameters) until the result is complete.
+reply with ``continue`` and no extract yet is followed (the same query plus its parameters) until the
+extract arrives; a continuation that repeats itself rejects the title.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class WikipediaSpider(CorpusSpider):
         except Malformed as err:
             yield from self.reject(response.meta["records"], "malformed", str(err))
             return
-        if more:
+        # Only the extract is asked for: once the page has it, a 'continue' is about other properties.
+        if more and not any(page.extract for page in pages):
             if all(params.get(k) == v for k, v in more.items()):
                 yield from self.reject(response.meta["records"], "malformed", f"'continue' repeats itself: {more}")
                 return
