@@ -73,3 +73,10 @@ def test_echo_baseline_scores_the_questions_own_facts():
     baseline = summarize(ITEMS, echo)["echo_baseline"]
     assert baseline == {"accuracy": 0.25, "accuracy_interval": _interval([0.5, 0.0]),
                         "facts_present": 1, "facts_counted": 3}
+
+
+def test_one_contradicted_fact_of_one_is_a_full_contradiction_and_avoided_traps_are_counted():
+    alone = summarize([_item("E", "x", 0.0, [_fact("contradicted")], facts_contradicted=1)])
+    assert alone["contradicted_rate"] == 1.0 and alone["contradicted_rate_interval"] == _interval([1.0])
+    denied = _item("F", "gene_mutation", 1.0, [_fact("supported")], trap="denied")
+    assert summarize([*ITEMS[2:], denied])["traps"]["avoided_rate_interval"] == _interval([0.0, 1.0, 1.0])
