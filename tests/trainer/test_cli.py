@@ -186,7 +186,8 @@ def test_sigkill_mid_checkpoint_is_never_resumed_and_sigterm_checkpoints_then_re
         return found[1].step if found else 0
 
     # 1. a checkpoint every step, killed without warning while one is half-written: frozen (SIGSTOP)
-    # the moment a .tmp- directory without its marker is seen, then killed.
+    # the moment the newest save holds some of its files but not all, then killed. Caught by hand
+    # (issue 25): a save written in place, marker last or first, fails the temporary-name assertion.
     log1 = tmp_path / "kill.log"
     proc = subprocess.Popen([*args, "--max-steps", "100000"], env=env, stderr=log1.open("w"), stdout=subprocess.DEVNULL)
     _wait_for(lambda: last_step() >= 3, 300, proc, log1)
