@@ -93,6 +93,7 @@ def test_holm_matches_a_hand_computation_in_the_input_order():
     # capped at 1, and a later smaller product never undercuts an earlier adjusted value
     assert stats.holm([0.5, 0.6, 0.001]) == pytest.approx([1.0, 1.0, 0.003])
     assert stats.holm([0.02, 0.02]) == pytest.approx([0.04, 0.04])
+    assert stats.holm([0.7, 0.8]) == [1.0, 1.0]  # 2 x 0.7 is capped at 1
     assert stats.holm([0.2]) == [0.2] and stats.holm([]) == []
 
 

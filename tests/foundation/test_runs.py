@@ -102,6 +102,10 @@ def test_fingerprint_ignores_input_order_but_not_content():
     assert runs.fingerprint("x", {}, [a, b]) != runs.fingerprint("x", {}, [a, b2])
 
 
+def test_fingerprint_ignores_the_order_of_settings():
+    assert runs.fingerprint("x", {"a": 1, "b": 2}, []) == runs.fingerprint("x", {"b": 2, "a": 1}, [])
+
+
 def test_fingerprint_depends_on_content_not_on_the_producing_run():
     a = InputRef(key="up/run-1/data.bin", sha256="3" * 64, run="up/run-1")
     b = InputRef(key="up/run-2/data.bin", sha256="3" * 64, run="up/run-2")

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr, create_model
 
 from als_lm.cli import cli
 from als_lm.config_cmd import settings_class
 from shared import runs, stages
 from shared.runs import RunNotFound
+from shared.settings import NOT_FINGERPRINTED, affects, fingerprinted
 
 
 def _leaves(model: BaseModel, path: tuple[str, ...] = ()):
@@ -153,6 +154,21 @@ def _marked(service: str) -> dict[str, set[str] | None]:
         elif any(m is not True for m in marks):
             out[".".join(path)] = {p for m in marks if m is not True for p in m}
     return out
+
+
+class _Inner(BaseModel):
+    where: Path = Field(Path("w"), json_schema_extra=NOT_FINGERPRINTED)
+    size: int = 3
+
+
+def test_fingerprinted_keeps_the_fields_a_stage_depends_on_as_json_data():
+    # Built here, not at import, so the markers are made while the test runs. Fields kept out come
+    # first, so a loop that stopped at the first of them would lose the rest.
+    section = create_model("Section", workers=(int, Field(4, json_schema_extra=NOT_FINGERPRINTED)),
+                           judge=(str, Field("j", json_schema_extra=affects("score-*"))),
+                           hidden=(str, Field("h", exclude=True)), path=(Path, Path("a/b")), inner=(_Inner, _Inner()))()
+    assert fingerprinted(section, "score-rag") == {"judge": "j", "path": "a/b", "inner": {"size": 3}}
+    assert fingerprinted(section, "train") == {"path": "a/b", "inner": {"size": 3}}
 
 
 def test_the_fields_kept_out_of_fingerprints_are_exactly_the_reviewed_ones():

@@ -138,18 +138,34 @@ def _wait_for(condition, timeout: float, proc: subprocess.Popen, log: Path):
         time.sleep(0.2)
 
 
+def _step_of(path: Path) -> int:
+    return int(path.name.rsplit("step", 1)[1])
+
+
+def _newest_save(train_dir: Path) -> Path | None:
+    """The checkpoint directory of the highest step, published (``step*``) or not (``.tmp-step*``)."""
+    saves = [p for p in train_dir.glob("tiny-*/*step*") if p.name.startswith(("step", ".tmp-step"))]
+    return max(saves, key=_step_of, default=None)
+
+
+def _unfinished(save: Path) -> bool:
+    """Not every file of a single-rank save is there yet (the marker is meant to come last)."""
+    return not all((save / f).exists() for f in (checkpoints.MARKER, "trainer_state_rank0.pt"))
+
+
 def _freeze_mid_save(proc: subprocess.Popen, train_dir: Path, log: Path) -> Path:
-    """Stop ``proc`` while a checkpoint directory is still temporary (no marker yet); returns it."""
+    """Stop ``proc`` while its newest checkpoint directory, whatever its name, holds some files but not
+    all (the write has started and not finished); returns that directory."""
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"training exited early ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        if list(train_dir.glob("tiny-*/.tmp-step*")):
+        if (newest := _newest_save(train_dir)) and _unfinished(newest):
             proc.send_signal(signal.SIGSTOP)
-            found = [p for p in train_dir.glob("tiny-*/.tmp-step*") if not (p / checkpoints.MARKER).exists()]
-            if found:
-                return found[0]
-            proc.send_signal(signal.SIGCONT)  # renamed in between: try the next save
+            newest = _newest_save(train_dir)
+            if any(newest.iterdir()) and _unfinished(newest):
+                return newest
+            proc.send_signal(signal.SIGCONT)  # not started, or finished in between: try the next save
         time.sleep(0.001)
     proc.kill()
     raise AssertionError("never saw a checkpoint being written")
@@ -170,7 +186,8 @@ def test_sigkill_mid_checkpoint_is_never_resumed_and_sigterm_checkpoints_then_re
         return found[1].step if found else 0
 
     # 1. a checkpoint every step, killed without warning while one is half-written: frozen (SIGSTOP)
-    # the moment a .tmp- directory without its marker is seen, then killed.
+    # the moment the newest save holds some of its files but not all, then killed. Caught by hand
+    # (issue 25): a save written in place, marker last or first, fails the temporary-name assertion.
     log1 = tmp_path / "kill.log"
     proc = subprocess.Popen([*args, "--max-steps", "100000"], env=env, stderr=log1.open("w"), stdout=subprocess.DEVNULL)
     _wait_for(lambda: last_step() >= 3, 300, proc, log1)
@@ -178,8 +195,10 @@ def test_sigkill_mid_checkpoint_is_never_resumed_and_sigterm_checkpoints_then_re
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = last_step()
-    assert half_written.is_dir() and not (half_written / checkpoints.MARKER).exists()
-    assert int(half_written.name.removeprefix(".tmp-step")) > killed_at  # never became a checkpoint
+    # Killed mid-write: files on disk, not all of them, under the temporary name, never a checkpoint.
+    assert any(half_written.iterdir()) and _unfinished(half_written)
+    assert half_written.name.startswith(".tmp-"), f"a half-written checkpoint is published as {half_written.name}"
+    assert _step_of(half_written) > killed_at
 
     # 2. rerun: resumes from the last complete checkpoint; SIGTERM saves and exits with 143
     log2 = tmp_path / "term.log"
