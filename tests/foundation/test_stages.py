@@ -109,6 +109,7 @@ NEVER_FINGERPRINTED = {
     'train.checkpoint_dir', 'train.keep_checkpoints', 'work_dir',
 }
 ONLY_FINGERPRINTED_BY = {
+    'eval.base_shots': {'eval-scratch_base'},
     'eval.claim_candidates': {'score-*', 'report'},
     'eval.claim_min_overlap': {'score-*', 'report'},
     'eval.claim_support_overlap': {'score-*', 'report'},
@@ -123,6 +124,9 @@ ONLY_FINGERPRINTED_BY = {
     'eval.scratch_model': {'eval-scratch', 'eval-scratch_base'},
     'eval.token_coverage': {'score-*', 'report'},
     'eval.use_embeddings': {'score-*', 'report'},
+    'probe.distractors': {'probe-items'},
+    'probe.greedy_tokens': {'probe-scratch'},
+    'probe.ngram_add_k': {'probe-scratch'},
     'rag.chunk_overlap': {'eval-rag', 'rag-index'},
     'rag.chunk_tokens': {'eval-rag', 'rag-index'},
     'rag.collection': {'eval-rag', 'rag-index'},
