@@ -11,7 +11,7 @@ from services.exporter.backends import fit_context
 from services.exporter.settings import Sampling, render_prompt
 from shared.errors import InvalidInput
 
-REPEAT_WINDOW = 64  # llama.cpp's default repeat_last_n, so `direct` penalizes like the others
+REPEAT_WINDOW = 64  # llama-cpp-python's last_n_tokens_size, so `direct` penalizes like `llamacpp`
 
 
 def sample(logits: torch.Tensor, history: list[int], s: Sampling, generator: torch.Generator) -> int:
@@ -81,7 +81,9 @@ class DirectBackend:
         ids = self.tok.encode(render_prompt(self.system, query), add_special_tokens=False, verbose=False)
         ids, room = fit_context(ids, self.lm.config.n_positions, s.max_tokens)
         out = self.lm(torch.tensor([ids]), use_cache=True)
-        past, history, new, shown = out.past_key_values, list(ids), [], ""
+        # The penalty sees the generated tokens only, as llama-cpp-python's sampler does (it accepts each
+        # sampled token, never the prompt's); penalising the prompt made the two disagree from the first token.
+        past, history, new, shown = out.past_key_values, [], [], ""
         stops = StopFilter(self.stop)
         for _ in range(room):
             token = sample(out.logits[0, -1], history, s, self.generator)
