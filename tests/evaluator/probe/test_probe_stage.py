@@ -23,6 +23,7 @@ from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
 from shared.schemas.probe import ProbeItem, ProbeResult
 from shared.store import LocalStore, sha256_file
+from tests.evaluator.probe.tiny_trained import fit
 
 STEPS = 300
 # Two cores shared with other work: one intra-op thread avoids oversubscription (tests/trainer/conftest.py).
@@ -67,20 +68,8 @@ def train_tiny(tmp, steps: int, keep: tuple[int, ...] = (), seed: int = 0) -> di
     tokens = torch.from_numpy(np.fromfile(tmp / "train.bin", dtype=np.uint16).astype(np.int64))
     vocab = TokenShardsMeta.model_validate_json((tmp / "meta.json").read_text()).vocab_size
     config = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=64, vocab_size=vocab, dropout=0.0)
-    model = GPT(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    kept = {}
-    for step in range(1, steps + 1):
-        starts = torch.randint(0, len(tokens) - config.block_size - 1, (16,))
-        x = torch.stack([tokens[i:i + config.block_size] for i in starts])
-        y = torch.stack([tokens[i + 1:i + 1 + config.block_size] for i in starts])
-        _, loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step in keep:
-            kept[step] = {"config": config.to_dict(), "model": {k: v.clone() for k, v in model.state_dict().items()}}
-    return kept
+    states = fit(GPT(config), tokens, steps, keep)
+    return {step: {"config": config.to_dict(), "model": state} for step, state in states.items()}
 
 
 def publish_train(store: LocalStore, tmp, kept: dict[int, dict]):

@@ -71,16 +71,27 @@ def train(texts: list[str], tokenizer: Tokenizer, steps: int = STEPS) -> torch.n
     cfg = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=64, vocab_size=tokenizer.get_vocab_size(),
                     dropout=0.0)
     model = GPT(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        starts = torch.randint(len(data) - cfg.block_size - 1, (16,))
-        x = torch.stack([data[s:s + cfg.block_size] for s in starts])
-        y = torch.stack([data[s + 1:s + 1 + cfg.block_size] for s in starts])
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, data, steps)
     return model.eval()
+
+
+def fit(model: torch.nn.Module, tokens: torch.Tensor, steps: int, keep: tuple[int, ...] = ()) -> dict[int, dict]:
+    """A plain AdamW loop (lr 3e-3) on 16 random windows of ``tokens`` a step, drawn from torch's global
+    generator; the model's state at each step in ``keep``."""
+    block = model.config.block_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    kept = {}
+    for step in range(1, steps + 1):
+        starts = torch.randint(0, len(tokens) - block - 1, (16,))
+        x = torch.stack([tokens[i:i + block] for i in starts])
+        y = torch.stack([tokens[i + 1:i + 1 + block] for i in starts])
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step in keep:
+            kept[step] = {k: v.clone() for k, v in model.state_dict().items()}
+    return kept
 
 
 def export(model: torch.nn.Module, tokenizer: Tokenizer, out: Path) -> tuple[Path, Path, Path]:
