@@ -1,6 +1,6 @@
 """Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
 
-    python -m services.evaluator.scoring.devset [--split dev|heldout|validation] [--misses]
+    python -m services.evaluator.scoring.devset [--split dev|heldout|validation|validation_v2] [--misses]
 
 prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
 overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
@@ -8,7 +8,9 @@ verdict a reader gave it; the key fact is a plain string or a ``KeyFact`` object
 Cases marked ``"split": "heldout"`` were written after the rules were frozen and never tuned on: the
 ``dev`` cases are the ones the rules were developed against. ``validation_cases.jsonl`` (issue 24)
 holds cases written, by kind and value type, before the rules of issue 24 changed and never read
-while they were changed; ``--split validation`` scores them.
+while they were changed; ``--split validation`` scores them. ``validation_cases_v2.jsonl`` is a second
+such set, written once the first had been measured (so spent) and before the next rule change;
+``--split validation_v2`` scores it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from shared.schemas.eval import KeyFact
 
 CASES = BENCHMARK.parent / "scoring_cases.jsonl"
 VALIDATION = BENCHMARK.parent / "validation_cases.jsonl"
+VALIDATION_V2 = BENCHMARK.parent / "validation_cases_v2.jsonl"
+# Splits kept in a file of their own; the other splits are marked cases of CASES.
+SPLIT_FILES = {"validation": VALIDATION, "validation_v2": VALIDATION_V2}
 VERDICTS = ("supported", "contradicted", "absent")
 
 
@@ -56,6 +61,14 @@ def load_cases(path: Path = CASES) -> list[dict]:
         case.setdefault("split", "dev")
         cases.append(case)
     return cases
+
+
+def load_split(split: str) -> list[dict]:
+    """The cases of one split: a validation set's own file, or the cases of CASES marked with the split
+    (``all``: dev and heldout together)."""
+    if split in SPLIT_FILES:
+        return load_cases(SPLIT_FILES[split])
+    return [c for c in load_cases() if split in ("all", c["split"])]
 
 
 def agreement(scorer: FactScorer, cases: list[dict]) -> Agreement:
@@ -104,9 +117,9 @@ def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats
 
 
 @click.command()
-@click.option("--split", type=click.Choice(["all", "dev", "heldout", "validation"]), default="all",
+@click.option("--split", type=click.Choice(["all", "dev", "heldout", *SPLIT_FILES]), default="all",
               show_default=True, help="Which cases: those the rules were developed on, those written after "
-              "(heldout, validation), or dev and heldout together.")
+              "(heldout) or before a rule change (validation, validation_v2), or dev and heldout together.")
 @click.option("--misses", is_flag=True, help="List the disagreements too.")
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
 def main(split: str, misses: bool, no_embeddings: bool) -> None:
@@ -115,9 +128,7 @@ def main(split: str, misses: bool, no_embeddings: bool) -> None:
     from services.evaluator.settings import EvalConfig
 
     scorer = FactScorer(EvalConfig(use_embeddings=not no_embeddings), default_entities(), Embedder())
-    cases = load_cases(VALIDATION) if split == "validation" else [
-        c for c in load_cases() if split in ("all", c["split"])]
-    result = agreement(scorer, cases)
+    result = agreement(scorer, load_split(split))
     rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
     click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")
     click.echo(table(result))
