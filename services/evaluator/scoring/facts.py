@@ -79,6 +79,11 @@ _NUMBER = re.compile(r"(?<![\w.])(?<!\w-)(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?
 _DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
 # Units compared after conversion: shares, and masses in milligrams (a 4 g dose is 4,000 mg).
 _UNIT_WORDS = {"%": ("percent", 1.0), "mg": ("mass", 1.0), "g": ("mass", 1000.0), "mcg": ("mass", 0.001)}
+# How often a dose is taken, right after it: "100 mg twice daily" is 200 mg a day.
+_PER_DAY = re.compile(r"\s+(?:of [a-z]+ )?(once daily|twice daily|3 times (?:daily|a day|per day)|thrice daily|per day|"
+                      r"daily|1 per day|every day)\b")
+_TIMES_A_DAY = {"twice daily": 2.0, "3 times daily": 3.0, "3 times a day": 3.0, "3 times per day": 3.0,
+                "thrice daily": 3.0}
 _MONTH_NUMBER = {m: i for i, m in enumerate(_MONTHS.split("|"))}
 # A number that labels a part of a document or a list ("Table 1", "number 2019") is no quantity.
 _LABEL_BEFORE = re.compile(r"\b(?:table|figure|fig|section|chapter|page|pages|ref|reference|step|version|appendix|"
@@ -108,9 +113,14 @@ class _Number:
     units: frozenset[str]  # a count's noun ("3 body regions": body, region); empty for a bare number
     start: int
     end: int
+    scale: float = 1.0  # the factor from the number as written to ``low``/``high`` (days per month)
+    per_day: float = 0.0  # doses a day of a mass ("50 mg twice daily": 2); 0 when not said
 
     def overlaps(self, other: _Number) -> bool:
-        return self.low <= other.high and other.low <= self.high
+        """Daily amounts are compared when both say how often ("100 mg twice daily" is not 100 mg per
+        day), single doses otherwise ("a 50 mg tablet" may be one of two a day)."""
+        times = (self.per_day, other.per_day) if self.per_day and other.per_day else (1.0, 1.0)
+        return self.low * times[0] <= other.high * times[1] and other.low * times[1] <= self.high * times[0]
 
     @property
     def bare(self) -> bool:
@@ -144,15 +154,19 @@ def _numbers(normalized: str) -> list[_Number]:
         if stem in _DAYS:
             factor = _DAYS[stem]
             number = _Number(low * factor * (1 - _CONVERSION_SLACK), high * factor * (1 + _CONVERSION_SLACK),
-                             "duration", frozenset(), m.start(), m.end(3))
+                             "duration", frozenset(), m.start(), m.end(3), factor)
         elif unit in _UNIT_WORDS:
             dimension, factor = _UNIT_WORDS[unit]
-            number = _Number(low * factor, high * factor, dimension, frozenset(), m.start(), m.end(3))
+            daily = _PER_DAY.match(normalized, m.end(3)) if dimension == "mass" else None
+            per_day = _TIMES_A_DAY.get(daily.group(1), 1.0) if daily else 0.0
+            number = _Number(low * factor, high * factor, dimension, frozenset(), m.start(), m.end(3), factor,
+                             per_day)
         elif low == high and low.is_integer() and 1800 <= low <= 2100:
             month = _MONTH_BEFORE.search(before)
-            if month:
+            if month:  # the month is part of the date, not a word of the fact's context
                 point = low + _MONTH_NUMBER[month.group(1)] / 12
-                number = _Number(point, point, "year", frozenset(), m.start(), m.end(1))
+                start = m.start() - len(before) + month.start()
+                number = _Number(point, point, "year", frozenset(), start, m.end(1))
             else:
                 number = _Number(low, low + 11 / 12, "year", frozenset(), m.start(), m.end(1))
         elif before.endswith("phase "):
@@ -254,6 +268,13 @@ def _states_other_value(fact: _Fact, clause: str) -> bool:
     return bool(stated) and not stated & {v.value for v in fact.values}
 
 
+def _sibling_symbol(symbol: str, word: str) -> bool:
+    """``gaba-a`` and ``gaba-b``: one name, another designator after its hyphen."""
+    head, _, tail = symbol.rpartition("-")
+    other_head, _, other_tail = word.rpartition("-")
+    return bool(head) and head == other_head and tail != other_tail and len(other_tail) <= 2
+
+
 def _window_negated(clause: str, start: int) -> bool:
     before = _PHRASE_BREAK.split(_NOT_ONLY.sub(" ", clause[:start]))[-1].split()[-NEGATION_WINDOW:]
     return any(w in NEGATORS for w in before)
@@ -287,11 +308,15 @@ class FactScorer:
             numbers = _numbers(norm)
             if numbers and (fact.accepted_range or fact.tolerance):
                 first = numbers[0]
-                low, high = fact.accepted_range or (first.low, first.high)
+                # The range and tolerance are in the fact's own unit ("10 to 16" months), the number in days.
+                scale = first.scale
+                raw = (1 - _CONVERSION_SLACK, 1 + _CONVERSION_SLACK) if first.dimension == "duration" else (1, 1)
+                low, high = fact.accepted_range or (first.low / scale / raw[0], first.high / scale / raw[1])
                 if fact.accepted_range and first.dimension == "year":
                     high += 11 / 12  # a range of years ends with the last year's December
                 slack = fact.tolerance or 0.0
-                numbers[0] = _Number(low - slack, high + slack, first.dimension, first.units, first.start, first.end)
+                low, high = (low - slack) * scale * raw[0], (high + slack) * scale * raw[1]
+                numbers[0] = _Number(low, high, first.dimension, first.units, first.start, first.end, scale)
             number_words = {concept(w) for n in numbers for w in words(norm[n.start:n.end])}
             stems = frozenset(content_stems(norm))
             literal = {w.lower() for w in re.findall(r"[A-Za-z0-9-]+", text)
@@ -336,7 +361,15 @@ class FactScorer:
             need = 1.0 if fact.strict or len(fact.stems) == 1 else self.config.token_coverage
             if len(found) < len(fact.stems) and (hit := self._opposite(fact, clause, positioned, topical)):
                 return hit
-            if coverage >= need and fact.qualifiers <= _qualifiers(clause):
+            # A name or symbol of the fact is never the optional part ("GABA-A receptor agonist" for GABA-B);
+            # the same words with a sibling symbol state another value of it.
+            missing = fact.literal & fact.stems - {w.concept for w in found}
+            named = not missing
+            if missing and fact.stems - missing <= {w.concept for w in found}:
+                variants = [w for w in positioned if any(_sibling_symbol(s, w.concept) for s in missing)]
+                if variants and not _window_negated(clause, variants[0].start):
+                    return _Hit("tokens", 1.0, clause, variants[0].start, variants[0].start + 1, opposite=True)
+            if coverage >= need and named and fact.qualifiers <= _qualifiers(clause):
                 first = min(found, key=lambda w: w.start)
                 return _Hit("tokens", coverage, clause, first.start, max(w.start for w in found) + 1,
                             flipped=first.flipped)
@@ -344,7 +377,7 @@ class FactScorer:
                 return hit
         # The fact must fit inside the clause: a one-letter clause ("A.") aligns inside any fact.
         if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause) \
-                and not _states_other_value(fact, clause):
+                and not _states_other_value(fact, clause) and fact.literal & fact.stems <= set(content_stems(clause)):
             al = fuzz.partial_ratio_alignment(fact.norm, clause)
             if al is not None and al.score >= self.config.fuzzy_threshold and self._on_word_boundaries(
                     clause, al.dest_start, al.dest_end):
@@ -379,9 +412,14 @@ class FactScorer:
         """Every number of the fact stated with a compatible unit inside its range; a bare number (or one
         without its unit) also needs the fact's other words ("phase 3" is not any 3)."""
         stated = _numbers(clause)
+        have = {concept(w) for w in words(clause)}
         spans = []
         for wanted in fact.numbers:
-            match = next((n for n in stated if n.compatible(wanted) and n.overlaps(wanted)), None)
+            # A bare number stands for a counted one ("scored from 0 to 40" for "12 items") only when the
+            # clause names the noun and gives it no other number ("a 10-item scale scored 0 to 40").
+            unit_elsewhere = not wanted.units & have or any(n.units & wanted.units for n in stated)
+            match = next((n for n in stated if n.compatible(wanted) and n.overlaps(wanted)
+                          and not (n.bare and wanted.units and unit_elsewhere)), None)
             if match is None:
                 return None
             spans.append(match)

@@ -241,6 +241,16 @@ _ROMAN_RE = re.compile(r"\b(phase|type|class|grade|stage|group|level|part|catego
 _TIME_UNITS = "hours?|days?|weeks?|months?|years?|decades?"
 
 
+_PARTS = {"third": 3, "quarter": 4, "fifth": 5, "sixth": 6, "eighth": 8, "tenth": 10}
+# A fraction of a whole, only before "of" ("a third of patients"; "a third drug" is an ordinal).
+_FRACTION = re.compile(r"\b(a|one|\d+)[\s-](third|quarter|fifth|sixth|eighth|tenth)s? of\b")
+
+
+def _fraction(m: re.Match) -> str:
+    count = 1 if m.group(1) in ("a", "one") else int(m.group(1))
+    return f"{round(100 * count / _PARTS[m.group(2)]):g}"
+
+
 def _ratio(m: re.Match) -> str:
     part, whole = float(m.group(1)), float(m.group(2))
     return f"{round(100 * part / whole, 1):g} %"
@@ -261,6 +271,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"\b(\d+) (?:in|out of) (\d+)\b(?! (?:" + _TIME_UNITS + r"))",
                   lambda m: _ratio(m) if int(m.group(1)) < int(m.group(2)) else m.group(0), text)
     text = re.sub(r"\b(?:a |one )?half of\b", "50 % of", text)
+    text = _FRACTION.sub(lambda m: f"{_fraction(m)} % of", text)  # "about a quarter of cases": 25 %
     text = re.sub(r"\b(points?|mg|doses?|injections?|%)\s+(?:a|each|every)\s+(day|week|month|year)\b",
                   r"\1 per \2", text)
     text = re.sub(r"(?<!once )(?<!twice )(?<!times )\b(?:a|an)\s+(" + _TIME_UNITS + r")\b", r"1 \1", text)
@@ -272,7 +283,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"(\d)[\s-]*(?:micrograms?|mcg|\u03bcg)\b", r"\1 mcg", text)
     text = re.sub(r"(\d)[\s-]*fold\b", r"\1 fold", text)  # "6-fold risk" is a ratio, not 6 of anything
     text = re.sub(r"\bno\.\s*(?=\d)", "number ", text)  # "approval no. 2019" numbers a document; it negates nothing
-    text = re.sub(r"(\d)-(" + _TIME_UNITS + r"|items?|points?)\b", r"\1 \2", text)
+    text = re.sub(r"(?<![\w.-])(\d+)-([a-z]{3,})\b", r"\1 \2", text)  # "an 8-digit number", "a 10-item scale"
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
     text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"
     text = re.sub(r"\bno longer\b", "not", text)
