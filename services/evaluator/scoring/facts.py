@@ -263,9 +263,9 @@ def _qualifiers(normalized: str) -> frozenset[str]:
 def _states_other_value(fact: _Fact, clause: str) -> bool:
     """The clause gives one of the fact's types only other values ("once daily" for "twice daily"): a
     look-alike, never a fuzzy or embedding match of the fact."""
-    kinds = {v.kind for v in fact.values}
-    stated = {v.value for v in values(clause) if v.kind in kinds}
-    return bool(stated) and not stated & {v.value for v in fact.values}
+    mine = {v.value for v in fact.values}
+    return any((stated := {v.value for v in values(clause) if v.kind == kind}) and not stated & mine
+               for kind in {v.kind for v in fact.values})
 
 
 def _sibling_symbol(symbol: str, word: str) -> bool:
@@ -482,35 +482,37 @@ class FactScorer:
             if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
                                                 and m.entity not in siblings for m in mentions):
                 continue
-            if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
+            if named & subjects.keys() or (topic is not None and self._about_subject(index, parts, subjects, topic)):
                 return clause
         return None
 
-    def _about_subject(self, index: int, clause: str, subjects: dict[str, str], topic: frozenset[str],
-                       alone: bool = False) -> bool:
-        """Is the clause about the question's subject? It names it; or, naming no rival of the subject's
-        kind, it is on the question's topic, or it is the answer's first clause and either the whole answer
-        (``alone``) or opens with a word standing for the subject ("It was published in 2012", "The drug
-        is infused"): there the subject is the question's even when the sentence does not repeat it."""
-        mentions = self.entities.mentions(clause)
+    def _about_subject(self, index: int, parts: list[str], subjects: dict[str, str], topic: frozenset[str]) -> bool:
+        """Is clause ``index`` about the question's subject? It names it; or, naming no rival of the
+        subject's kind, it is on the question's topic, or it is the whole answer, or it opens with a word
+        standing for the subject ("It was published in 2012", "The drug is infused") as the answer's
+        first clause or right after a clause naming the subject ("Tofersen is not swallowed; it is
+        infused"): there the subject is the question's even when the sentence does not repeat it."""
+        mentions = self.entities.mentions(parts[index])
         if any(m.entity in subjects for m in mentions):
             return True
         if any(m.kind in subjects.values() for m in mentions):
             return False
-        return (index == 0 and (alone or bool(_ANAPHOR.match(clause)))) or bool(set(content_stems(clause)) & topic)
+        after_subject = index > 0 and any(m.entity in subjects for m in self.entities.mentions(parts[index - 1]))
+        return (len(parts) == 1 or ((index == 0 or after_subject) and bool(_ANAPHOR.match(parts[index])))
+                or bool(set(content_stems(parts[index])) & topic))
 
     def _other_category(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
                         siblings: set[str]) -> str | None:
         """A clause about the subject stating another value of one of the fact's types ("intravenous" for
         "intrathecal"), not denied and not the value another key fact of the item states."""
-        kinds = {v.kind for v in fact.values}
         mine = {v.value for v in fact.values}
         for index, clause in enumerate(parts):
-            stated = [v for v in values(clause) if v.kind in kinds and not _window_negated(clause, v.start)]
-            if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
-                continue
-            if self._about_subject(index, clause, subjects, topic, len(parts) == 1):
-                return clause
+            for kind in {v.kind for v in fact.values}:  # "a benzodiazepine" is a small molecule, not a benzothiazole
+                stated = [v for v in values(clause) if v.kind == kind and not _window_negated(clause, v.start)]
+                if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
+                    continue
+                if self._about_subject(index, parts, subjects, topic):
+                    return clause
         return None
 
     def _singled_out(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
@@ -523,7 +525,7 @@ class FactScorer:
         for index, clause in enumerate(parts):
             marks = [m.start() for m in re.finditer(r"[a-z]+", clause) if _QUALIFIER_CLASS.get(m.group(0)) in asked]
             found = [m for m in self.entities.mentions(clause) if m.kind in fact.kinds and m.entity not in subjects]
-            if not marks or not found or not self._about_subject(index, clause, subjects, topic, len(parts) == 1):
+            if not marks or not found or not self._about_subject(index, parts, subjects, topic):
                 continue
             nearest = min(found, key=lambda m: min(abs(m.start - q) for q in marks))
             if nearest.entity in fact.entities:
@@ -542,7 +544,7 @@ class FactScorer:
             have = {concept(w) for w in words(clause)}
             mentions = self.entities.mentions(clause)
             counted_unit = any(w.units for w in fact.numbers)  # "5.2 points" is on the topic of "2.49 points"
-            if not (counted_unit or self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
+            if not (counted_unit or self._about_subject(index, parts, subjects, topic)):
                 continue
             if fact.context and len(fact.context) <= 2 and not fact.context <= have | topic:
                 continue
@@ -634,7 +636,8 @@ class FactScorer:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                rejected="other_value", evidence=other)
                         continue
-                if results[i] is None or results[i].verdict == "absent":
+                # A rival value stated for the subject outweighs a clause that is only similar to the fact.
+                if results[i] is None or results[i].verdict == "absent" or results[i].method == "embedding":
                     others = [v for j, other in enumerate(variants) if j != i for v in other]
                     named = frozenset(e for v in others for e in v.entities)
                     clause = next((c for v in group

@@ -243,12 +243,17 @@ _TIME_UNITS = "hours?|days?|weeks?|months?|years?|decades?"
 
 _PARTS = {"third": 3, "quarter": 4, "fifth": 5, "sixth": 6, "eighth": 8, "tenth": 10}
 # A fraction of a whole, only before "of" ("a third of patients"; "a third drug" is an ordinal).
-_FRACTION = re.compile(r"\b(a|one|\d+)[\s-](third|quarter|fifth|sixth|eighth|tenth)s? of\b")
+_PART = r"(a|one|\d+)[\s-](third|quarter|fifth|sixth|eighth|tenth)s?"
+_FRACTION = re.compile(rf"\b{_PART}(?: (?:to|or) {_PART})? of\b")
 
 
 def _fraction(m: re.Match) -> str:
-    count = 1 if m.group(1) in ("a", "one") else int(m.group(1))
-    return f"{round(100 * count / _PARTS[m.group(2)]):g}"
+    """"a quarter to a third of" -> "25 to 33"."""
+    shares = []
+    for count, part in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
+        if part:
+            shares.append(f"{round(100 * (1 if count in ('a', 'one') else int(count)) / _PARTS[part]):g}")
+    return " to ".join(shares)
 
 
 def _ratio(m: re.Match) -> str:

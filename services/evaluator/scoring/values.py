@@ -25,6 +25,9 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "subcutaneous": ("subcutaneous", "subcutaneously", "under the skin"),
         "intramuscular": ("intramuscular", "intramuscularly", "into the muscle"),
         "inhaled": ("inhaled", "inhalation", "nebulised", "nebulized"),
+        # "PEG" alone is the procedure; a drug given through it names the tube or the way.
+        "feeding tube": ("feeding tube", "feeding tubes", "peg tube", "gastrostomy tube", "nasogastric tube",
+                         "g-tube", "via peg", "via a peg", "through a peg", "through the peg", "through peg"),
     },
     "modality": {
         "aso": ("aso", "antisense"),
@@ -34,6 +37,31 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "gene therapy": ("gene therapy", "viral vector", "aav"),
         "cell therapy": ("stem cell", "stem cells", "cell therapy", "stem-cell"),
         "vaccine": ("vaccine",),
+    },
+    # What a drug does to its target: one drug has one of these in a key fact ("free radical scavenger").
+    "mechanism": {
+        "free radical scavenger": ("free radical scavenger", "free-radical scavenger", "antioxidant"),
+        "glutamate antagonist": ("glutamate antagonist", "glutamate receptor antagonist", "nmda antagonist",
+                                 "nmda receptor antagonist", "ampa receptor antagonist", "ampa antagonist"),
+        "kinase inhibitor": ("kinase inhibitor", "tyrosine kinase inhibitor", "tki"),
+        "anticholinergic": ("anticholinergic", "antimuscarinic", "muscarinic antagonist"),
+        "cholinergic": ("cholinergic", "cholinesterase inhibitor", "acetylcholinesterase inhibitor",
+                        "cholinomimetic"),
+        "calcium channel blocker": ("calcium channel blocker",),
+        "proteasome inhibitor": ("proteasome inhibitor",),
+    },
+    # The chemical family of a small-molecule drug.
+    "chemical class": {
+        "benzothiazole": ("benzothiazole",),
+        "benzodiazepine": ("benzodiazepine", "benzodiazepines"),
+        "pyrazolone": ("pyrazolone",),
+        "phenothiazine": ("phenothiazine",),
+        "barbiturate": ("barbiturate",),
+        "opioid": ("opioid",),
+        "corticosteroid": ("corticosteroid", "steroid"),
+        "statin": ("statin",),
+        "cephalosporin": ("cephalosporin", "beta-lactam antibiotic", "beta-lactam"),
+        "bile acid": ("bile acid",),
     },
     "frequency": {
         "once daily": ("once daily",),
@@ -59,6 +87,9 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "mitochondrial": ("mitochondrial inheritance", "maternally inherited"),
     },
 }
+# A value that also states one of another type: a kinase inhibitor or a benzothiazole is a small molecule,
+# so "masitinib is a monoclonal antibody" gives it another modality.
+IMPLIED = {value: ("modality", "small molecule") for value in (*CATEGORIES["chemical class"], "kinase inhibitor")}
 _PHRASES = sorted(((p, kind, value) for kind, values in CATEGORIES.items() for value, ps in values.items()
                    for p in ps), key=lambda t: -len(t[0]))
 _LOOKUP = {p: (kind, value) for p, kind, value in _PHRASES}
@@ -76,7 +107,13 @@ class Value:
 @lru_cache(maxsize=65536)
 def values(normalized: str) -> tuple[Value, ...]:
     """The categorical values a normalised text states, in order (the longest phrase wins)."""
-    return tuple(Value(*_LOOKUP[m.group(1)], m.start(), m.end()) for m in _RE.finditer(normalized))
+    out = []
+    for m in _RE.finditer(normalized):
+        kind, value = _LOOKUP[m.group(1)]
+        out.append(Value(kind, value, m.start(), m.end()))
+        if value in IMPLIED:
+            out.append(Value(*IMPLIED[value], m.start(), m.end()))
+    return tuple(out)
 
 
 def fact_values(normalized: str) -> tuple[Value, ...]:
