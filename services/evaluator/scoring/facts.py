@@ -50,7 +50,7 @@ from services.evaluator.scoring.normalize import (
     normalize,
     words,
 )
-from services.evaluator.scoring.values import Value, fact_values, values
+from services.evaluator.scoring.values import COMPATIBLE, Value, fact_values, values
 from services.evaluator.settings import EvalConfig
 from shared.schemas.eval import FactMatch, KeyFact
 
@@ -76,7 +76,7 @@ _NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ab", "dis")
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 # A number glued to a word by a hyphen is part of an identifier ("mci186-19", "narr-020"), not a quantity.
 _NUMBER = re.compile(r"(?<![\w.])(?<!\w-)(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
-_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
+_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
 # Units compared after conversion: shares, and masses in milligrams (a 4 g dose is 4,000 mg).
 _UNIT_WORDS = {"%": ("percent", 1.0), "mg": ("mass", 1.0), "g": ("mass", 1000.0), "mcg": ("mass", 0.001)}
 # How often a dose is taken, right after it: "100 mg twice daily" is 200 mg a day.
@@ -250,6 +250,7 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
+_LIST_JOIN = re.compile(r"[\s,]*(?:(?:and|or|plus|as well as)\s*)?")
 # Words that open a clause about something named before: in an answer's first clause, the question's subject.
 _ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
                       r"gene|mutation|variant|protein|trial|study|criteria|expansion|repeat|scale|test|condition))\b")
@@ -264,6 +265,7 @@ def _states_other_value(fact: _Fact, clause: str) -> bool:
     """The clause gives one of the fact's types only other values ("once daily" for "twice daily"): a
     look-alike, never a fuzzy or embedding match of the fact."""
     mine = {v.value for v in fact.values}
+    mine |= {c for v in mine for c in COMPATIBLE.get(v, ())}
     return any((stated := {v.value for v in values(clause) if v.kind == kind}) and not stated & mine
                for kind in {v.kind for v in fact.values})
 
@@ -325,7 +327,8 @@ class FactScorer:
             out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
                              frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
                              tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal),
-                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm), fact_values(norm)))
+                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm),
+                             fact_values(norm) if fact.polarity == "affirm" else ()))
         return out
 
     def _words(self, fact: _Fact, clause: str) -> list[_Word]:
@@ -476,10 +479,22 @@ class FactScorer:
         ``siblings``, the other key facts' entities, are never another answer."""
         if not fact.entities or not (subjects or (topic is not None and fact.strict)):
             return None
+        # A fact that is the subject under another name (a gene's protein: "What does OPTN encode?" ->
+        # optineurin) is stated only by a second mention; "OPTN encodes ubiquilin-2" names it once.
+        renamed = fact.entities <= subjects.keys()
         for index, clause in enumerate(parts):
             mentions = self.entities.mentions(clause)
             named = {m.entity for m in mentions}
-            if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
+            if renamed:  # the rival must be said right after the subject, "TARDBP encodes FUS", not listed with it
+                stated = sum(m.entity in fact.entities for m in mentions) >= 2 or not any(
+                    m.entity in fact.entities and any(r.entity not in subjects and r.kind in fact.kinds
+                                                      and 0 <= r.start - m.end <= 16
+                                                      and not _LIST_JOIN.fullmatch(clause[m.end:r.start])
+                                                      for r in mentions)
+                    for m in mentions)
+            else:
+                stated = named & fact.entities
+            if stated or not any(m.kind in fact.kinds and m.entity not in subjects
                                                 and m.entity not in siblings for m in mentions):
                 continue
             if named & subjects.keys() or (topic is not None and self._about_subject(index, parts, subjects, topic)):
@@ -506,6 +521,7 @@ class FactScorer:
         """A clause about the subject stating another value of one of the fact's types ("intravenous" for
         "intrathecal"), not denied and not the value another key fact of the item states."""
         mine = {v.value for v in fact.values}
+        mine |= {c for v in mine for c in COMPATIBLE.get(v, ())}
         for index, clause in enumerate(parts):
             for kind in {v.kind for v in fact.values}:  # "a benzodiazepine" is a small molecule, not a benzothiazole
                 stated = [v for v in values(clause) if v.kind == kind and not _window_negated(clause, v.start)]

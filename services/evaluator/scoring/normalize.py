@@ -238,7 +238,7 @@ _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii":
 # A roman numeral is read only after a noun that numbers things ("phase iii", "type ii"), never "I".
 _ROMAN_RE = re.compile(r"\b(phase|type|class|grade|stage|group|level|part|category|criterion)\s+"
                        r"(viii|vii|iii|vi|iv|ix|ii|i|v|x)\b")
-_TIME_UNITS = "hours?|days?|weeks?|months?|years?|decades?"
+_TIME_UNITS = "hours?|days?|weeks?|fortnights?|months?|years?|decades?"
 
 
 _PARTS = {"third": 3, "quarter": 4, "fifth": 5, "sixth": 6, "eighth": 8, "tenth": 10}

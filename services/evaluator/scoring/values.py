@@ -80,9 +80,21 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
                  "declining", "fall", "falls", "fell", "falling", "drop", "drops", "dropped", "reduced",
                  "reduces", "reduce", "lower", "lowered"),
     },
+    # The regulatory route of an approval (FDA and EMA).
+    "approval pathway": {
+        "accelerated": ("accelerated approval",),
+        "full": ("full approval", "traditional approval", "regular approval", "standard approval",
+                 "standard marketing authorisation", "standard marketing authorization", "full marketing authorisation",
+                 "full marketing authorization"),
+        "conditional": ("conditional approval", "conditional marketing authorisation",
+                        "conditional marketing authorization"),
+        "exceptional circumstances": ("exceptional circumstances",),
+    },
     "inheritance": {
-        "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance"),
-        "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance"),
+        "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance",
+                               "dominant form", "dominant pattern", "dominant manner", "dominant trait"),
+        "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance", "recessive",
+                                "recessively"),
         "x-linked": ("x-linked dominant", "x-linked recessive", "x-linked"),
         "mitochondrial": ("mitochondrial inheritance", "maternally inherited"),
     },
@@ -90,6 +102,8 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
 # A value that also states one of another type: a kinase inhibitor or a benzothiazole is a small molecule,
 # so "masitinib is a monoclonal antibody" gives it another modality.
 IMPLIED = {value: ("modality", "small molecule") for value in (*CATEGORIES["chemical class"], "kinase inhibitor")}
+# Values of one type that can both hold: an oral suspension may be given through a feeding tube.
+COMPATIBLE = {"oral": frozenset({"feeding tube"}), "feeding tube": frozenset({"oral"})}
 _PHRASES = sorted(((p, kind, value) for kind, values in CATEGORIES.items() for value, ps in values.items()
                    for p in ps), key=lambda t: -len(t[0]))
 _LOOKUP = {p: (kind, value) for p, kind, value in _PHRASES}
