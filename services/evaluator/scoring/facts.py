@@ -221,6 +221,11 @@ class _Fact:
     qualifiers: frozenset[str]  # classes of narrowing words (QUALIFIERS) a clause must also hold
     values: tuple[Value, ...]  # its categorical values (route, modality, inheritance)
 
+    @property
+    def whole_value(self) -> bool:
+        return bool(self.values) and all(self.values[0].start == v.start for v in self.values) \
+            and self.values[0].end - self.values[0].start == len(self.norm)
+
 
 @dataclass(frozen=True)
 class _Hit:
@@ -250,6 +255,7 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
+_LINK = re.compile(r" [a-z]+(?: [a-z]+)? ")  # a verb between two names: "TARDBP encodes FUS", "OPTN codes for"
 _LIST_JOIN = re.compile(r"[\s,]*(?:(?:and|or|plus|as well as)\s*)?")
 # Words that open a clause about something named before: in an answer's first clause, the question's subject.
 _ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
@@ -378,6 +384,11 @@ class FactScorer:
                             flipped=first.flipped)
             if hit := self._opposite(fact, clause, positioned, topical):
                 return hit
+        if fact.whole_value:  # the fact is one typed value, said in any of its phrases ("a PEG tube": feeding tube)
+            mine = fact.values[0]  # its own value, not one it implies
+            same = next((v for v in values(clause) if (v.kind, v.value) == (mine.kind, mine.value)), None)
+            if same:
+                return _Hit("tokens", 1.0, clause, same.start, same.end)
         # The fact must fit inside the clause: a one-letter clause ("A.") aligns inside any fact.
         if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause) \
                 and not _states_other_value(fact, clause) and fact.literal & fact.stems <= set(content_stems(clause)):
@@ -488,7 +499,7 @@ class FactScorer:
             if renamed:  # the rival must be said right after the subject, "TARDBP encodes FUS", not listed with it
                 stated = sum(m.entity in fact.entities for m in mentions) >= 2 or not any(
                     m.entity in fact.entities and any(r.entity not in subjects and r.kind in fact.kinds
-                                                      and 0 <= r.start - m.end <= 16
+                                                      and _LINK.fullmatch(clause[m.end:r.start])
                                                       and not _LIST_JOIN.fullmatch(clause[m.end:r.start])
                                                       for r in mentions)
                     for m in mentions)

@@ -68,8 +68,8 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "twice daily": ("twice daily",),
         "three times daily": ("three times daily", "3 times daily", "thrice daily", "three times a day",
                               "3 times a day", "tid"),
-        "weekly": ("weekly", "once a week", "once weekly", "every week"),
-        "monthly": ("monthly", "once a month", "every month"),
+        "weekly": ("weekly", "once weekly", "every 1 week"),
+        "monthly": ("monthly", "every 1 month"),
     },
     # A direction of change is a value only when it is the whole fact ("reduced", "declines"); said of an
     # object ("slows decline") it is a claim about that object, judged by the opposites of normalize.py.
@@ -79,6 +79,11 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "down": ("decrease", "decreases", "decreased", "decreasing", "decline", "declines", "declined",
                  "declining", "fall", "falls", "fell", "falling", "drop", "drops", "dropped", "reduced",
                  "reduces", "reduce", "lower", "lowered"),
+    },
+    # Whether a drug is approved ("investigational" is normalised to "unapproved").
+    "approval status": {
+        "approved": ("approved", "fda-approved", "fda approved", "licensed"),
+        "unapproved": ("unapproved", "not approved", "not yet approved", "not fda approved", "experimental"),
     },
     # The regulatory route of an approval (FDA and EMA).
     "approval pathway": {
