@@ -255,7 +255,7 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
-_LINK = re.compile(r" [a-z]+(?: [a-z]+)? ")  # a verb between two names: "TARDBP encodes FUS", "OPTN codes for"
+_LINK = re.compile(r" [a-z]+(?: [a-z]+){0,2} ")  # a verb between two names: "TARDBP encodes FUS", "X is sold as Y"
 _LIST_JOIN = re.compile(r"[\s,]*(?:(?:and|or|plus|as well as)\s*)?")
 # Words that open a clause about something named before: in an answer's first clause, the question's subject.
 _ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
@@ -448,6 +448,11 @@ class FactScorer:
         """Does the clause deny the fact? A negative fact ("did not meet") needs any negation in it."""
         if hit.start is None:
             return negated(hit.clause)
+        if fact.negative and hit.end is not None and negated(hit.clause[hit.start:hit.end]):
+            # The clause says the negative fact in its own words ("incurable" for "no cure"): only a frame
+            # before it denies it ("it is not true that ALS is incurable").
+            before = hit.clause[: hit.start]
+            return not (_DENIAL_FRAME.search(before) or any(w in CLAUSE_NEGATORS for w in words(before)))
         if fact.negative:
             return (negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
                     or bool(_CONTRAST.search(hit.clause[: hit.start])))

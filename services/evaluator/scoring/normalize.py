@@ -137,6 +137,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "loss-of-function": ("loss of function", "inactivating"),
     "transgenic mouse": ("transgenic mice", "genetically engineered mice", "genetically modified mice"),
     "haploinsufficiency": ("loss of 1 copy",),
+    "primary endpoint": ("primary outcome measure", "primary outcome", "primary end point", "primary end-point"),
+    "placebo group": ("placebo arm",),
+    "treatment group": ("treatment arm", "active arm", "active group"),
 }
 # A specific that implies a summarising term ("serum" is blood, "arms and legs" are limbs): the term
 # is added after the specific, which stays (a fact may name the specific itself).
@@ -345,6 +348,8 @@ def normalize(text: str) -> str:
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
     text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"
     text = re.sub(r"\bno longer\b", "not", text)
+    # "was not found until 2011" says when it was found, it denies nothing.
+    text = re.sub(r"\b(?:not|never) ([a-z]+(?: [a-z]+)?) until\b", r"\1 only in", text)
     for _ in range(2):  # twice: "revised amyotrophic lateral sclerosis functional rating scale"
         text = _canonical(text)
     text = _IMPLIES_RE.sub(lambda m: f"{m.group(1)} {_IMPLIED_TERM[m.group(1)]}", text)

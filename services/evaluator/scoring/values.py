@@ -106,7 +106,8 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # A value that also states one of another type: a kinase inhibitor or a benzothiazole is a small molecule,
 # so "masitinib is a monoclonal antibody" gives it another modality.
-IMPLIED = {value: ("modality", "small molecule") for value in (*CATEGORIES["chemical class"], "kinase inhibitor")}
+IMPLIED = {value: ("modality", "small molecule")
+           for value in (*CATEGORIES["chemical class"], "kinase inhibitor", "free radical scavenger")}
 # Values of one type that can both hold: an oral suspension may be given through a feeding tube.
 COMPATIBLE = {"oral": frozenset({"feeding tube"}), "feeding tube": frozenset({"oral"})}
 _PHRASES = sorted(((p, kind, value) for kind, values in CATEGORIES.items() for value, ps in values.items()
