@@ -540,6 +540,8 @@ class FactScorer:
         mine |= {c for v in mine for c in COMPATIBLE.get(v, ())}
         for index, clause in enumerate(parts):
             for kind in {v.kind for v in fact.values}:  # "a benzodiazepine" is a small molecule, not a benzothiazole
+                if kind == "approval status" and not subjects:
+                    continue  # a status is a named drug's ("What is expanded access?" names none)
                 stated = [v for v in values(clause) if v.kind == kind and not _window_negated(clause, v.start)]
                 if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
                     continue

@@ -137,6 +137,8 @@ def values(normalized: str) -> tuple[Value, ...]:
 
 
 def fact_values(normalized: str) -> tuple[Value, ...]:
-    """A key fact's values: a direction only when it is the whole fact."""
-    alone = len(normalized.split()) == 1
-    return tuple(v for v in values(normalized) if v.kind != "direction" or alone)
+    """A key fact's values: a direction or an approval status only when it is the whole fact ("several
+    investigational treatments" is about a trial, not a drug's status)."""
+    found = values(normalized)
+    whole = {v.kind for v in found if v.start == 0 and v.end == len(normalized)}
+    return tuple(v for v in found if v.kind not in ("direction", "approval status") or v.kind in whole)
