@@ -50,11 +50,12 @@ def test_scorer_agrees_with_labelled_cases(scorer):
     assert heldout.n >= 30 and heldout.confusion["all"][("absent", "supported")] == 0
 
 
-# Issue 25 item 6: measured once after the issue-24 rules froze (docs/evaluation.md, 2026-12-07), on cases
-# no rule was written for; each floor sits a case or a few below the figure: held-out 16/32, contradicted
-# recall 6/7; validation 174/243, contradicted recall 92/128 and precision 92/98.
-FLOORS = {"heldout": {"agreement": 0.46, "recall": 0.8, "precision": 0.8},
-          "validation": {"agreement": 0.70, "recall": 0.69, "precision": 0.92}}
+# Issue 25 item 6, raised by the second round of issue 24 (docs/evaluation.md, 2026-12-07): both sets are
+# development data since that round, so these floors keep its gains; each sits a case or a few below the
+# figure: held-out 20/32, contradicted recall 6/7; validation 203/243, contradicted recall 113/128 and
+# precision 113/115.
+FLOORS = {"heldout": {"agreement": 0.59, "recall": 0.8, "precision": 0.8},
+          "validation": {"agreement": 0.82, "recall": 0.86, "precision": 0.95}}
 
 
 def _meets(floor: dict[str, float], result: devset.Agreement) -> bool:

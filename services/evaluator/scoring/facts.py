@@ -18,10 +18,14 @@ is FUS), or the fact's words said of a rival while the subject is described othe
 is absent. The subject of a clause is the known entity nearest before the fact (or, when none
 precedes, the first after it); when the question names entities the subject must be one of them.
 
-Values are typed (issue 24): a number is a year, date, duration, share, mass, phase or count, and
-``values.py`` gives routes, modalities, frequencies, inheritance and directions; another value of the
-fact's type in a clause about the question's subject (which an answer's first clause may leave
-implicit) contradicts it, and a list is read by the question's narrowing word ("the most common").
+Values are typed (issue 24): a number is a year, date, duration, share, mass (a daily dose when its
+frequency is said), phase or count, with a fact's range and tolerance in the fact's own unit, and
+``values.py`` gives routes, modalities, mechanisms, chemical classes, approval pathways and status,
+frequencies, inheritance and directions; another value of the fact's type in a clause about the
+question's subject (which an answer's first clause, or a clause opening with "it" after one naming the
+subject, may leave implicit) contradicts it, any phrase of the same value supports a fact that is one
+value, and a list is read by the question's narrowing word ("the most common"). A rival value outweighs
+an embedding match.
 """
 
 from __future__ import annotations
