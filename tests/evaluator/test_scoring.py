@@ -51,11 +51,12 @@ def test_scorer_agrees_with_labelled_cases(scorer):
     assert heldout.n >= 30 and heldout.confusion["all"][("absent", "supported")] == 0
 
 
-# Issue 25 item 6: measured once after the issue-24 rules froze (docs/evaluation.md, 2026-12-07), on cases
-# no rule was written for; each floor sits a case or a few below the figure: held-out 16/32, contradicted
-# recall 6/7; validation 174/243, contradicted recall 92/128 and precision 92/98.
-FLOORS = {"heldout": {"agreement": 0.46, "recall": 0.8, "precision": 0.8},
-          "validation": {"agreement": 0.70, "recall": 0.69, "precision": 0.92}}
+# Issue 25 item 6, raised by the second round of issue 24 (docs/evaluation.md, 2026-12-07): both sets are
+# development data since that round, so these floors keep its gains; each sits a case or a few below the
+# figure: held-out 20/32, contradicted recall 6/7; validation 203/243, contradicted recall 113/128 and
+# precision 113/115.
+FLOORS = {"heldout": {"agreement": 0.59, "recall": 0.8, "precision": 0.8},
+          "validation": {"agreement": 0.82, "recall": 0.86, "precision": 0.95}}
 
 
 def _meets(floor: dict[str, float], result: devset.Agreement) -> bool:
@@ -184,6 +185,50 @@ def test_three_verdicts(scorer, question, fact, response, verdict, reason):
 ])
 def test_typed_values_subjects_lists_and_qualifiers(scorer, question, fact, response, verdict):
     assert scorer.judge(question, [KeyFact(text=fact)], response)[0].verdict == verdict
+
+
+@pytest.mark.parametrize("question,fact,response,verdict", [
+    # dates, doses, shares and counts compared as what they are (issue 24, second round)
+    ("When was tofersen approved by the FDA?", "April 2023", "Tofersen was approved in June 2023.", "contradicted"),
+    ("What is the standard dose of riluzole?", "100 mg per day", "Take 100 mg three times a day.", "contradicted"),
+    ("What is the standard dose of riluzole?", "100 mg per day", "Take 50 mg twice a day.", "supported"),
+    ("What share of ALS is familial?", "10%", "About a third of cases are familial.", "contradicted"),
+    ("How many items does the ALSFRS-R have?", "12 items", "It is an 8-item scale scored from 0 to 32.",
+     "contradicted"),
+    ("How many items does the ALSFRS-R have?", "12 items", "Its total runs from 0 to 48.", "absent"),
+    # a symbol is never the optional word; types of mechanism, chemical class, pathway, inheritance
+    ("How does baclofen act?", "GABA-B receptor agonist", "Baclofen is a GABA-A receptor agonist.", "contradicted"),
+    ("How does edaravone act?", "free radical scavenger", "Edaravone is a calcium channel blocker.", "contradicted"),
+    ("To which chemical class does riluzole belong?", "benzothiazole", "Riluzole is a barbiturate.", "contradicted"),
+    ("What kind of drug is masitinib?", "tyrosine kinase inhibitor", "Masitinib is an antisense drug.",
+     "contradicted"),
+    ("How was tofersen approved?", "accelerated approval", "The FDA gave tofersen full approval.", "contradicted"),
+    ("How is SETX-related juvenile ALS inherited?", "autosomal dominant", "The juvenile form is recessive.",
+     "contradicted"),
+    ("Is masitinib approved?", "investigational", "Masitinib has been approved by the FDA.", "contradicted"),
+    # a gene's protein asked by the gene's name; a later clause that opens with "it"
+    ("What does OPTN encode?", "optineurin", "OPTN encodes TBK1.", "contradicted"),
+    ("What does OPTN encode?", "optineurin", "OPTN, TBK1 and SQSTM1 act in autophagy.", "absent"),
+    ("How is tofersen administered?", "intrathecal", "Tofersen is not swallowed; it is infused into a vein.",
+     "contradicted"),
+    # a typed value in other words, abbreviations, spellings; a frame that denies a negative fact
+    ("How is tofersen given?", "intrathecal", "It is delivered by spinal injection.", "supported"),
+    ("How is oral edaravone taken?", "feeding tube", "It can be given through a gastrostomy tube.", "supported"),
+    ("How is oral edaravone taken?", "feeding tube", "It is swallowed as a liquid.", "absent"),
+    ("What is measured to follow breathing in ALS?", "forced vital capacity", "Her FVC is checked every visit.",
+     "supported"),
+    ("Is there a cure for ALS?", "no cure", "It is a myth that ALS is incurable.", "contradicted"),
+    ("When was the C9orf72 expansion found?", "2011", "It was not identified until 2011.", "supported"),
+])
+def test_typed_values_second_round(scorer, question, fact, response, verdict):
+    assert scorer.judge(question, [KeyFact(text=fact)], response)[0].verdict == verdict
+
+
+def test_ranges_are_in_the_facts_own_unit(scorer):
+    delay = KeyFact(text="12 months", accepted_range=(10, 16))
+    question = "How long is the diagnostic delay?"
+    assert scorer.judge(question, [delay], "It is usually about a year.")[0].verdict == "supported"
+    assert scorer.judge(question, [delay], "It is usually 2 to 3 weeks.")[0].verdict == "contradicted"
 
 
 def test_a_value_another_key_fact_states_is_no_other_answer(scorer):

@@ -18,10 +18,14 @@ is FUS), or the fact's words said of a rival while the subject is described othe
 is absent. The subject of a clause is the known entity nearest before the fact (or, when none
 precedes, the first after it); when the question names entities the subject must be one of them.
 
-Values are typed (issue 24): a number is a year, date, duration, share, mass, phase or count, and
-``values.py`` gives routes, modalities, frequencies, inheritance and directions; another value of the
-fact's type in a clause about the question's subject (which an answer's first clause may leave
-implicit) contradicts it, and a list is read by the question's narrowing word ("the most common").
+Values are typed (issue 24): a number is a year, date, duration, share, mass (a daily dose when its
+frequency is said), phase or count, with a fact's range and tolerance in the fact's own unit, and
+``values.py`` gives routes, modalities, mechanisms, chemical classes, approval pathways and status,
+frequencies, inheritance and directions; another value of the fact's type in a clause about the
+question's subject (which an answer's first clause, or a clause opening with "it" after one naming the
+subject, may leave implicit) contradicts it, any phrase of the same value supports a fact that is one
+value, and a list is read by the question's narrowing word ("the most common"). A rival value outweighs
+an embedding match.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from services.evaluator.scoring.normalize import (
     normalize,
     words,
 )
-from services.evaluator.scoring.values import Value, fact_values, values
+from services.evaluator.scoring.values import COMPATIBLE, Value, fact_values, values
 from services.evaluator.settings import EvalConfig
 from shared.schemas.eval import FactMatch, KeyFact
 
@@ -76,9 +80,14 @@ _NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ab", "dis")
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 # A number glued to a word by a hyphen is part of an identifier ("mci186-19", "narr-020"), not a quantity.
 _NUMBER = re.compile(r"(?<![\w.])(?<!\w-)(\d+(?:\.\d+)?)(?: to (\d+(?:\.\d+)?))?(?:\s+(%|[a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?)?")
-_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
+_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.44, "year": 365.25, "decade": 3652.5}
 # Units compared after conversion: shares, and masses in milligrams (a 4 g dose is 4,000 mg).
 _UNIT_WORDS = {"%": ("percent", 1.0), "mg": ("mass", 1.0), "g": ("mass", 1000.0), "mcg": ("mass", 0.001)}
+# How often a dose is taken, right after it: "100 mg twice daily" is 200 mg a day.
+_PER_DAY = re.compile(r"\s+(?:of [a-z]+ )?(once daily|twice daily|3 times (?:daily|a day|per day)|thrice daily|per day|"
+                      r"daily|1 per day|every day)\b")
+_TIMES_A_DAY = {"twice daily": 2.0, "3 times daily": 3.0, "3 times a day": 3.0, "3 times per day": 3.0,
+                "thrice daily": 3.0}
 _MONTH_NUMBER = {m: i for i, m in enumerate(_MONTHS.split("|"))}
 # A number that labels a part of a document or a list ("Table 1", "number 2019") is no quantity.
 _LABEL_BEFORE = re.compile(r"\b(?:table|figure|fig|section|chapter|page|pages|ref|reference|step|version|appendix|"
@@ -108,9 +117,14 @@ class _Number:
     units: frozenset[str]  # a count's noun ("3 body regions": body, region); empty for a bare number
     start: int
     end: int
+    scale: float = 1.0  # the factor from the number as written to ``low``/``high`` (days per month)
+    per_day: float = 0.0  # doses a day of a mass ("50 mg twice daily": 2); 0 when not said
 
     def overlaps(self, other: _Number) -> bool:
-        return self.low <= other.high and other.low <= self.high
+        """Daily amounts are compared when both say how often ("100 mg twice daily" is not 100 mg per
+        day), single doses otherwise ("a 50 mg tablet" may be one of two a day)."""
+        times = (self.per_day, other.per_day) if self.per_day and other.per_day else (1.0, 1.0)
+        return self.low * times[0] <= other.high * times[1] and other.low * times[1] <= self.high * times[0]
 
     @property
     def bare(self) -> bool:
@@ -144,15 +158,19 @@ def _numbers(normalized: str) -> list[_Number]:
         if stem in _DAYS:
             factor = _DAYS[stem]
             number = _Number(low * factor * (1 - _CONVERSION_SLACK), high * factor * (1 + _CONVERSION_SLACK),
-                             "duration", frozenset(), m.start(), m.end(3))
+                             "duration", frozenset(), m.start(), m.end(3), factor)
         elif unit in _UNIT_WORDS:
             dimension, factor = _UNIT_WORDS[unit]
-            number = _Number(low * factor, high * factor, dimension, frozenset(), m.start(), m.end(3))
+            daily = _PER_DAY.match(normalized, m.end(3)) if dimension == "mass" else None
+            per_day = _TIMES_A_DAY.get(daily.group(1), 1.0) if daily else 0.0
+            number = _Number(low * factor, high * factor, dimension, frozenset(), m.start(), m.end(3), factor,
+                             per_day)
         elif low == high and low.is_integer() and 1800 <= low <= 2100:
             month = _MONTH_BEFORE.search(before)
-            if month:
+            if month:  # the month is part of the date, not a word of the fact's context
                 point = low + _MONTH_NUMBER[month.group(1)] / 12
-                number = _Number(point, point, "year", frozenset(), m.start(), m.end(1))
+                start = m.start() - len(before) + month.start()
+                number = _Number(point, point, "year", frozenset(), start, m.end(1))
             else:
                 number = _Number(low, low + 11 / 12, "year", frozenset(), m.start(), m.end(1))
         elif before.endswith("phase "):
@@ -207,6 +225,11 @@ class _Fact:
     qualifiers: frozenset[str]  # classes of narrowing words (QUALIFIERS) a clause must also hold
     values: tuple[Value, ...]  # its categorical values (route, modality, inheritance)
 
+    @property
+    def whole_value(self) -> bool:
+        return bool(self.values) and all(self.values[0].start == v.start for v in self.values) \
+            and self.values[0].end - self.values[0].start == len(self.norm)
+
 
 @dataclass(frozen=True)
 class _Hit:
@@ -236,6 +259,8 @@ def _prefixed(word: str, wanted: frozenset[str]) -> str | None:
     return None
 
 
+_LINK = re.compile(r" [a-z]+(?: [a-z]+){0,2} ")  # a verb between two names: "TARDBP encodes FUS", "X is sold as Y"
+_LIST_JOIN = re.compile(r"[\s,]*(?:(?:and|or|plus|as well as)\s*)?")
 # Words that open a clause about something named before: in an answer's first clause, the question's subject.
 _ANAPHOR = re.compile(r"(?:it|its|they|their|this|these|he|she|the (?:drug|medication|medicine|treatment|therapy|"
                       r"gene|mutation|variant|protein|trial|study|criteria|expansion|repeat|scale|test|condition))\b")
@@ -249,9 +274,17 @@ def _qualifiers(normalized: str) -> frozenset[str]:
 def _states_other_value(fact: _Fact, clause: str) -> bool:
     """The clause gives one of the fact's types only other values ("once daily" for "twice daily"): a
     look-alike, never a fuzzy or embedding match of the fact."""
-    kinds = {v.kind for v in fact.values}
-    stated = {v.value for v in values(clause) if v.kind in kinds}
-    return bool(stated) and not stated & {v.value for v in fact.values}
+    mine = {v.value for v in fact.values}
+    mine |= {c for v in mine for c in COMPATIBLE.get(v, ())}
+    return any((stated := {v.value for v in values(clause) if v.kind == kind}) and not stated & mine
+               for kind in {v.kind for v in fact.values})
+
+
+def _sibling_symbol(symbol: str, word: str) -> bool:
+    """``gaba-a`` and ``gaba-b``: one name, another designator after its hyphen."""
+    head, _, tail = symbol.rpartition("-")
+    other_head, _, other_tail = word.rpartition("-")
+    return bool(head) and head == other_head and tail != other_tail and len(other_tail) <= 2
 
 
 def _window_negated(clause: str, start: int) -> bool:
@@ -287,11 +320,15 @@ class FactScorer:
             numbers = _numbers(norm)
             if numbers and (fact.accepted_range or fact.tolerance):
                 first = numbers[0]
-                low, high = fact.accepted_range or (first.low, first.high)
+                # The range and tolerance are in the fact's own unit ("10 to 16" months), the number in days.
+                scale = first.scale
+                raw = (1 - _CONVERSION_SLACK, 1 + _CONVERSION_SLACK) if first.dimension == "duration" else (1, 1)
+                low, high = fact.accepted_range or (first.low / scale / raw[0], first.high / scale / raw[1])
                 if fact.accepted_range and first.dimension == "year":
                     high += 11 / 12  # a range of years ends with the last year's December
                 slack = fact.tolerance or 0.0
-                numbers[0] = _Number(low - slack, high + slack, first.dimension, first.units, first.start, first.end)
+                low, high = (low - slack) * scale * raw[0], (high + slack) * scale * raw[1]
+                numbers[0] = _Number(low, high, first.dimension, first.units, first.start, first.end, scale)
             number_words = {concept(w) for n in numbers for w in words(norm[n.start:n.end])}
             stems = frozenset(content_stems(norm))
             literal = {w.lower() for w in re.findall(r"[A-Za-z0-9-]+", text)
@@ -300,7 +337,8 @@ class FactScorer:
             out.append(_Fact(fact.text, norm, stems, negated(norm) != (fact.polarity == "deny"), strict,
                              frozenset(m.entity for m in mentions), frozenset(m.kind for m in mentions),
                              tuple(numbers), stems - number_words, frozenset(concept(w) for w in literal),
-                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm), fact_values(norm)))
+                             re.compile(rf"(?<![\w-]){re.escape(norm)}(?!\w)"), _qualifiers(norm),
+                             fact_values(norm) if fact.polarity == "affirm" else ()))
         return out
 
     def _words(self, fact: _Fact, clause: str) -> list[_Word]:
@@ -336,15 +374,28 @@ class FactScorer:
             need = 1.0 if fact.strict or len(fact.stems) == 1 else self.config.token_coverage
             if len(found) < len(fact.stems) and (hit := self._opposite(fact, clause, positioned, topical)):
                 return hit
-            if coverage >= need and fact.qualifiers <= _qualifiers(clause):
+            # A name or symbol of the fact is never the optional part ("GABA-A receptor agonist" for GABA-B);
+            # the same words with a sibling symbol state another value of it.
+            missing = fact.literal & fact.stems - {w.concept for w in found}
+            named = not missing
+            if missing and fact.stems - missing <= {w.concept for w in found}:
+                variants = [w for w in positioned if any(_sibling_symbol(s, w.concept) for s in missing)]
+                if variants and not _window_negated(clause, variants[0].start):
+                    return _Hit("tokens", 1.0, clause, variants[0].start, variants[0].start + 1, opposite=True)
+            if coverage >= need and named and fact.qualifiers <= _qualifiers(clause):
                 first = min(found, key=lambda w: w.start)
                 return _Hit("tokens", coverage, clause, first.start, max(w.start for w in found) + 1,
                             flipped=first.flipped)
             if hit := self._opposite(fact, clause, positioned, topical):
                 return hit
+        if fact.whole_value:  # the fact is one typed value, said in any of its phrases ("a PEG tube": feeding tube)
+            mine = fact.values[0]  # its own value, not one it implies
+            same = next((v for v in values(clause) if (v.kind, v.value) == (mine.kind, mine.value)), None)
+            if same:
+                return _Hit("tokens", 1.0, clause, same.start, same.end)
         # The fact must fit inside the clause: a one-letter clause ("A.") aligns inside any fact.
         if not fact.strict and 6 <= len(fact.norm) <= len(clause) and fact.qualifiers <= _qualifiers(clause) \
-                and not _states_other_value(fact, clause):
+                and not _states_other_value(fact, clause) and fact.literal & fact.stems <= set(content_stems(clause)):
             al = fuzz.partial_ratio_alignment(fact.norm, clause)
             if al is not None and al.score >= self.config.fuzzy_threshold and self._on_word_boundaries(
                     clause, al.dest_start, al.dest_end):
@@ -379,9 +430,14 @@ class FactScorer:
         """Every number of the fact stated with a compatible unit inside its range; a bare number (or one
         without its unit) also needs the fact's other words ("phase 3" is not any 3)."""
         stated = _numbers(clause)
+        have = {concept(w) for w in words(clause)}
         spans = []
         for wanted in fact.numbers:
-            match = next((n for n in stated if n.compatible(wanted) and n.overlaps(wanted)), None)
+            # A bare number stands for a counted one ("scored from 0 to 40" for "12 items") only when the
+            # clause names the noun and gives it no other number ("a 10-item scale scored 0 to 40").
+            unit_elsewhere = not wanted.units & have or any(n.units & wanted.units for n in stated)
+            match = next((n for n in stated if n.compatible(wanted) and n.overlaps(wanted)
+                          and not (n.bare and wanted.units and unit_elsewhere)), None)
             if match is None:
                 return None
             spans.append(match)
@@ -396,6 +452,11 @@ class FactScorer:
         """Does the clause deny the fact? A negative fact ("did not meet") needs any negation in it."""
         if hit.start is None:
             return negated(hit.clause)
+        if fact.negative and hit.end is not None and negated(hit.clause[hit.start:hit.end]):
+            # The clause says the negative fact in its own words ("incurable" for "no cure"): only a frame
+            # before it denies it ("it is not true that ALS is incurable").
+            before = hit.clause[: hit.start]
+            return not (_DENIAL_FRAME.search(before) or any(w in CLAUSE_NEGATORS for w in words(before)))
         if fact.negative:
             return (negated(hit.clause) != hit.flipped or bool(_DENIAL_FRAME.search(hit.clause))
                     or bool(_CONTRAST.search(hit.clause[: hit.start])))
@@ -438,41 +499,58 @@ class FactScorer:
         ``siblings``, the other key facts' entities, are never another answer."""
         if not fact.entities or not (subjects or (topic is not None and fact.strict)):
             return None
+        # A fact that is the subject under another name (a gene's protein: "What does OPTN encode?" ->
+        # optineurin) is stated only by a second mention; "OPTN encodes ubiquilin-2" names it once.
+        renamed = fact.entities <= subjects.keys()
         for index, clause in enumerate(parts):
             mentions = self.entities.mentions(clause)
             named = {m.entity for m in mentions}
-            if named & fact.entities or not any(m.kind in fact.kinds and m.entity not in subjects
+            if renamed:  # the rival must be said right after the subject, "TARDBP encodes FUS", not listed with it
+                stated = sum(m.entity in fact.entities for m in mentions) >= 2 or not any(
+                    m.entity in fact.entities and any(r.entity not in subjects and r.kind in fact.kinds
+                                                      and _LINK.fullmatch(clause[m.end:r.start])
+                                                      and not _LIST_JOIN.fullmatch(clause[m.end:r.start])
+                                                      for r in mentions)
+                    for m in mentions)
+            else:
+                stated = named & fact.entities
+            if stated or not any(m.kind in fact.kinds and m.entity not in subjects
                                                 and m.entity not in siblings for m in mentions):
                 continue
-            if named & subjects.keys() or (topic is not None and self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
+            if named & subjects.keys() or (topic is not None and self._about_subject(index, parts, subjects, topic)):
                 return clause
         return None
 
-    def _about_subject(self, index: int, clause: str, subjects: dict[str, str], topic: frozenset[str],
-                       alone: bool = False) -> bool:
-        """Is the clause about the question's subject? It names it; or, naming no rival of the subject's
-        kind, it is on the question's topic, or it is the answer's first clause and either the whole answer
-        (``alone``) or opens with a word standing for the subject ("It was published in 2012", "The drug
-        is infused"): there the subject is the question's even when the sentence does not repeat it."""
-        mentions = self.entities.mentions(clause)
+    def _about_subject(self, index: int, parts: list[str], subjects: dict[str, str], topic: frozenset[str]) -> bool:
+        """Is clause ``index`` about the question's subject? It names it; or, naming no rival of the
+        subject's kind, it is on the question's topic, or it is the whole answer, or it opens with a word
+        standing for the subject ("It was published in 2012", "The drug is infused") as the answer's
+        first clause or right after a clause naming the subject ("Tofersen is not swallowed; it is
+        infused"): there the subject is the question's even when the sentence does not repeat it."""
+        mentions = self.entities.mentions(parts[index])
         if any(m.entity in subjects for m in mentions):
             return True
         if any(m.kind in subjects.values() for m in mentions):
             return False
-        return (index == 0 and (alone or bool(_ANAPHOR.match(clause)))) or bool(set(content_stems(clause)) & topic)
+        after_subject = index > 0 and any(m.entity in subjects for m in self.entities.mentions(parts[index - 1]))
+        return (len(parts) == 1 or ((index == 0 or after_subject) and bool(_ANAPHOR.match(parts[index])))
+                or bool(set(content_stems(parts[index])) & topic))
 
     def _other_category(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
                         siblings: set[str]) -> str | None:
         """A clause about the subject stating another value of one of the fact's types ("intravenous" for
         "intrathecal"), not denied and not the value another key fact of the item states."""
-        kinds = {v.kind for v in fact.values}
         mine = {v.value for v in fact.values}
+        mine |= {c for v in mine for c in COMPATIBLE.get(v, ())}
         for index, clause in enumerate(parts):
-            stated = [v for v in values(clause) if v.kind in kinds and not _window_negated(clause, v.start)]
-            if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
-                continue
-            if self._about_subject(index, clause, subjects, topic, len(parts) == 1):
-                return clause
+            for kind in {v.kind for v in fact.values}:  # "a benzodiazepine" is a small molecule, not a benzothiazole
+                if kind == "approval status" and not subjects:
+                    continue  # a status is a named drug's ("What is expanded access?" names none)
+                stated = [v for v in values(clause) if v.kind == kind and not _window_negated(clause, v.start)]
+                if not stated or any(v.value in mine for v in stated) or all(v.value in siblings for v in stated):
+                    continue
+                if self._about_subject(index, parts, subjects, topic):
+                    return clause
         return None
 
     def _singled_out(self, fact: _Fact, parts: list[str], subjects: dict[str, str], topic: frozenset[str],
@@ -485,7 +563,7 @@ class FactScorer:
         for index, clause in enumerate(parts):
             marks = [m.start() for m in re.finditer(r"[a-z]+", clause) if _QUALIFIER_CLASS.get(m.group(0)) in asked]
             found = [m for m in self.entities.mentions(clause) if m.kind in fact.kinds and m.entity not in subjects]
-            if not marks or not found or not self._about_subject(index, clause, subjects, topic, len(parts) == 1):
+            if not marks or not found or not self._about_subject(index, parts, subjects, topic):
                 continue
             nearest = min(found, key=lambda m: min(abs(m.start - q) for q in marks))
             if nearest.entity in fact.entities:
@@ -504,7 +582,7 @@ class FactScorer:
             have = {concept(w) for w in words(clause)}
             mentions = self.entities.mentions(clause)
             counted_unit = any(w.units for w in fact.numbers)  # "5.2 points" is on the topic of "2.49 points"
-            if not (counted_unit or self._about_subject(index, clause, subjects, topic, len(parts) == 1)):
+            if not (counted_unit or self._about_subject(index, parts, subjects, topic)):
                 continue
             if fact.context and len(fact.context) <= 2 and not fact.context <= have | topic:
                 continue
@@ -596,7 +674,8 @@ class FactScorer:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                rejected="other_value", evidence=other)
                         continue
-                if results[i] is None or results[i].verdict == "absent":
+                # A rival value stated for the subject outweighs a clause that is only similar to the fact.
+                if results[i] is None or results[i].verdict == "absent" or results[i].method == "embedding":
                     others = [v for j, other in enumerate(variants) if j != i for v in other]
                     named = frozenset(e for v in others for e in v.entities)
                     clause = next((c for v in group

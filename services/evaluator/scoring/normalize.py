@@ -83,11 +83,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                  "removed from the market", "off the market"),
     "unapproved": ("investigational",),  # read by the negating-prefix rule: states "not approved"
     "discontinued": ("stopped developing", "stopped development", "halted development", "ended development"),
-    "twice daily": ("twice a day", "twice per day", "two times a day", "two times daily", "every 12 hours", "bid"),
+    "twice daily": ("twice a day", "twice per day", "2 times a day", "2 times daily", "every 12 hours", "bid"),
     "once daily": ("once a day", "once per day", "every 24 hours"),
     "familial": ("family history", "inherited"),
     "most common": ("most frequent", "commonest"),
-    "no cure": ("incurable", "no curative treatment", "cannot be cured"),
+    "no cure": ("incurable", "no curative treatment", "can not be cured", "not curable",
+                "no way to cure"),
     "survival": ("life expectancy",),
     "not succeed": ("not work", "not worked", "not working", "no better than placebo"),
     "bias": ("skewing the results", "skew the results", "skewing results"),
@@ -100,7 +101,45 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                         "lower risk of death", "reduced mortality", "lower mortality"),
     "the most common": ("the leading",),
     "reduced penetrance": ("incomplete penetrance",),
-    "drug-free period": ("drug holiday", "treatment-free period", "treatment-free interval", "drug-free interval"),
+    "drug-free period": ("drug holiday", "treatment-free period", "treatment-free interval", "drug-free interval",
+                         "off the drug", "break from treatment", "treatment break"),
+    # Standard abbreviations of the field, and symbols for elements, written either way.
+    "fvc": ("forced vital capacity",),
+    "nmj": ("neuromuscular junction", "neuromuscular junctions", "nerve-muscle junction", "nerve muscle junction",
+            "motor end plate", "motor endplate"),
+    "tms": ("transcranial magnetic stimulation",),
+    "ftld": ("frontotemporal lobar degeneration",),
+    "ema": ("european medicines agency",),
+    "ups": ("ubiquitin-proteasome system", "ubiquitin proteasome system"),
+    "upr": ("unfolded protein response",),
+    "ipsc": ("induced pluripotent stem cells", "induced pluripotent stem cell", "ipscs"),
+    "dpr": ("dipeptide repeat proteins", "dipeptide repeat protein", "dipeptide repeats", "dprs"),
+    "ran translation": ("repeat-associated non-aug translation", "repeat associated non-aug translation",
+                        "repeat-associated non-atg translation"),
+    "pba": ("pseudobulbar affect",),
+    "rct": ("randomized controlled trial", "randomised controlled trial"),
+    "bbb": ("blood-brain barrier", "blood brain barrier"),
+    "calcium": ("ca2+", "ca++"),
+    "sodium": ("na+",),
+    "potassium": ("k+",),
+    # Clinical and molecular terms in lay or alternative words.
+    "c-terminal": ("carboxyl terminus", "carboxy terminus", "c-terminus", "c terminus", "carboxyl-terminal",
+                   "carboxy-terminal"),
+    "n-terminal": ("amino terminus", "n-terminus", "n terminus", "amino-terminal"),
+    "babinski sign": ("extensor plantar response", "extensor plantar", "upgoing plantar", "upgoing toe",
+                      "up-going toe"),
+    "hexanucleotide": ("6 nucleotide", "6 base", "6-base-pair", "ggggcc"),
+    "excitotoxicity": ("excitotoxic damage", "glutamate toxicity"),
+    "free radical scavenger": ("scavenges free radicals", "scavenger of free radicals", "mops up free radicals",
+                               "neutralizes free radicals", "neutralises free radicals"),
+    "presymptomatic": ("before symptom onset", "before the onset of symptoms", "pre-symptomatic"),
+    "contiguous": ("adjacent",),
+    "loss-of-function": ("loss of function", "inactivating"),
+    "transgenic mouse": ("transgenic mice", "genetically engineered mice", "genetically modified mice"),
+    "haploinsufficiency": ("loss of 1 copy",),
+    "primary endpoint": ("primary outcome measure", "primary outcome", "primary end point", "primary end-point"),
+    "placebo group": ("placebo arm",),
+    "treatment group": ("treatment arm", "active arm", "active group"),
 }
 # A specific that implies a summarising term ("serum" is blood, "arms and legs" are limbs): the term
 # is added after the specific, which stays (a fact may name the specific itself).
@@ -115,6 +154,7 @@ IMPLIES: dict[str, tuple[str, ...]] = {
     "sphincters": ("bladder", "bowel"),
     "free radical scavenger": ("antioxidant",),
     "bulbar": ("speech and swallowing", "swallowing and speech"),
+    "reinnervation": ("collateral sprouting", "re-innervate", "reinnervate"),
     "intrathecal": ("injected into the cerebrospinal fluid", "injection into the cerebrospinal fluid",
                     "injected into the spinal fluid", "injected directly into the fluid around the spinal cord",
                     "injected into the fluid around the spinal cord"),
@@ -238,7 +278,34 @@ _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii":
 # A roman numeral is read only after a noun that numbers things ("phase iii", "type ii"), never "I".
 _ROMAN_RE = re.compile(r"\b(phase|type|class|grade|stage|group|level|part|category|criterion)\s+"
                        r"(viii|vii|iii|vi|iv|ix|ii|i|v|x)\b")
-_TIME_UNITS = "hours?|days?|weeks?|months?|years?|decades?"
+_TIME_UNITS = "hours?|days?|weeks?|fortnights?|months?|years?|decades?"
+
+
+_PARTS = {"third": 3, "quarter": 4, "fifth": 5, "sixth": 6, "eighth": 8, "tenth": 10}
+# A fraction of a whole, only before "of" ("a third of patients"; "a third drug" is an ordinal).
+_PART = r"(a|one|\d+)[\s-](third|quarter|fifth|sixth|eighth|tenth)s?"
+_FRACTION = re.compile(rf"\b{_PART}(?: (?:to|or) {_PART})? of\b")
+
+
+def _fraction(m: re.Match) -> str:
+    """"a quarter to a third of" -> "25 to 33"."""
+    shares = []
+    for count, part in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
+        if part:
+            shares.append(f"{round(100 * (1 if count in ('a', 'one') else int(count)) / _PARTS[part]):g}")
+    return " to ".join(shares)
+
+
+# A dose or visit once per unit of time is an interval ("one dose a month" is every 28 to 31 days).
+_INTERVAL = re.compile(r"\b(?:once|1 dose|1 injection) (?:a|per|every) (week|month)\b|\bevery (week|month)\b")
+# British spellings to American, so both inflect to one stem ("randomised", "neurone", "tumour", "oedema").
+_SPELLING = [(re.compile(rf"\b{a}"), b) for a, b in (
+    ("randomis", "randomiz"), ("authoris", "authoriz"), ("characteris", "characteriz"), ("recognis", "recogniz"),
+    ("organis", "organiz"), ("stabilis", "stabiliz"), ("hospitalis", "hospitaliz"), ("nebulis", "nebuliz"),
+    ("immobilis", "immobiliz"), ("neurone", "neuron"), ("tumour", "tumor"), ("behaviour", "behavior"),
+    ("centre", "center"), ("metre", "meter"), ("litre", "liter"), ("fibre", "fiber"), ("haem", "hem"),
+    ("anaem", "anem"), ("paediat", "pediat"), ("oesophag", "esophag"), ("oedema", "edema"), ("dyspnoea", "dyspnea"),
+    ("apnoea", "apnea"), ("diarrhoea", "diarrhea"), ("neighbour", "neighbor"), ("labour", "labor"))]
 
 
 def _ratio(m: re.Match) -> str:
@@ -261,6 +328,11 @@ def normalize(text: str) -> str:
     text = re.sub(r"\b(\d+) (?:in|out of) (\d+)\b(?! (?:" + _TIME_UNITS + r"))",
                   lambda m: _ratio(m) if int(m.group(1)) < int(m.group(2)) else m.group(0), text)
     text = re.sub(r"\b(?:a |one )?half of\b", "50 % of", text)
+    text = re.sub(r"\b(?:a|one|only 1) single\b", "1", text)  # "a single region" is one region
+    text = _INTERVAL.sub(lambda m: f"every 1 {m.group(1) or m.group(2)}", text)  # "once a month": every month
+    for pattern, spelling in _SPELLING:
+        text = pattern.sub(spelling, text)
+    text = _FRACTION.sub(lambda m: f"{_fraction(m)} % of", text)  # "about a quarter of cases": 25 %
     text = re.sub(r"\b(points?|mg|doses?|injections?|%)\s+(?:a|each|every)\s+(day|week|month|year)\b",
                   r"\1 per \2", text)
     text = re.sub(r"(?<!once )(?<!twice )(?<!times )\b(?:a|an)\s+(" + _TIME_UNITS + r")\b", r"1 \1", text)
@@ -272,10 +344,12 @@ def normalize(text: str) -> str:
     text = re.sub(r"(\d)[\s-]*(?:micrograms?|mcg|\u03bcg)\b", r"\1 mcg", text)
     text = re.sub(r"(\d)[\s-]*fold\b", r"\1 fold", text)  # "6-fold risk" is a ratio, not 6 of anything
     text = re.sub(r"\bno\.\s*(?=\d)", "number ", text)  # "approval no. 2019" numbers a document; it negates nothing
-    text = re.sub(r"(\d)-(" + _TIME_UNITS + r"|items?|points?)\b", r"\1 \2", text)
+    text = re.sub(r"(?<![\w.-])(\d+)-([a-z]{3,})\b", r"\1 \2", text)  # "an 8-digit number", "a 10-item scale"
     text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)(?![\w.])", r"\1 to \2", text)
     text = re.sub(r"\bfail(?:s|ed|ing)? to\b", "not", text)  # "failed to slow" denies "slow"
     text = re.sub(r"\bno longer\b", "not", text)
+    # "was not found until 2011" says when it was found, it denies nothing.
+    text = re.sub(r"\b(?:not|never) ([a-z]+(?: [a-z]+)?) until\b", r"\1 only in", text)
     for _ in range(2):  # twice: "revised amyotrophic lateral sclerosis functional rating scale"
         text = _canonical(text)
     text = _IMPLIES_RE.sub(lambda m: f"{m.group(1)} {_IMPLIED_TERM[m.group(1)]}", text)

@@ -25,6 +25,9 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "subcutaneous": ("subcutaneous", "subcutaneously", "under the skin"),
         "intramuscular": ("intramuscular", "intramuscularly", "into the muscle"),
         "inhaled": ("inhaled", "inhalation", "nebulised", "nebulized"),
+        # "PEG" alone is the procedure; a drug given through it names the tube or the way.
+        "feeding tube": ("feeding tube", "feeding tubes", "peg tube", "gastrostomy tube", "nasogastric tube",
+                         "g-tube", "via peg", "via a peg", "through a peg", "through the peg", "through peg"),
     },
     "modality": {
         "aso": ("aso", "antisense"),
@@ -35,13 +38,38 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
         "cell therapy": ("stem cell", "stem cells", "cell therapy", "stem-cell"),
         "vaccine": ("vaccine",),
     },
+    # What a drug does to its target: one drug has one of these in a key fact ("free radical scavenger").
+    "mechanism": {
+        "free radical scavenger": ("free radical scavenger", "free-radical scavenger", "antioxidant"),
+        "glutamate antagonist": ("glutamate antagonist", "glutamate receptor antagonist", "nmda antagonist",
+                                 "nmda receptor antagonist", "ampa receptor antagonist", "ampa antagonist"),
+        "kinase inhibitor": ("kinase inhibitor", "tyrosine kinase inhibitor", "tki"),
+        "anticholinergic": ("anticholinergic", "antimuscarinic", "muscarinic antagonist"),
+        "cholinergic": ("cholinergic", "cholinesterase inhibitor", "acetylcholinesterase inhibitor",
+                        "cholinomimetic"),
+        "calcium channel blocker": ("calcium channel blocker",),
+        "proteasome inhibitor": ("proteasome inhibitor",),
+    },
+    # The chemical family of a small-molecule drug.
+    "chemical class": {
+        "benzothiazole": ("benzothiazole",),
+        "benzodiazepine": ("benzodiazepine", "benzodiazepines"),
+        "pyrazolone": ("pyrazolone",),
+        "phenothiazine": ("phenothiazine",),
+        "barbiturate": ("barbiturate",),
+        "opioid": ("opioid",),
+        "corticosteroid": ("corticosteroid", "steroid"),
+        "statin": ("statin",),
+        "cephalosporin": ("cephalosporin", "beta-lactam antibiotic", "beta-lactam"),
+        "bile acid": ("bile acid",),
+    },
     "frequency": {
         "once daily": ("once daily",),
         "twice daily": ("twice daily",),
         "three times daily": ("three times daily", "3 times daily", "thrice daily", "three times a day",
                               "3 times a day", "tid"),
-        "weekly": ("weekly", "once a week", "once weekly", "every week"),
-        "monthly": ("monthly", "once a month", "every month"),
+        "weekly": ("weekly", "once weekly", "every 1 week"),
+        "monthly": ("monthly", "every 1 month"),
     },
     # A direction of change is a value only when it is the whole fact ("reduced", "declines"); said of an
     # object ("slows decline") it is a claim about that object, judged by the opposites of normalize.py.
@@ -52,13 +80,36 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
                  "declining", "fall", "falls", "fell", "falling", "drop", "drops", "dropped", "reduced",
                  "reduces", "reduce", "lower", "lowered"),
     },
+    # Whether a drug is approved ("investigational" is normalised to "unapproved").
+    "approval status": {
+        "approved": ("approved", "fda-approved", "fda approved", "licensed"),
+        "unapproved": ("unapproved", "not approved", "not yet approved", "not fda approved", "experimental"),
+    },
+    # The regulatory route of an approval (FDA and EMA).
+    "approval pathway": {
+        "accelerated": ("accelerated approval",),
+        "full": ("full approval", "traditional approval", "regular approval", "standard approval",
+                 "standard marketing authorisation", "standard marketing authorization", "full marketing authorisation",
+                 "full marketing authorization"),
+        "conditional": ("conditional approval", "conditional marketing authorisation",
+                        "conditional marketing authorization"),
+        "exceptional circumstances": ("exceptional circumstances",),
+    },
     "inheritance": {
-        "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance"),
-        "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance"),
+        "autosomal dominant": ("autosomal dominant", "dominantly inherited", "dominant inheritance",
+                               "dominant form", "dominant pattern", "dominant manner", "dominant trait"),
+        "autosomal recessive": ("autosomal recessive", "recessively inherited", "recessive inheritance", "recessive",
+                                "recessively"),
         "x-linked": ("x-linked dominant", "x-linked recessive", "x-linked"),
         "mitochondrial": ("mitochondrial inheritance", "maternally inherited"),
     },
 }
+# A value that also states one of another type: a kinase inhibitor or a benzothiazole is a small molecule,
+# so "masitinib is a monoclonal antibody" gives it another modality.
+IMPLIED = {value: ("modality", "small molecule")
+           for value in (*CATEGORIES["chemical class"], "kinase inhibitor", "free radical scavenger")}
+# Values of one type that can both hold: an oral suspension may be given through a feeding tube.
+COMPATIBLE = {"oral": frozenset({"feeding tube"}), "feeding tube": frozenset({"oral"})}
 _PHRASES = sorted(((p, kind, value) for kind, values in CATEGORIES.items() for value, ps in values.items()
                    for p in ps), key=lambda t: -len(t[0]))
 _LOOKUP = {p: (kind, value) for p, kind, value in _PHRASES}
@@ -76,10 +127,18 @@ class Value:
 @lru_cache(maxsize=65536)
 def values(normalized: str) -> tuple[Value, ...]:
     """The categorical values a normalised text states, in order (the longest phrase wins)."""
-    return tuple(Value(*_LOOKUP[m.group(1)], m.start(), m.end()) for m in _RE.finditer(normalized))
+    out = []
+    for m in _RE.finditer(normalized):
+        kind, value = _LOOKUP[m.group(1)]
+        out.append(Value(kind, value, m.start(), m.end()))
+        if value in IMPLIED:
+            out.append(Value(*IMPLIED[value], m.start(), m.end()))
+    return tuple(out)
 
 
 def fact_values(normalized: str) -> tuple[Value, ...]:
-    """A key fact's values: a direction only when it is the whole fact."""
-    alone = len(normalized.split()) == 1
-    return tuple(v for v in values(normalized) if v.kind != "direction" or alone)
+    """A key fact's values: a direction or an approval status only when it is the whole fact ("several
+    investigational treatments" is about a trial, not a drug's status)."""
+    found = values(normalized)
+    whole = {v.kind for v in found if v.start == 0 and v.end == len(normalized)}
+    return tuple(v for v in found if v.kind not in ("direction", "approval status") or v.kind in whole)
