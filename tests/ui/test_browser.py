@@ -11,7 +11,9 @@ from services.evaluator.inputs import load_benchmark
 from services.evaluator.review import previous_reviews
 from services.evaluator.settings import BENCHMARK
 from shared import runs
+from shared.schemas.eval import ScoreFile
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow
+from tests.ui.conftest import probe_item, publish_probe_items, publish_probe_run
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +119,38 @@ def test_benchmark_loads_the_scored_runs_and_shows_an_answer(page):
     ids.first.click()
     page.wait_for_selector("#bench-answer .answer")
     page.screenshot(path=SHOTS / "benchmark.png", full_page=True)
+
+
+def test_benchmark_shows_the_probe_candidates_of_the_selected_item(page, evaluation):
+    settings, store = evaluation
+    ids = sorted({s.id for system in ("scratch", "rag") for s in ScoreFile.model_validate_json(
+        store.get_bytes(runs.latest(store, f"score-{system}").output("scores.json").key)).items})
+    items = [probe_item(i, 0, "memorisation", f"A <b>stem</b> of {i}, cut before", ["alpha", "beta", "gamma"], 1)
+             for i in ids]
+    items_run = publish_probe_items(store, settings.work_dir, items)
+    scratch = publish_probe_run(store, settings.work_dir, "probe-scratch", items_run, items,
+                                {"scratch": {i.id: [-3.0, -0.25, -2.0] for i in items}})
+    gguf = publish_probe_run(store, settings.work_dir, "probe-gguf", items_run, items,
+                             {"gguf@step1": {i.id: [-1.0, -2.0, -3.0] for i in items}})
+    open_tab(page, "Benchmark")
+    page.locator("#bench-load").click()
+    page.wait_for_selector("#bench-status :text('probe runs shown')")
+    first = page.locator('#bench-table [data-testid^="cell-"][data-testid$="-1"]').first
+    item_id = first.inner_text().strip()
+    first.click()
+    page.wait_for_selector("#bench-probe table.probe")
+    assert page.locator("#bench-probe .probe-stem").inner_text().startswith(f"A <b>stem</b> of {item_id}, cut before")
+    columns = page.locator("#bench-probe thead tr").first.locator("th")
+    assert [columns.nth(i).inner_text() for i in range(3)] == ["candidate", gguf.run, scratch.run]
+    cells = page.locator("#bench-probe tr.true").locator("th, td")
+    assert [cells.nth(i).inner_text().strip() for i in range(3)] == ["✓ beta", "-2.00 #2", "-0.25 #1"]
+    page.screenshot(path=SHOTS / "benchmark-probe.png", full_page=True)
+
+    page.locator(f'#bench-probe-runs .token:has-text("{gguf.run}") .token-remove').click()  # one run left
+    from playwright.sync_api import expect
+
+    expect(page.locator("#bench-probe tr.true td")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert page.locator("#bench-probe tr.true td").inner_text().strip() == "-0.25 #1"
 
 
 def test_benchmark_run_button_reuses_an_identical_run_and_reloads_the_table(page, evaluation):
