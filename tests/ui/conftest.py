@@ -109,7 +109,7 @@ def publish_probe_run(store, work_dir: Path, stage: str, items_run, items: list[
         writer.put_json("systems.json", systems)
         writer.put_json("summary.json", {})
 
-    manifest, _ = runs.run_stage(store, stage, {"ui-test": sorted(scores)},
+    manifest, _ = runs.run_stage(store, stage, {"ui-test": scores},
                                  runs.inputs_from(items_run, ["items.jsonl"]), body, work_dir=work_dir)
     return manifest
 

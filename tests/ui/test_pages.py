@@ -213,6 +213,10 @@ def test_probe_panel_shows_each_candidates_likelihood_and_rank_under_every_probe
     assert "probe-scratch/nope" in probe.panel_html(unreadable, "gene-001")
     assert "No probe run chosen" in probe.panel_html(probe.load(store, [], cache), "gene-001")
 
+    mismatched = publish_probe_run(store, cache.parent / "work", "probe-scratch", items_run, GENE_PROBE,
+                                   {"scratch": {"gene-001.0.mem": [-1.0, -2.0]}})
+    assert "gene-001.0.mem (scratch) does not match the items of" in probe.load(store, [mismatched.run], cache).notes[0]
+
     # A run that read other items (a newer probe-items run) is shown against those items, in its own group.
     reworded = [GENE_PROBE[1].model_copy(update={"stem": "The gene found first in ALS was"})]
     other_items = publish_probe_items(store, cache.parent / "work", reworded)

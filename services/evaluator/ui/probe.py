@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,16 @@ def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def _check(results: Iterable[ProbeResult], items: dict[str, list[ProbeItem]], items_run: str) -> None:
+    """Every result is of an item of ``items_run`` and has one likelihood per candidate."""
+    candidates = {i.id: len(i.candidates) for by_benchmark in items.values() for i in by_benchmark}
+    for r in results:
+        if len(r.loglikelihoods) != candidates.get(r.item):
+            raise ValueError(f"its result for {r.item} ({r.system}) does not match the items of {items_run}: "
+                             f"{len(r.loglikelihoods)} likelihoods, {candidates.get(r.item, 'no such item, so no')} "
+                             "candidates")
+
+
 def load(store: ArtifactStore, chosen: list[str], cache: Path) -> Probes:
     """The chosen probe runs' results, systems and items, fetched and verified; a run that cannot be read
     is a note, not an error."""
@@ -91,6 +102,7 @@ def load(store: ArtifactStore, chosen: list[str], cache: Path) -> Probes:
                        for s in json.loads(paths["systems.json"].read_text(encoding="utf-8"))]
             results = {(r.item, r.system): r for r in map(ProbeResult.model_validate_json,
                                                            _lines(paths["results.jsonl"]))}
+            _check(results.values(), probes.items[items_ref.run], items_ref.run)
         except (RunNotFound, MissingArtifact, IntegrityError, StoreError, ValueError) as err:
             probes.notes.append(f"cannot read the probe run {ref}: {err}")
             continue
