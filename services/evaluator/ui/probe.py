@@ -121,7 +121,7 @@ def _note(text: str) -> str:
 
 def summary(probes: Probes) -> str:
     """The status line's part about the probe: which runs are shown, or why none is."""
-    shown = [f"`{run.run}` ({len(run.systems)} systems)" for run in probes.runs]
+    shown = [f"`{run.run}` ({len(run.systems)} system{'s' * (len(run.systems) != 1)})" for run in probes.runs]
     lines = ["probe runs shown: " + ", ".join(shown)] if shown else []
     if not probes.stored:
         lines.append(f"⚠ {NO_PROBE}")
@@ -173,7 +173,7 @@ def item_html(item: ProbeItem, scored_by: list[ProbeRun]) -> str:
     rows.append('<tr class="greedy"><th>greedy continuation</th>'
                 + "".join(_greedy(result) for _, _, result in columns) + "</tr>")
     return (f'<div class="probe-item" id="probe-{_e(item.id)}">{_about(item)}'
-            f'<p class="probe-stem">{_e(item.stem)} <span class="probe-gap">＿＿</span></p>'
+            f'<p class="probe-stem">{_e(item.stem)} <span class="probe-gap">____</span></p>'
             f'<div class="probe-scroll"><table class="probe"><thead><tr><th rowspan="2">candidate</th>{groups}</tr>'
             f"<tr>{names}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></div>")
 
@@ -203,6 +203,7 @@ def panel_html(probes: Probes | None, benchmark_id: str) -> str:
 CSS = """
 .probe table.probe { border-collapse: collapse; font-size: 0.9em; }
 .probe table.probe th, .probe table.probe td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+.probe table.probe thead th { text-align: center; }
 .probe table.probe tbody th { text-align: left; font-weight: normal; }
 .probe table.probe tr.true th, .probe table.probe tr.true td { background: #b7ebc6; color: #111; font-weight: bold; }
 .probe table.probe td.top { text-decoration: underline; }
