@@ -115,9 +115,10 @@ def publish_probe_run(store, work_dir: Path, stage: str, items_run, items: list[
 
 
 def probe_item(benchmark_id: str, fact_index: int, form: str, stem: str, candidates: list[str], answer: int, *,
-               bucket: str = "2-4", train_docs: int = 3, source: str = "sample-doc") -> ProbeItem:
+               bucket: str = "2-4", train_docs: int = 3, source: str = "sample-doc",
+               subject: str | None = None) -> ProbeItem:
     """A cloze item as ``probe-items`` writes one (its id: ``<benchmark id>.<fact>.<mem|gen>``)."""
     return ProbeItem(id=f"{benchmark_id}.{fact_index}.{form[:3]}", benchmark_id=benchmark_id, fact_index=fact_index,
                      fact=candidates[answer], form=form, stem=stem, candidates=candidates, answer=answer,
-                     value_type="phrase", source=source, subject="sod1", in_train=train_docs > 0,
+                     value_type="phrase", source=source, subject=subject, in_train=train_docs > 0,
                      train_docs=train_docs, validation_docs=0, bucket=bucket, wording_in_train=False)

@@ -210,5 +210,6 @@ CSS = """
 .probe table.probe tr.greedy td { text-align: left; font-style: italic; }
 .probe table.probe tr.greedy td.match { background: #b7ebc6; color: #111; }
 .probe .probe-scroll { overflow-x: auto; }
+.probe .probe-item { margin-top: 1.2em; }
 .probe .probe-stem { font-family: monospace; }
 """
