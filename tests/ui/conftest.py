@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.evaluator.probe.score import rank
 from services.evaluator.rag import generate
 from services.evaluator.settings import for_run
 from services.evaluator.stages import eval as asking
@@ -20,6 +21,7 @@ from services.evaluator.ui.app import launch
 from services.evaluator.ui.settings import UISettings
 from shared import runs
 from shared.schemas.corpus import CleanDocument
+from shared.schemas.probe import ProbeItem, ProbeResult, ProbeSystem
 from shared.servers import free_port
 from shared.settings import load
 from shared.store import LocalStore
@@ -80,3 +82,43 @@ def app_url(evaluation):
     demo = launch(settings, store, block=False)
     yield f"http://127.0.0.1:{settings.ui.port}/"
     demo.close()
+
+
+def publish_probe_items(store, work_dir: Path, items: list[ProbeItem]):
+    """A ``probe-items`` run holding ``items``, as the probe-items stage publishes it."""
+    lines = "".join(i.model_dump_json() + "\n" for i in items)
+    manifest, _ = runs.run_stage(store, "probe-items", {"ui-test": len(items)}, [],
+                                 lambda w, _s: w.put_bytes("items.jsonl", lines.encode()), work_dir=work_dir)
+    return manifest
+
+
+def publish_probe_run(store, work_dir: Path, stage: str, items_run, items: list[ProbeItem],
+                      scores: dict[str, dict[str, list[float]]]):
+    """A run of probe stage ``stage`` that read ``items_run`` (holding ``items``): ``scores`` gives each
+    system's log-likelihoods per item id, in candidate order; its greedy continuation names the system."""
+    by_id = {i.id: i for i in items}
+    results = [ProbeResult(item=item, system=system, loglikelihoods=lls,
+                           lengths=[len(c) + 1 for c in by_id[item].candidates],
+                           rank=rank(lls, by_id[item].answer), rank_norm=rank(lls, by_id[item].answer),
+                           greedy=f"{system} continues", greedy_match=False)
+               for system, by_item in scores.items() for item, lls in by_item.items()]
+    systems = [ProbeSystem(name=s, kind="ngram" if s.startswith("ngram") else "scratch").model_dump() for s in scores]
+
+    def body(writer, scratch):
+        writer.put_bytes("results.jsonl", "".join(r.model_dump_json() + "\n" for r in results).encode())
+        writer.put_json("systems.json", systems)
+        writer.put_json("summary.json", {})
+
+    manifest, _ = runs.run_stage(store, stage, {"ui-test": scores},
+                                 runs.inputs_from(items_run, ["items.jsonl"]), body, work_dir=work_dir)
+    return manifest
+
+
+def probe_item(benchmark_id: str, fact_index: int, form: str, stem: str, candidates: list[str], answer: int, *,
+               bucket: str = "2-4", train_docs: int = 3, source: str = "sample-doc",
+               subject: str | None = None) -> ProbeItem:
+    """A cloze item as ``probe-items`` writes one (its id: ``<benchmark id>.<fact>.<mem|gen>``)."""
+    return ProbeItem(id=f"{benchmark_id}.{fact_index}.{form[:3]}", benchmark_id=benchmark_id, fact_index=fact_index,
+                     fact=candidates[answer], form=form, stem=stem, candidates=candidates, answer=answer,
+                     value_type="phrase", source=source, subject=subject, in_train=train_docs > 0,
+                     train_docs=train_docs, validation_docs=0, bucket=bucket, wording_in_train=False)

@@ -11,7 +11,9 @@ from services.evaluator.inputs import load_benchmark
 from services.evaluator.review import previous_reviews
 from services.evaluator.settings import BENCHMARK
 from shared import runs
+from shared.schemas.eval import ScoreFile
 from shared.schemas.model import METRICS_COLUMNS, MetricsRow
+from tests.ui.conftest import probe_item, publish_probe_items, publish_probe_run
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +119,59 @@ def test_benchmark_loads_the_scored_runs_and_shows_an_answer(page):
     ids.first.click()
     page.wait_for_selector("#bench-answer .answer")
     page.screenshot(path=SHOTS / "benchmark.png", full_page=True)
+
+
+# Probe items of the two questions the fixture asked (its eval runs' limit of 2), as probe-items cuts them;
+# the log-likelihoods are made up (the page's arithmetic is checked in test_pages.py).
+PROBE = [
+    probe_item("drug-001", 0, "memorisation", "Riluzole is thought to protect motor neurons from glutamate",
+               ["receptors", "excitotoxicity", "release", "transporters"], 1, subject="riluzole"),
+    probe_item("drug-001", 2, "generalisation", "it inhibits glutamate release and blocks voltage-gated",
+               ["calcium channels", "potassium channels", "sodium channels"], 2, bucket="validation_only",
+               train_docs=0, source="reference_answer", subject="riluzole"),
+    probe_item("gene-001", 2, "memorisation", "Mutations in SOD1 were reported in familial ALS in",
+               ["1991", "1993", "2006", "2011"], 1, bucket="5+", train_docs=9, subject="sod1"),
+]
+SCRATCH_PROBE = {
+    "ngram-2": {"drug-001.0.mem": [-6.1, -9.4, -5.2, -8.8], "drug-001.2.gen": [-7.7, -8.1, -7.9],
+                "gene-001.2.mem": [-5.5, -5.9, -6.4, -6.0]},
+    "scratch@init": {"drug-001.0.mem": [-14.2, -21.7, -13.9, -20.8], "drug-001.2.gen": [-16.0, -17.2, -16.4],
+                     "gene-001.2.mem": [-13.1, -13.3, -13.0, -13.4]},
+    "scratch": {"drug-001.0.mem": [-7.4, -6.2, -6.9, -9.1], "drug-001.2.gen": [-9.8, -10.3, -9.9],
+                "gene-001.2.mem": [-6.7, -5.8, -6.6, -6.9]},
+}
+GGUF_PROBE = {"gguf-f32": {i: [v + 0.001 for v in lls] for i, lls in SCRATCH_PROBE["scratch"].items()}}
+
+
+def test_benchmark_shows_the_probe_candidates_of_the_selected_item(page, evaluation):
+    settings, store = evaluation
+    scored = {s.id for system in ("scratch", "rag") for s in ScoreFile.model_validate_json(
+        store.get_bytes(runs.latest(store, f"score-{system}").output("scores.json").key)).items}
+    assert scored == {i.benchmark_id for i in PROBE}
+    items_run = publish_probe_items(store, settings.work_dir, PROBE)
+    scratch = publish_probe_run(store, settings.work_dir, "probe-scratch", items_run, PROBE, SCRATCH_PROBE)
+    gguf = publish_probe_run(store, settings.work_dir, "probe-gguf", items_run, PROBE, GGUF_PROBE)
+    open_tab(page, "Benchmark")
+    page.locator("#bench-load").click()
+    page.wait_for_selector("#bench-status :text('probe runs shown')")
+    first = page.locator('#bench-table [data-testid^="cell-"][data-testid$="-1"]').first
+    assert first.inner_text().strip() == "drug-001"
+    first.click()
+    page.wait_for_selector("#bench-probe table.probe")
+    stems = page.locator("#bench-probe .probe-stem")
+    assert [stems.nth(i).inner_text() for i in range(stems.count())] == [f"{i.stem} ____" for i in PROBE[:2]]
+    columns = page.locator("#bench-probe table.probe").first.locator("thead tr").first.locator("th")
+    assert [columns.nth(i).inner_text() for i in range(3)] == ["candidate", gguf.run, scratch.run]
+    cells = page.locator("#bench-probe table.probe").first.locator("tr.true").locator("th, td")
+    assert [cells.nth(i).inner_text().strip() for i in range(5)] == [
+        "✓ excitotoxicity", "-6.20 #1", "-9.40 #4", "-21.70 #4", "-6.20 #1"]
+    page.screenshot(path=SHOTS / "benchmark-probe.png", full_page=True)
+
+    page.locator(f'#bench-probe-runs .token:has-text("{gguf.run}") .token-remove').click()  # one run left
+    from playwright.sync_api import expect
+
+    expect(page.locator("#bench-probe table.probe").first.locator("tr.true td")).to_have_count(3, timeout=TIMEOUT_MS)
+    assert "gguf-f32" not in page.locator("#bench-probe").inner_text()
 
 
 def test_benchmark_run_button_reuses_an_identical_run_and_reloads_the_table(page, evaluation):

@@ -1,8 +1,10 @@
 """The Benchmark and Review pages' functions on a store holding really scored runs (no model needed:
-the responses are written here, the scorer is the real one without its embedding fallback), and the
-served app's privacy settings."""
+the responses are written here, the scorer is the real one without its embedding fallback), the
+Benchmark page's probe panel on stored probe runs, and the served app's privacy settings."""
 
 from __future__ import annotations
+
+from html.parser import HTMLParser
 
 import httpx
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 
 from services.evaluator.settings import for_run
 from services.evaluator.stages import score as scoring
-from services.evaluator.ui import benchmark, review, training
+from services.evaluator.ui import benchmark, probe, review, training
 from services.evaluator.ui.app import launch
 from services.evaluator.ui.settings import UISettings
 from shared import runs
@@ -19,7 +21,7 @@ from shared.schemas.model import METRICS_COLUMNS, MetricsRow
 from shared.servers import free_port
 from shared.settings import load
 from shared.store import LocalStore
-from tests.ui.conftest import publish_corpus
+from tests.ui.conftest import probe_item, publish_corpus, publish_probe_items, publish_probe_run
 
 ANSWERS = {
     "scratch": {"drug-001": "Riluzole does not inhibit glutamate release. It is combined with zorbalimab.",
@@ -118,6 +120,138 @@ def test_review_saves_each_item_and_resumes_where_it_stopped(scored):
     loaded = benchmark.load(store, [], review.all_reviews(store, settings), settings.work_dir / "ui")
     row = loaded.table[(loaded.table.system == "scratch") & (loaded.table.id == first)].iloc[0]
     assert (row.label, row.failure_mode) == ("reviewed", "confident_fabrication")
+
+
+class ProbeTables(HTMLParser):
+    """The text of every cell of the panel's tables: one list of rows (lists of cells) per table."""
+
+    def __init__(self, markup: str):
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: str | None = None
+        self.feed(markup)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("th", "td"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            self.tables[-1][-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+# Out of order on purpose: the panel shows fact by fact, memorisation before generalisation.
+GENE_PROBE = [
+    probe_item("gene-001", 2, "generalisation", "mutations in SOD1 were reported in familial ALS in",
+               ["1991", "1993", "2006"], 1, bucket="validation_only", train_docs=0, source="reference_answer"),
+    probe_item("gene-001", 0, "memorisation", "The first gene linked to ALS was", ["C9orf72", "SOD1", "FUS"], 1,
+               bucket="5+", train_docs=12),
+    probe_item("gene-001", 2, "memorisation", "Mutations in SOD1 were first reported in", ["1993", "1991", "2006"], 0),
+]
+SCRATCH_SCORES = {
+    "ngram-2": {"gene-001.0.mem": [-1.0, -2.0, -3.0], "gene-001.2.mem": [-2.0, -1.0, -2.0],  # a tie counts against
+                "gene-001.2.gen": [-2.5, -3.5, -4.5]},
+    "scratch": {"gene-001.0.mem": [-4.0, -0.5, -3.0], "gene-001.2.mem": [-1.25, -2.0, -6.0],
+                "gene-001.2.gen": [-3.0, -1.5, -4.0]},
+}
+GGUF_SCORES = {"gguf@step1": {"gene-001.0.mem": [-4.1, -0.6, -3.0], "gene-001.2.mem": [-1.3, -2.1, -6.0]}}
+
+
+@pytest.fixture
+def probed(tmp_path):
+    """An older and a newer probe-scratch run and a run of another probe stage (it scored fewer items),
+    all of one probe-items run."""
+    store = LocalStore(tmp_path / "artifacts")
+    items_run = publish_probe_items(store, tmp_path / "work", GENE_PROBE)
+    old = publish_probe_run(store, tmp_path / "work", "probe-scratch", items_run, GENE_PROBE,
+                            {"scratch": SCRATCH_SCORES["scratch"]})
+    new = publish_probe_run(store, tmp_path / "work", "probe-scratch", items_run, GENE_PROBE, SCRATCH_SCORES)
+    gguf = publish_probe_run(store, tmp_path / "work", "probe-gguf", items_run, GENE_PROBE, GGUF_SCORES)
+    return store, tmp_path / "cache", items_run, (old, new, gguf)
+
+
+def test_probe_panel_shows_each_candidates_likelihood_and_rank_under_every_probed_system(probed):
+    store, cache, items_run, (old, new, gguf) = probed
+    labels, chosen = probe.choices(store)
+    assert [run for _, run in labels] == [gguf.run, new.run, old.run]  # every probe run, newest first
+    assert chosen == [gguf.run, new.run]  # the latest of each probe stage; probe-items is no probe run
+    probes = probe.load(store, chosen, cache)
+    assert probes.notes == [] and probes.stored == 3
+    assert f"`{new.run}` (2 systems)" in probe.summary(probes)
+    panel = probe.panel_html(probes, "gene-001")
+    assert f"3 probe items of {items_run.run}" in panel  # the items the runs read, not merely the latest
+    stems = [i.stem for i in sorted(GENE_PROBE, key=lambda i: (i.fact_index, i.form != "memorisation"))]
+    positions = [panel.index(stem) for stem in stems]
+    assert positions == sorted(positions)
+    assert "<b>memorisation</b> · key fact 1: “SOD1” · exposure <b>5+</b> (12 training" in panel
+    assert "<b>generalisation</b> · key fact 3: “1993” · exposure <b>validation_only</b> (0 training" in panel
+    first, second, third = ProbeTables(panel).tables
+    assert first[:2] == [["candidate", gguf.run, new.run], ["gguf@step1", "ngram-2", "scratch"]]
+    assert first[2:] == [["C9orf72", "-4.10 #3", "-1.00 #1", "-4.00 #3"],
+                         ["✓ SOD1", "-0.60 #1", "-2.00 #2", "-0.50 #1"],
+                         ["FUS", "-3.00 #2", "-3.00 #3", "-3.00 #2"],
+                         ["greedy continuation", "“gguf@step1 continues”", "“ngram-2 continues”",
+                          "“scratch continues”"]]
+    assert second[2] == ["✓ 1993", "-1.30 #1", "-2.00 #3", "-1.25 #1"]  # the bigram ties 2006: rank 3
+    assert third[2:4] == [["1991", "—", "-2.50 #1", "-3.00 #2"], ["✓ 1993", "—", "-3.50 #2", "-1.50 #1"]]
+    assert '<tr class="true"><th title="the true value">✓ SOD1</th>' in panel
+
+    only_old = probe.load(store, [old.run], cache)
+    assert ProbeTables(probe.panel_html(only_old, "gene-001")).tables[0][1] == ["scratch"]
+    assert "No probe items for <code>drug-001</code>" in probe.panel_html(probes, "drug-001")
+    unreadable = probe.load(store, [new.run, "probe-scratch/nope"], cache)
+    assert len(unreadable.runs) == 1 and "cannot read the probe run probe-scratch/nope" in unreadable.notes[0]
+    assert "probe-scratch/nope" in probe.panel_html(unreadable, "gene-001")
+    assert "No probe run chosen" in probe.panel_html(probe.load(store, [], cache), "gene-001")
+
+    mismatched = publish_probe_run(store, cache.parent / "work", "probe-scratch", items_run, GENE_PROBE,
+                                   {"scratch": {"gene-001.0.mem": [-1.0, -2.0]}})
+    assert "gene-001.0.mem (scratch) does not match the items of" in probe.load(store, [mismatched.run], cache).notes[0]
+
+    # A run that read other items (a newer probe-items run) is shown against those items, in its own group.
+    reworded = [GENE_PROBE[1].model_copy(update={"stem": "The gene found first in ALS was"})]
+    other_items = publish_probe_items(store, cache.parent / "work", reworded)
+    rag = publish_probe_run(store, cache.parent / "work", "probe-rag", other_items, reworded,
+                            {"rag": {"gene-001.0.mem": [-2.0, -1.0, -3.0]}})
+    both = probe.panel_html(probe.load(store, [new.run, rag.run], cache), "gene-001")
+    assert f"1 probe item of {other_items.run}" in both and "The gene found first in ALS was" in both
+    tables = ProbeTables(both).tables
+    assert len(tables) == 4 and tables[3][:3] == [["candidate", rag.run], ["rag"], ["C9orf72", "-2.00 #2"]]
+
+
+def test_probe_panel_says_so_when_the_store_has_no_probe_run(tmp_path):
+    store = LocalStore(tmp_path / "artifacts")
+    publish_probe_items(store, tmp_path / "work", GENE_PROBE)  # items alone are not a probe run
+    assert probe.choices(store) == ([], [])
+    probes = probe.load(store, [], tmp_path / "cache")
+    panel = probe.panel_html(probes, "gene-001")
+    assert "no probe run in the store yet" in panel and "<code>als-lm probe run</code>" in panel
+    assert probe.summary(probes) == f"⚠ {probe.NO_PROBE}"
+
+
+def test_probe_panel_escapes_stored_text(tmp_path):
+    store = LocalStore(tmp_path / "artifacts")
+    hostile = probe_item("drug-001", 0, "memorisation", '<script>alert("stem")</script> & riluzole blocks',
+                         ["<img src=x onerror=alert(1)>", "sodium channels", "</td></tr><b>x"], 1,
+                         source='doc"><i>')
+    items_run = publish_probe_items(store, tmp_path / "work", [hostile])
+    run = publish_probe_run(store, tmp_path / "work", "probe-scratch", items_run, [hostile],
+                            {"<sys>": {hostile.id: [-1.0, -2.0, -3.0]}})
+    panel = probe.panel_html(probe.load(store, [run.run], tmp_path / "cache"), "drug-001")
+    assert "<script>" not in panel and "<img" not in panel and "<sys>" not in panel and "<i>" not in panel
+    assert "&lt;script&gt;alert(&quot;stem&quot;)&lt;/script&gt; &amp; riluzole blocks" in panel
+    (table,) = ProbeTables(panel).tables
+    assert [row[0] for row in table[2:5]] == ["<img src=x onerror=alert(1)>", "✓ sodium channels", "</td></tr><b>x"]
+    assert table[1] == ["<sys>"] and table[5] == ["greedy continuation", "“<sys> continues”"]
 
 
 def test_served_app_is_private_by_default_and_asks_for_the_configured_login(tmp_path):

@@ -13,7 +13,7 @@ import logging
 import gradio as gr
 
 from services.evaluator.inputs import load_benchmark
-from services.evaluator.ui import benchmark, handlers, highlight, review, training
+from services.evaluator.ui import benchmark, handlers, highlight, probe, review, training
 from services.evaluator.ui.backends import RAG, SCRATCH, Backends
 from services.evaluator.ui.scorer import AnswerScorer
 from services.evaluator.ui.settings import UISettings
@@ -114,17 +114,28 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                 with gr.Row():
                     b_answer = gr.HTML(elem_id="bench-answer")
                     b_facts = gr.HTML()
+                gr.Markdown("**The item's probe** (docs/probe.md): each key fact as a cloze stem, its candidates "
+                            "with every probed system's log-likelihood and rank (#1 underlined), the true value "
+                            "marked ✓.")
+                probes = gr.State()
+                chosen_id = gr.State()
+                p_runs = gr.Dropdown([], value=[], multiselect=True, elem_id="bench-probe-runs",
+                                     label="Probe runs (default: the latest of each probe stage)")
+                b_probe = gr.HTML(elem_id="bench-probe")
                 charts = gr.Gallery(label="Report charts", columns=3, elem_id="bench-charts")
                 filters = [f_system, f_category, f_mode]
 
                 def shown_figures(loaded, table):
                     return f"Rows shown — {benchmark.figures_markdown(loaded, table)}" if len(table) else ""
 
-                def load_latest(system_, category_, mode_):
+                def load_latest(system_, category_, mode_, item_id):
                     loaded = benchmark.load(store, items, review.all_reviews(store, settings), cache, settings.seed)
                     shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
-                    return (loaded, shown, [str(p) for p in loaded.charts], loaded.summary(),
-                            shown_figures(loaded, shown))
+                    labels, latest = probe.choices(store)
+                    probed = probe.load(store, latest, cache)
+                    status = "  \n".join(part for part in (loaded.summary(), probe.summary(probed)) if part)
+                    return (loaded, shown, [str(p) for p in loaded.charts], status, shown_figures(loaded, shown),
+                            probed, gr.update(choices=labels, value=latest), panel(probed, item_id))
 
                 def refilter(loaded, system_, category_, mode_):
                     if loaded is None:
@@ -132,24 +143,33 @@ def build(settings: UISettings, store: ArtifactStore) -> gr.Blocks:
                     shown = benchmark.filter_table(loaded.table, system_, category_, mode_)
                     return shown, shown_figures(loaded, shown)
 
-                def show_row(loaded, evt: gr.SelectData):
+                def show_row(loaded, probed, evt: gr.SelectData):
                     if loaded is None or evt.row_value is None:
-                        return "", ""
+                        return "", "", "", None
                     row = dict(zip(benchmark.COLUMNS, evt.row_value))
-                    return benchmark.detail(loaded, row["system"], row["id"])
+                    return (*benchmark.detail(loaded, row["system"], row["id"]), probe.panel_html(probed, row["id"]),
+                            row["id"])
 
-                def run_then_load(system_, limit_, *filter_values):
+                def panel(probed, item_id):
+                    return probe.panel_html(probed, item_id) if item_id else ""
+
+                def choose_probes(chosen, item_id):
+                    probed = probe.load(store, chosen or [], cache)
+                    return probed, panel(probed, item_id)
+
+                def run_then_load(system_, limit_, *load_values):
                     status = benchmark.run_and_score(store, settings, system_, int(limit_ or 0) or None)
-                    loaded, shown, gallery, summary, shown_text = load_latest(*filter_values)
-                    return loaded, shown, gallery, f"{status}\n\n{summary}", shown_text
+                    loaded, shown, gallery, summary, *rest = load_latest(*load_values)
+                    return loaded, shown, gallery, f"{status}\n\n{summary}", *rest
 
-                loaded_outputs = [evaluation, table, charts, b_status, b_figures]
-                load.click(load_latest, filters, loaded_outputs, api_name="benchmark")
-                run.click(run_then_load, [r_system, r_limit, *filters], loaded_outputs,
+                loaded_outputs = [evaluation, table, charts, b_status, b_figures, probes, p_runs, b_probe]
+                load.click(load_latest, [*filters, chosen_id], loaded_outputs, api_name="benchmark")
+                run.click(run_then_load, [r_system, r_limit, *filters, chosen_id], loaded_outputs,
                           api_name="benchmark_run", concurrency_limit=1)
                 for f in filters:
                     f.change(refilter, [evaluation, *filters], [table, b_figures], api_name=False)
-                table.select(show_row, evaluation, [b_answer, b_facts], api_name=False)
+                table.select(show_row, [evaluation, probes], [b_answer, b_facts, b_probe, chosen_id], api_name=False)
+                p_runs.input(choose_probes, [p_runs, chosen_id], [probes, b_probe], api_name=False)
 
             with gr.Tab("Review", id="review"):
                 review.page(settings, store, items)
@@ -205,5 +225,5 @@ def launch(settings: UISettings, store: ArtifactStore | None = None, block: bool
     (settings.work_dir / "ui").mkdir(parents=True, exist_ok=True)
     demo.launch(server_name=cfg.host, server_port=cfg.port, share=False, auth=auth,
                 max_threads=cfg.concurrency_limit + 20, allowed_paths=[str(settings.work_dir / "ui")],
-                css=highlight.CSS, prevent_thread_lock=not block, quiet=not block)
+                css=highlight.CSS + probe.CSS, prevent_thread_lock=not block, quiet=not block)
     return demo
