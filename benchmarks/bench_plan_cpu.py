@@ -9,8 +9,9 @@
    Measured = peak RSS of that step (VmHWM) minus the RSS before the model was built (DeepSpeed
    imported, process group up). Predicted = ``plan.training_memory`` for the CPU (its dropout
    masks and math kernel): the larger of backward (states + activations, less the gradients not
-   allocated yet) and the optimizer step (states + its transient + the logits), with torch
-   AdamW's single-tensor loop, its default on the CPU. glibc's mmap threshold is fixed at
+   allocated yet), ZeRO 0's gradient all-reduce (states + a flat copy of the gradients + the
+   logits) and the optimizer step (states + its transient + the logits), with torch AdamW's
+   single-tensor loop, its default on the CPU. glibc's mmap threshold is fixed at
    64 KiB in the child (``MALLOC_MMAP_THRESHOLD_``) so freed tensors leave RSS at once instead of
    staying in the heap, which would make RSS a high-water mark of every earlier allocation.
 2. **The CPU Adam step.** Predicted = ``plan.measure_cpu_adam`` (torch's fused AdamW on a
@@ -117,7 +118,7 @@ def measure_step(preset: str, micro_batch: int, block_size: int, checkpointing: 
             "checkpointing": checkpointing, "precision": precision, "dropout": dropout,
             "measured_mib": (peak - before) / MIB, "predicted_mib": m.peak / MIB, "predicted_peak_at": m.peak_at,
             "predicted_states_mib": m.states / MIB, "predicted_activations_mib": m.activations / MIB,
-            "predicted_step_mib": m.step / MIB, "step_s": seconds}
+            "predicted_step_mib": m.step / MIB, "predicted_allreduce_mib": m.allreduce / MIB, "step_s": seconds}
 
 
 def adam_steps(params: int, repeats: int, deepspeed_adam: bool) -> dict:

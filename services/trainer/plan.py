@@ -13,10 +13,11 @@ machine without a GPU:
 - **the optimizer step** adds its own transient on the GPU: at stage 0 the fp32 copy of every
   gradient (``FP16_UnfusedOptimizer.step``), and at every stage without offload the temporary of
   torch's foreach AdamW (``_foreach_sqrt`` of the second moments, fp32, all parameters at once;
-  foreach is torch's default on CUDA). The peak is the larger of backward and the step, which
-  happens with only the logits still held. At ZeRO 0 with one micro-batch a step the gradients
-  are not there yet at backward's peak: the engine frees them after every step and backward
-  allocates them as it goes;
+  foreach is torch's default on CUDA). At ZeRO 0 the all-reduce that ends a step's last
+  backward adds a copy of the gradients: DeepSpeed's engine flattens them, on one GPU too. The
+  peak is the largest of backward, the all-reduce and the step, the last two with only the logits
+  still held. At ZeRO 0 with one micro-batch a step the gradients are not there yet at
+  backward's peak: the engine frees them after every step and backward allocates them as it goes;
 - **activations** are counted tensor by tensor as in Korthikanti et al. 2022, "Reducing Activation
   Recomputation in Large Transformer Models" (§4.1: 34·s·b·h + 5·a·s²·b bytes a layer in 16-bit),
   generalised to the element size and to this model's attention kernel, plus the embedding and the
@@ -97,7 +98,7 @@ class Estimate(BaseModel):
     model_states_gib: float  # through forward and backward
     activations_gib: float
     step_gib: float  # what the optimizer step adds to the model states (fp32 gradients, AdamW temporaries)
-    peak_at: Literal["backward", "optimizer step"]
+    peak_at: Literal["backward", "gradient all-reduce", "optimizer step"]
     buffers_gib: float
     reserve_gib: float
     peak_gib: float
@@ -201,6 +202,21 @@ def optimizer_step_bytes(stage: int, offload: Offload, params: int, largest_laye
     return copies + (4 * params if foreach else 8 * largest_layer)
 
 
+def allreduce_bytes(stage: int, params: int, largest_layer: int, precision: str = "bf16") -> int:
+    """Device bytes ZeRO 0's gradient all-reduce adds at the end of a step's last backward.
+
+    DeepSpeed's engine flattens the gradients into buckets of ``MEMORY_OPT_ALLREDUCE_SIZE`` (500M)
+    elements to all-reduce them (``buffered_allreduce_fallback``), on one GPU too: a copy of
+    every gradient, one bucket at a time (a bucket closes once it holds more, so it is at most one
+    tensor over). ZeRO 1-3 reduce through their own buckets (``bucket_bytes``).
+    """
+    if stage:
+        return 0
+    from deepspeed.runtime.engine import MEMORY_OPT_ALLREDUCE_SIZE
+
+    return (2 if precision == "bf16" else 4) * min(params, MEMORY_OPT_ALLREDUCE_SIZE + largest_layer)
+
+
 @dataclass(frozen=True)
 class Activations:
     """One micro-batch's activation bytes at the moments of backward that can be its peak."""
@@ -270,16 +286,18 @@ class Memory:
     host: int
     activations: int  # the peak of forward and backward
     step: int  # what the optimizer step adds to the states
+    allreduce: int  # what ZeRO 0's gradient all-reduce adds to the states
     backward: int  # the peak of forward and backward: states and activations, less gradients not there yet
     peak: int
-    peak_at: Literal["backward", "optimizer step"]
+    peak_at: Literal["backward", "gradient all-reduce", "optimizer step"]
 
 
 def training_memory(cfg: GPTConfig, params: int, largest_layer: int, *, stage: int, offload: Offload,
                     checkpointing: bool, micro_batch: int, grad_accum: int, precision: str = "bf16",
                     device: Literal["cuda", "cpu"] = "cuda", foreach: bool = True) -> Memory:
-    """The peak is the larger of backward (states and activations) and the optimizer step (states,
-    the step's transient and the logits, which the training loop still references).
+    """The peak is the largest of backward (states and activations), the gradient all-reduce that
+    ends it and the optimizer step (states, the transient, and the logits, which the training loop
+    still references).
 
     At ZeRO 0 the engine frees every gradient after the optimizer step (``set_to_none``) and
     backward allocates them as it goes: with one micro-batch a step the head's transient comes
@@ -295,9 +313,10 @@ def training_memory(cfg: GPTConfig, params: int, largest_layer: int, *, stage: i
     grads, block_grads = (element * params, element * block_params(cfg)) if grads_pending else (0, 0)
     backward = max(states - grads + acts.at_head(),
                    *(states - k * block_grads + acts.in_block(k) for k in (1, cfg.n_layer)))
-    at_step = states + step + acts.logits
-    return Memory(states, host, acts.peak, step, backward, max(backward, at_step),
-                  "backward" if backward >= at_step else "optimizer step")
+    reduce = allreduce_bytes(stage, params, largest_layer, precision)
+    after = states + max(step, reduce) + acts.logits
+    peak_at = "backward" if backward >= after else "optimizer step" if step >= reduce else "gradient all-reduce"
+    return Memory(states, host, acts.peak, step, reduce, backward, max(backward, after), peak_at)
 
 
 def measure_cpu_adam(slice_params: int = CPU_ADAM_SLICE, repeats: int = 7) -> float:
@@ -503,7 +522,7 @@ def print_plan(plan: Plan, top: int) -> None:
         table.add_row(str(i), str(e.zero_stage), e.offload, "on" if e.gradient_checkpointing else "off",
                       f"{e.micro_batch} x {e.grad_accum}", f"{e.model_states_gib:.2f}", f"{e.activations_gib:.2f}",
                       f"{e.step_gib:.2f}", f"{e.buffers_gib:.2f}", f"{e.peak_gib:.2f}",
-                      "step" if e.peak_at == "optimizer step" else "backward", f"{e.host_gib:.1f}",
+                      e.peak_at.split()[-1], f"{e.host_gib:.1f}",
                       f"{e.step_s:.2f}", f"{e.tokens_per_s:,.0f}", f"{e.days_to_budget:.1f}")
     console.print(table)
     asked = plan.asked

@@ -287,6 +287,30 @@ def test_zero0_gradients_are_not_there_at_backwards_peak_without_accumulation():
     assert peaks[1] - peaks[0] == pytest.approx(2 * n, rel=0.10)
 
 
+def test_zero0_all_reduces_a_flat_copy_of_the_gradients_as_the_plan_says():
+    """DeepSpeed's engine ends each step's last backward by flattening the gradients to all-reduce
+    them, on one rank too: what that all-reduce adds to the peak RSS, against the plan."""
+    import ctypes
+    from pathlib import Path
+
+    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
+    libc.mallopt(m_mmap_threshold, 64 * 1024)
+    try:
+        engine, n = bf16_engine(n_layer=8, n_embd=512, n_head=8)  # ~27M parameters
+        train_step(engine)
+        engine.enable_backward_allreduce = False  # run it by hand below, alone
+        train_step(engine, step=False)
+        before = _rss_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")
+        engine.allreduce_gradients()
+        added = (_rss_kib("VmHWM") - before) * 1024
+    finally:
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    predicted = plan.allreduce_bytes(0, n, 1)
+    assert predicted == 2 * n  # the bf16 gradients, far below one 500M-element bucket
+    assert added == pytest.approx(predicted, rel=0.10)
+
+
 def test_the_plan_takes_a_model_shape_instead_of_a_preset(env, monkeypatch, capsys):
     # the public RTX 3060 project's 24 x 1280 model with GPT-2's vocabulary: 538M parameters
     code, p = json_plan(monkeypatch, capsys, "--n-layer", "24", "--n-head", "20", "--n-embd", "1280",
