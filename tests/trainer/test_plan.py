@@ -378,3 +378,14 @@ def test_defaults_and_gpu_configs_are_the_plans_fastest_for_an_rtx_3060(source):
     assert p.asked.fits
     assert _setup(p.asked) == _setup(p.fastest), f"{source} asks {plan.describe(p.asked)}; fastest: " \
                                                  f"{plan.describe(p.fastest)}"
+
+
+def test_the_rtx_3060_table_in_docs_training_md_is_the_current_plans(env, monkeypatch, capsys):
+    from pathlib import Path
+
+    assert als_lm(monkeypatch, "train", "--plan", "--preset", "base", "--gpu", "rtx3060-12gb", "--host-memory-gb",
+                  "48", "--cpu-adam-ns", "7.07") == 0  # the command docs/training.md names
+    table = [line for line in capsys.readouterr().out.splitlines() if line[:1] in ("┏", "┃", "┡", "│", "└")]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    block = doc.split("### The seed's card: RTX 3060 12 GB")[1].split("```text")[1].split("```")[0]
+    assert [line for line in block.splitlines() if line] == table, "regenerate the table in docs/training.md"
