@@ -247,7 +247,8 @@ def activations(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: int, 
     attention-projection input, the MLP input, the GELU input and output (4h each) = 13·e·s·b·h,
     and two residual-dropout masks. The attention kernel: on CUDA, and on the CPU without dropout
     (its flash kernel has none), a flash kernel keeps Q, K and V (views of the QKV output) and its
-    fp32 log-sum-exp; its output is the projection's input, counted above. With e = 2 and 1-byte
+    fp32 log-sum-exp; its output is the projection's input, counted above (written in (b, s, a,
+    h/a) order, so the model's transpose and ``contiguous`` copy nothing). With e = 2 and 1-byte
     masks that is Korthikanti's 34·s·b·h, the s² terms replaced by the log-sum-exp. On the CPU with
     dropout PyTorch's math kernel runs in fp32 (it upcasts bf16): fp32 copies of the scaled Q, K
     and of V, and the softmax output, the dropout's noise and its output, a·s²·b each. Dropout
