@@ -3,12 +3,15 @@
 1. **Memory of one training step.** For each case a fresh process builds the real ``Trainer``
    (DeepSpeed engine, ZeRO 0, CPU, random tokens over the seed's 16,384 vocabulary) in fp32 or in
    bf16 (the GPU's path: ``FP16_UnfusedOptimizer`` with fp32 master weights), with dropout 0.1
-   (PyTorch's math attention kernel on the CPU) or 0 (its flash kernel), runs one warm-up step,
+   (PyTorch's math attention kernel on the CPU) or 0 (its flash kernel), with one micro-batch a
+   step or two (accumulation: the second finds the first's gradients), runs one warm-up step,
    resets the kernel's peak-RSS counter (``/proc/self/clear_refs``) and runs a second step.
    Measured = peak RSS of that step (VmHWM) minus the RSS before the model was built (DeepSpeed
-   imported, process group up). Predicted = ``plan.training_memory``: the larger of backward
-   (states + activations) and the optimizer step (states + its transient + the logits), with
-   torch AdamW's single-tensor loop, its default on the CPU. glibc's mmap threshold is fixed at
+   imported, process group up). Predicted = ``plan.training_memory`` for the CPU (its dropout
+   masks and math kernel): the larger of backward (states + activations, less the gradients not
+   allocated yet), ZeRO 0's gradient all-reduce (states + a flat copy of the gradients + the
+   logits) and the optimizer step (states + its transient + the logits), with torch AdamW's
+   single-tensor loop, its default on the CPU. glibc's mmap threshold is fixed at
    64 KiB in the child (``MALLOC_MMAP_THRESHOLD_``) so freed tensors leave RSS at once instead of
    staying in the heap, which would make RSS a high-water mark of every earlier allocation.
 2. **The CPU Adam step.** Predicted = ``plan.measure_cpu_adam`` (torch's fused AdamW on a
@@ -41,16 +44,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VOCAB = 16_384
 MIB = 2**20
-CASES = [  # preset, micro-batch, context, gradient checkpointing, precision, dropout
-    ("tiny", 8, 256, False, "fp32", 0.1),
-    ("mini", 8, 256, False, "fp32", 0.1),
-    ("mini", 8, 256, True, "fp32", 0.1),
-    ("small", 4, 512, False, "fp32", 0.1),
-    ("small", 4, 512, True, "fp32", 0.1),
-    ("mini", 8, 256, False, "fp32", 0.0),
-    ("mini", 8, 256, False, "bf16", 0.1),
-    ("mini", 8, 256, False, "bf16", 0.0),
-    ("mini", 8, 256, True, "bf16", 0.0),
+CASES = [  # preset, micro-batch, context, gradient checkpointing, precision, dropout, accumulation
+    ("tiny", 8, 256, False, "fp32", 0.1, 1),
+    ("mini", 8, 256, False, "fp32", 0.1, 1),
+    ("mini", 8, 256, True, "fp32", 0.1, 1),
+    ("small", 4, 512, False, "fp32", 0.1, 1),
+    ("small", 4, 512, True, "fp32", 0.1, 1),
+    ("small", 4, 512, True, "fp32", 0.1, 2),
+    ("mini", 8, 256, False, "fp32", 0.0, 1),
+    ("mini", 8, 256, False, "bf16", 0.1, 1),
+    ("mini", 8, 256, False, "bf16", 0.0, 1),
+    ("mini", 8, 256, True, "bf16", 0.0, 1),
+    ("base", 1, 256, False, "fp32", 0.1, 1),
 ]
 
 
@@ -62,7 +67,7 @@ def status_kib(field: str) -> int:
 
 
 def measure_step(preset: str, micro_batch: int, block_size: int, checkpointing: bool, precision: str,
-                 dropout: float) -> dict:
+                 dropout: float, grad_accum: int = 1) -> dict:
     """In this (fresh) process: RSS before the model, peak RSS of the second step."""
     import torch
 
@@ -76,18 +81,19 @@ def measure_step(preset: str, micro_batch: int, block_size: int, checkpointing: 
         rng = np.random.default_rng(0)
         for shard in ("train.bin", "val.bin"):
             rng.integers(0, VOCAB, 50_000, dtype=np.uint16).tofile(Path(tmp) / shard)
-        def trainer_for(preset, micro_batch, block_size, checkpointing, run):
-            cfg = TrainConfig(preset=preset, device="cpu", precision=precision, micro_batch=micro_batch, grad_accum=1,
+        def trainer_for(preset, micro_batch, block_size, checkpointing, run, grad_accum=1):
+            cfg = TrainConfig(preset=preset, device="cpu", precision=precision, micro_batch=micro_batch,
+                              grad_accum=grad_accum,
                               block_size=block_size, gradient_checkpointing=checkpointing, max_steps=100,
                               warmup_steps=1, dropout=dropout)
             return Trainer(cfg, 1337, Path(tmp) / "train.bin", Path(tmp) / "val.bin", VOCAB, Path(tmp) / run)
 
-        def step(trainer):
-            x, y = trainer.batches.next()
-            _, loss = trainer.engine(x, y)  # the trainer keeps the logits alive through backward the same way
-            trainer.engine.backward(loss)
-            trainer.engine.step()
-            return loss.item()
+        def step(trainer):  # the trainer's loop: the logits stay referenced until the next forward
+            for _ in range(trainer.cfg.grad_accum):
+                x, y = trainer.batches.next()
+                _, loss = trainer.engine(x, y)
+                trainer.engine.backward(loss)
+                trainer.engine.step()
 
         # A throw-away run first: the kernels' code pages and the runtime's one-time buffers are
         # then resident before the baseline, so the difference is this model's memory alone.
@@ -96,7 +102,7 @@ def measure_step(preset: str, micro_batch: int, block_size: int, checkpointing: 
         del warm
         gc.collect()
         before = status_kib("VmRSS") * 1024
-        trainer = trainer_for(preset, micro_batch, block_size, checkpointing, "run")
+        trainer = trainer_for(preset, micro_batch, block_size, checkpointing, "run", grad_accum)
         step(trainer)
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         t0 = time.perf_counter()
@@ -105,12 +111,14 @@ def measure_step(preset: str, micro_batch: int, block_size: int, checkpointing: 
         peak = status_kib("VmHWM") * 1024
         model_cfg, params, largest = plan.model_shape(preset, VOCAB, block_size, dropout)
         m = plan.training_memory(model_cfg, params, largest, stage=0, offload="none", checkpointing=checkpointing,
-                                 micro_batch=micro_batch, precision=precision, flash=dropout == 0, foreach=False)
-    return {"preset": preset, "params": params, "micro_batch": micro_batch, "block_size": block_size,
+                                 micro_batch=micro_batch, grad_accum=grad_accum, precision=precision, device="cpu",
+                                 foreach=False)
+    return {"preset": preset, "params": params, "micro_batch": micro_batch, "grad_accum": grad_accum,
+            "block_size": block_size,
             "checkpointing": checkpointing, "precision": precision, "dropout": dropout,
             "measured_mib": (peak - before) / MIB, "predicted_mib": m.peak / MIB, "predicted_peak_at": m.peak_at,
             "predicted_states_mib": m.states / MIB, "predicted_activations_mib": m.activations / MIB,
-            "predicted_step_mib": m.step / MIB, "step_s": seconds}
+            "predicted_step_mib": m.step / MIB, "predicted_allreduce_mib": m.allreduce / MIB, "step_s": seconds}
 
 
 def adam_steps(params: int, repeats: int, deepspeed_adam: bool) -> dict:
@@ -178,7 +186,7 @@ def main() -> None:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["error"] = row["predicted_mib"] / row["measured_mib"] - 1
         report["memory"].append(row)
-        print(f"{row['preset']:>5} {row['precision']} dropout {row['dropout']} mb {row['micro_batch']} "
+        print(f"{row['preset']:>5} {row['precision']} dropout {row['dropout']} mb {row['micro_batch']}x{row['grad_accum']} "
               f"ctx {row['block_size']} ckpt {row['checkpointing']!s:5}: "
               f"measured {row['measured_mib']:7.1f} MiB, predicted {row['predicted_mib']:7.1f} MiB "
               f"({row['error']:+.0%})", flush=True)

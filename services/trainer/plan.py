@@ -13,8 +13,11 @@ machine without a GPU:
 - **the optimizer step** adds its own transient on the GPU: at stage 0 the fp32 copy of every
   gradient (``FP16_UnfusedOptimizer.step``), and at every stage without offload the temporary of
   torch's foreach AdamW (``_foreach_sqrt`` of the second moments, fp32, all parameters at once;
-  foreach is torch's default on CUDA). The peak is the larger of backward and the step, which
-  happens with only the logits still held;
+  foreach is torch's default on CUDA). At ZeRO 0 the all-reduce that ends a step's last
+  backward adds a copy of the gradients: DeepSpeed's engine flattens them, on one GPU too. The
+  peak is the largest of backward, the all-reduce and the step, the last two with only the logits
+  still held. At ZeRO 0 with one micro-batch a step the gradients are not there yet at
+  backward's peak: the engine frees them after every step and backward allocates them as it goes;
 - **activations** are counted tensor by tensor as in Korthikanti et al. 2022, "Reducing Activation
   Recomputation in Large Transformer Models" (§4.1: 34·s·b·h + 5·a·s²·b bytes a layer in 16-bit),
   generalised to the element size and to this model's attention kernel, plus the embedding and the
@@ -46,7 +49,7 @@ import torch
 from pydantic import BaseModel
 
 from services.trainer.gpus import GIB, GPU
-from services.trainer.model import GPT, PRESETS, GPTConfig
+from services.trainer.model import GPT, PRESETS, Block, GPTConfig
 from services.trainer.settings import CONFIG_DIR, DEEPSPEED_BY_PRESET, TrainConfig
 from shared.errors import InvalidInput
 
@@ -95,7 +98,7 @@ class Estimate(BaseModel):
     model_states_gib: float  # through forward and backward
     activations_gib: float
     step_gib: float  # what the optimizer step adds to the model states (fp32 gradients, AdamW temporaries)
-    peak_at: Literal["backward", "optimizer step"]
+    peak_at: Literal["backward", "gradient all-reduce", "optimizer step"]
     buffers_gib: float
     reserve_gib: float
     peak_gib: float
@@ -199,64 +202,122 @@ def optimizer_step_bytes(stage: int, offload: Offload, params: int, largest_laye
     return copies + (4 * params if foreach else 8 * largest_layer)
 
 
-def activation_bytes(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: int, checkpointing: bool,
-                     flash: bool) -> int:
-    """Peak bytes of activations kept for backward in one micro-batch (Korthikanti et al. 2022, §4.1).
+def allreduce_bytes(stage: int, params: int, largest_layer: int, precision: str = "bf16") -> int:
+    """Device bytes ZeRO 0's gradient all-reduce adds at the end of a step's last backward.
 
-    Per block, with e bytes an element and 1-byte dropout masks: the two LayerNorm inputs, the QKV
-    input, Q, K and V, the attention-projection input, the MLP input, the GELU input and output
-    (4h each) = 16·e·s·b·h, plus two residual-dropout masks = 2·s·b·h (34·s·b·h at e = 2, the
-    paper's figure). The attention scores add (2e + 1)·a·s²·b (softmax output, dropout mask and
-    output; e·a·s²·b without dropout) and the scaled Q and K copies 2·e·s·b·h on PyTorch's math
-    kernel. A flash kernel adds only its fp32 log-sum-exp: its output is the attention
-    projection's input, already counted (the kernel writes it in (b, s, a, h/a) order, so the
-    model's transpose and ``contiguous`` copy nothing). Outside the blocks: the embedding output
-    and its dropout mask, the final LayerNorm input and output, and at the head the logits (held by
-    the caller through backward) with the fp32 log-softmax output, its gradient and the gradient
-    of the logits, 12 bytes an element more, the largest transient of the step. With gradient
-    checkpointing each block keeps its input, and one block is recomputed at a time after the
-    head's transient has been freed. Without dropout (``cfg.dropout == 0``) there are no masks.
+    DeepSpeed's engine flattens the gradients into buckets of ``MEMORY_OPT_ALLREDUCE_SIZE`` (500M)
+    elements to all-reduce them (``buffered_allreduce_fallback``), on one GPU too: a copy of
+    every gradient, one bucket at a time (a bucket closes once it holds more, so it is at most one
+    tensor over). ZeRO 1-3 reduce through their own buckets (``bucket_bytes``).
     """
-    b, s, h, a, L, V = micro_batch, seq, cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.vocab_size
-    sbh = s * b * h
-    mask = 1 if cfg.dropout > 0 else 0
-    if flash:
-        attention = 4 * a * s * b
+    if stage:
+        return 0
+    from deepspeed.runtime.engine import MEMORY_OPT_ALLREDUCE_SIZE
+
+    return (2 if precision == "bf16" else 4) * min(params, MEMORY_OPT_ALLREDUCE_SIZE + largest_layer)
+
+
+@dataclass(frozen=True)
+class Activations:
+    """One micro-batch's activation bytes at the moments of backward that can be its peak."""
+    per_block: int  # what each block keeps for backward (its input alone with checkpointing)
+    outside: int  # the embedding's dropout mask, the final LayerNorm's input and output
+    head: int  # the head's transient, first in backward: logits, fp32 log-softmax, their gradients
+    logits: int  # held by the training loop until the next forward
+    recompute: int  # one block's activations, recomputed in backward with checkpointing
+    n_layer: int
+
+    def at_head(self) -> int:
+        return self.n_layer * self.per_block + self.outside + self.head
+
+    def in_block(self, k: int) -> int:
+        """While the k-th block from the input is back-propagated: its activations and its predecessors'."""
+        return k * self.per_block + self.outside + self.logits + self.recompute
+
+    @property
+    def peak(self) -> int:
+        return max(self.at_head(), self.in_block(self.n_layer))
+
+
+def activations(cfg: GPTConfig, micro_batch: int, seq: int, element_bytes: int, checkpointing: bool,
+                device: Literal["cuda", "cpu"] = "cuda") -> Activations:
+    """Activation bytes of one micro-batch, counted tensor by tensor (Korthikanti et al. 2022, §4.1).
+
+    Per block, with e bytes an element: the two LayerNorm inputs, the QKV input, the
+    attention-projection input, the MLP input, the GELU input and output (4h each) = 13·e·s·b·h,
+    and two residual-dropout masks. The attention kernel: on CUDA, and on the CPU without dropout
+    (its flash kernel has none), a flash kernel keeps Q, K and V (views of the QKV output) and its
+    fp32 log-sum-exp; its output is the projection's input, counted above (written in (b, s, a,
+    h/a) order, so the model's transpose and ``contiguous`` copy nothing). With e = 2 and 1-byte
+    masks that is Korthikanti's 34·s·b·h, the s² terms replaced by the log-sum-exp. On the CPU with
+    dropout PyTorch's math kernel runs in fp32 (it upcasts bf16): fp32 copies of the scaled Q, K
+    and of V, and the softmax output, the dropout's noise and its output, a·s²·b each. Dropout
+    masks are 1 byte on CUDA (``native_dropout``'s bool mask); on the CPU ``at::dropout`` multiplies
+    by a noise tensor of the input's dtype and keeps it (e bytes). Outside the blocks: the
+    embedding's dropout mask (its output is the first block's input), the final LayerNorm's input
+    and output, and at the head the logits (held by the caller through backward) with the fp32
+    log-softmax output, its gradient and the gradient of the logits, 12 bytes an element more.
+    With gradient checkpointing each block keeps its input, and one block is recomputed at a time
+    after the head's transient has been freed.
+    """
+    b, s, a, V, e = micro_batch, seq, cfg.n_head, cfg.vocab_size, element_bytes
+    sbh = s * b * cfg.n_embd
+    dropout = cfg.dropout > 0
+    mask = (1 if device == "cuda" else e) if dropout else 0
+    if device == "cuda" or not dropout:
+        attention = 3 * e * sbh + 4 * a * s * b
     else:
-        attention = (element_bytes + mask * (element_bytes + 1)) * a * s * s * b + 2 * element_bytes * sbh
-    layer = (16 * element_bytes + 2 * mask) * sbh + attention
-    outside = (element_bytes + mask) * sbh + 2 * element_bytes * sbh
-    head = (element_bytes + 12) * s * b * V
-    if checkpointing:
-        # Each block keeps its input. The head's transient comes first in backward and is gone
-        # before the first block is recomputed beside the logits, so the peak is the larger one.
-        return L * element_bytes * sbh + outside + max(head, element_bytes * s * b * V + layer)
-    return L * layer + outside + head
+        attention = 3 * 4 * sbh + 3 * 4 * a * s * s * b
+    layer = 13 * e * sbh + 2 * mask * sbh + attention
+    return Activations(per_block=e * sbh if checkpointing else layer, outside=(mask + 2 * e) * sbh,
+                       head=(e + 12) * s * b * V, logits=e * s * b * V, recompute=layer if checkpointing else 0,
+                       n_layer=cfg.n_layer)
+
+
+def block_params(cfg: GPTConfig) -> int:
+    """One block's parameters, counted on the meta device."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in Block(cfg).parameters())
 
 
 @dataclass(frozen=True)
 class Memory:
     """One micro-batch's training memory on the device, without buffers and reserve."""
-    states: int  # held through forward and backward
+    states: int  # held through forward and backward (gradients included)
     host: int
     activations: int  # the peak of forward and backward
     step: int  # what the optimizer step adds to the states
+    allreduce: int  # what ZeRO 0's gradient all-reduce adds to the states
+    backward: int  # the peak of forward and backward: states and activations, less gradients not there yet
     peak: int
-    peak_at: Literal["backward", "optimizer step"]
+    peak_at: Literal["backward", "gradient all-reduce", "optimizer step"]
 
 
 def training_memory(cfg: GPTConfig, params: int, largest_layer: int, *, stage: int, offload: Offload,
-                    checkpointing: bool, micro_batch: int, precision: str = "bf16", flash: bool = True,
-                    foreach: bool = True) -> Memory:
-    """The peak is the larger of backward (states and activations) and the optimizer step (states,
-    the step's transient and the logits, which the training loop still references)."""
+                    checkpointing: bool, micro_batch: int, grad_accum: int, precision: str = "bf16",
+                    device: Literal["cuda", "cpu"] = "cuda", foreach: bool = True) -> Memory:
+    """The peak is the largest of backward (states and activations), the gradient all-reduce that
+    ends it and the optimizer step (states, the transient, and the logits, which the training loop
+    still references).
+
+    At ZeRO 0 the engine frees every gradient after the optimizer step (``set_to_none``) and
+    backward allocates them as it goes: with one micro-batch a step the head's transient comes
+    before any gradient, and the k-th block from the input before the gradients of the first k.
+    With accumulation the later micro-batches of a step find them all. DeepSpeed's stage 1-3
+    estimates are taken as they are.
+    """
     element = 2 if precision == "bf16" else 4
     states, host = model_state_bytes(stage, offload, params, largest_layer, precision)
-    acts = activation_bytes(cfg, micro_batch, cfg.block_size, element, checkpointing, flash)
+    acts = activations(cfg, micro_batch, cfg.block_size, element, checkpointing, device)
     step = optimizer_step_bytes(stage, offload, params, largest_layer, precision, foreach)
-    backward, at_step = states + acts, states + step + element * cfg.block_size * micro_batch * cfg.vocab_size
-    return Memory(states, host, acts, step, max(backward, at_step),
-                  "backward" if backward >= at_step else "optimizer step")
+    grads_pending = stage == 0 and grad_accum == 1
+    grads, block_grads = (element * params, element * block_params(cfg)) if grads_pending else (0, 0)
+    backward = max(states - grads + acts.at_head(),
+                   *(states - k * block_grads + acts.in_block(k) for k in (1, cfg.n_layer)))
+    reduce = allreduce_bytes(stage, params, largest_layer, precision)
+    after = states + max(step, reduce) + acts.logits
+    peak_at = "backward" if backward >= after else "optimizer step" if step >= reduce else "gradient all-reduce"
+    return Memory(states, host, acts.peak, step, reduce, backward, max(backward, after), peak_at)
 
 
 def measure_cpu_adam(slice_params: int = CPU_ADAM_SLICE, repeats: int = 7) -> float:
@@ -300,7 +361,7 @@ def estimate(cfg: GPTConfig, params: int, largest_layer: int, hw: Hardware, *, s
     s = cfg.block_size
     grad_accum = sequences_per_step // micro_batch
     memory = training_memory(cfg, params, largest_layer, stage=stage, offload=offload, checkpointing=checkpointing,
-                             micro_batch=micro_batch)
+                             micro_batch=micro_batch, grad_accum=grad_accum)
     states_host = memory.host
     buffers = bucket_bytes(stage, zero_section)
     reserve = int(hw.reserve_gib * GIB)
@@ -462,7 +523,7 @@ def print_plan(plan: Plan, top: int) -> None:
         table.add_row(str(i), str(e.zero_stage), e.offload, "on" if e.gradient_checkpointing else "off",
                       f"{e.micro_batch} x {e.grad_accum}", f"{e.model_states_gib:.2f}", f"{e.activations_gib:.2f}",
                       f"{e.step_gib:.2f}", f"{e.buffers_gib:.2f}", f"{e.peak_gib:.2f}",
-                      "step" if e.peak_at == "optimizer step" else "backward", f"{e.host_gib:.1f}",
+                      e.peak_at.split()[-1], f"{e.host_gib:.1f}",
                       f"{e.step_s:.2f}", f"{e.tokens_per_s:,.0f}", f"{e.days_to_budget:.1f}")
     console.print(table)
     asked = plan.asked

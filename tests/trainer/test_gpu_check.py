@@ -4,6 +4,7 @@ takes from the plan, its arguments, its refusal without CUDA, and the table it w
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,16 @@ def test_without_cuda_it_refuses_in_one_line():
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "sees no CUDA device" in done.stderr and done.stdout == ""
+
+
+def test_make_gpu_check_without_a_gpu_stops_in_one_line_before_the_set_up(tmp_path):
+    # no nvidia-smi on this PATH, whatever the machine has
+    done = subprocess.run([shutil.which("make"), "-s", "-C", str(SCRIPT.parents[1]), "gpu-check"], check=False,
+                          capture_output=True, text=True, timeout=30, env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == ("gpu-check: no NVIDIA GPU here (nvidia-smi lists none); "
+                                           "run it on a GPU machine")
+    assert done.stdout == ""  # scripts/setup.sh did not start
 
 
 @pytest.mark.parametrize("argv, problem", [

@@ -120,18 +120,15 @@ def test_a_slower_cpu_adam_slows_only_the_offloaded_configurations(env, monkeypa
 
 def test_checkpointing_keeps_one_block_and_the_block_inputs():
     cfg = GPTConfig(n_layer=24, n_head=16, n_embd=1024, block_size=1024, vocab_size=16384)
-    full = plan.activation_bytes(cfg, 4, 1024, 2, checkpointing=False, flash=True)
-    ckpt = plan.activation_bytes(cfg, 4, 1024, 2, checkpointing=True, flash=True)
+    full = plan.activations(cfg, 4, 1024, 2, checkpointing=False).peak
+    ckpt = plan.activations(cfg, 4, 1024, 2, checkpointing=True).peak
     assert ckpt < full / 2
     # doubling the micro-batch doubles every activation
-    assert plan.activation_bytes(cfg, 8, 1024, 2, False, True) == 2 * full
-    # Korthikanti et al.'s 34·s·b·h + 5·a·s²·b per layer in 16-bit, recovered from the math-kernel model
-    one = GPTConfig(n_layer=1, n_head=16, n_embd=1024, block_size=1024, vocab_size=16384)
-    zero = GPTConfig(n_layer=0, n_head=16, n_embd=1024, block_size=1024, vocab_size=16384)
-    s, b, h, a = 1024, 1, 1024, 16
-    layer = (plan.activation_bytes(one, b, s, 2, False, flash=False)
-             - plan.activation_bytes(zero, b, s, 2, False, flash=False))
-    assert layer - 4 * s * b * h == 34 * s * b * h + 5 * a * s * s * b  # minus the scaled Q and K copies
+    assert plan.activations(cfg, 8, 1024, 2, False).peak == 2 * full
+    # Korthikanti et al.'s 34·s·b·h a layer in 16-bit with dropout, the s² terms replaced by the
+    # flash kernel's fp32 log-sum-exp
+    s, b, h, a = 1024, 4, 1024, 16
+    assert plan.activations(cfg, b, s, 2, False).per_block == 34 * s * b * h + 4 * a * s * b
 
 
 def test_model_states_come_from_deepspeeds_estimators():
@@ -169,7 +166,8 @@ def bf16_engine(foreach: bool | None = None, **shape):
 
 
 def train_step(engine, step: bool = True) -> torch.Tensor:
-    x = torch.randint(0, SMALL["vocab_size"], (2, SMALL["block_size"]))
+    cfg = engine.module.config
+    x = torch.randint(0, cfg.vocab_size, (2, cfg.block_size))
     logits, loss = engine(x, x)
     engine.backward(loss)
     if step:
@@ -230,13 +228,16 @@ def test_optimizer_step_adds_fp32_gradients_and_the_foreach_temporary_as_the_pla
     assert added == pytest.approx(predicted, rel=0.10)
 
 
-def test_flash_attention_output_is_counted_once_as_the_projections_input():
+@pytest.mark.parametrize("dtype, dropout", [(torch.float32, 0.0), (torch.float32, 0.1), (torch.bfloat16, 0.1)])
+def test_one_block_keeps_what_the_plan_counts_for_the_cpu(dtype, dropout):
     """What one block keeps for backward, counted on the tensors autograd saves (distinct storages,
-    parameters aside), against the plan's bytes for one layer; the CPU's flash kernel (no dropout)."""
+    parameters aside), against the plan's bytes for one layer on the CPU: its flash kernel without
+    dropout (the output counted once, as the projection's input), its fp32 math kernel and
+    dtype-sized dropout masks with dropout."""
     from services.trainer.model import Block
 
-    cfg = GPTConfig(**SMALL)
-    block = Block(cfg)
+    cfg = GPTConfig(**{**SMALL, "dropout": dropout})
+    block = Block(cfg).to(dtype)
     params = {p.untyped_storage().data_ptr() for p in block.parameters()}
     saved = {}
 
@@ -246,16 +247,68 @@ def test_flash_attention_output_is_counted_once_as_the_projections_input():
         return t
 
     b, s = 2, SMALL["block_size"]
-    x = torch.randn(b, s, cfg.n_embd, requires_grad=True)
+    x = torch.randn(b, s, cfg.n_embd, requires_grad=True, dtype=dtype)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         block(x)
-    # the flash kernel's log-sum-exp (fp32, b x heads x s) is there: no s x s matrix was kept
-    assert any(shape == (b, cfg.n_head, s) and dtype == torch.float32 for _, dtype, shape in saved.values())
-    one, none = GPTConfig(**{**SMALL, "n_layer": 1}), GPTConfig(**{**SMALL, "n_layer": 0})
-    layer = plan.activation_bytes(one, b, s, 4, False, flash=True) - plan.activation_bytes(none, b, s, 4, False, True)
-    assert layer == 16 * 4 * s * b * cfg.n_embd + 4 * cfg.n_head * s * b
+    lse = (b, cfg.n_head, s)  # the flash kernel's log-sum-exp: no s x s matrix is kept
+    assert any(shape == lse for _, _, shape in saved.values()) == (dropout == 0)
+    layer = plan.activations(cfg, b, s, dtype.itemsize, False, device="cpu").per_block
     # LayerNorm's fp32 mean and 1/std (8 bytes a row each) are what the plan leaves out
     assert sum(nbytes for nbytes, _, _ in saved.values()) == pytest.approx(layer, rel=0.01)
+
+
+def test_zero0_gradients_are_not_there_at_backwards_peak_without_accumulation():
+    """After each optimizer step DeepSpeed frees the gradients (set_to_none), so a micro-batch right
+    after a step peaks without them; one that accumulates into the previous micro-batch's peaks
+    with them. Peak RSS of the two backward passes, every large allocation mmapped, against the plan."""
+    import ctypes
+    from pathlib import Path
+
+    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
+    libc.mallopt(m_mmap_threshold, 64 * 1024)
+    # ~34M parameters; the head's transient (vocabulary x context) is backward's largest
+    shape = {"n_layer": 8, "n_embd": 512, "n_head": 8, "block_size": 256, "vocab_size": 16384}
+    try:
+        engine, n = bf16_engine(**shape)
+        train_step(engine)
+        assert all(p.grad is None for p in engine.module.parameters())
+        peaks = []
+        for _ in range(2):  # the first after a step, the second accumulating into its gradients
+            Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
+            train_step(engine, step=False)
+            peaks.append(_rss_kib("VmHWM") * 1024)
+    finally:
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    cfg = GPTConfig(**{**SMALL, **shape})
+    after_step, accumulating = (plan.training_memory(cfg, n, 1, stage=0, offload="none", checkpointing=False,
+                                                     micro_batch=2, grad_accum=accum, device="cpu", foreach=False)
+                                for accum in (1, 2))
+    assert accumulating.backward - after_step.backward == 2 * n  # the bf16 gradients
+    assert peaks[1] - peaks[0] == pytest.approx(2 * n, rel=0.10)
+
+
+def test_zero0_all_reduces_a_flat_copy_of_the_gradients_as_the_plan_says():
+    """DeepSpeed's engine ends each step's last backward by flattening the gradients to all-reduce
+    them, on one rank too: what that all-reduce adds to the peak RSS, against the plan."""
+    import ctypes
+    from pathlib import Path
+
+    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
+    libc.mallopt(m_mmap_threshold, 64 * 1024)
+    try:
+        engine, n = bf16_engine(n_layer=8, n_embd=512, n_head=8)  # ~27M parameters
+        train_step(engine)
+        engine.enable_backward_allreduce = False  # run it by hand below, alone
+        train_step(engine, step=False)
+        before = _rss_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")
+        engine.allreduce_gradients()
+        added = (_rss_kib("VmHWM") - before) * 1024
+    finally:
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    predicted = plan.allreduce_bytes(0, n, 1)
+    assert predicted == 2 * n  # the bf16 gradients, far below one 500M-element bucket
+    assert added == pytest.approx(predicted, rel=0.10)
 
 
 def test_the_plan_takes_a_model_shape_instead_of_a_preset(env, monkeypatch, capsys):
@@ -325,3 +378,14 @@ def test_defaults_and_gpu_configs_are_the_plans_fastest_for_an_rtx_3060(source):
     assert p.asked.fits
     assert _setup(p.asked) == _setup(p.fastest), f"{source} asks {plan.describe(p.asked)}; fastest: " \
                                                  f"{plan.describe(p.fastest)}"
+
+
+def test_the_rtx_3060_table_in_docs_training_md_is_the_current_plans(env, monkeypatch, capsys):
+    from pathlib import Path
+
+    assert als_lm(monkeypatch, "train", "--plan", "--preset", "base", "--gpu", "rtx3060-12gb", "--host-memory-gb",
+                  "48", "--cpu-adam-ns", "7.07") == 0  # the command docs/training.md names
+    table = [line for line in capsys.readouterr().out.splitlines() if line[:1] in ("┏", "┃", "┡", "│", "└")]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    block = doc.split("### The seed's card: RTX 3060 12 GB")[1].split("```text")[1].split("```")[0]
+    assert [line for line in block.splitlines() if line] == table, "regenerate the table in docs/training.md"
