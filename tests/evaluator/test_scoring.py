@@ -54,9 +54,11 @@ def test_scorer_agrees_with_labelled_cases(scorer):
 # Issue 25 item 6, raised by the second round of issue 24 (docs/evaluation.md, 2026-12-07): both sets are
 # development data since that round, so these floors keep its gains; each sits a case or a few below the
 # figure: held-out 20/32, contradicted recall 6/7; validation 203/243, contradicted recall 113/128 and
-# precision 113/115.
+# precision 113/115. Validation v2, measured once on the rules of that round (213/317, contradicted recall
+# 88/124, precision 88/94), is the held-out measure from then on.
 FLOORS = {"heldout": {"agreement": 0.59, "recall": 0.8, "precision": 0.8},
-          "validation": {"agreement": 0.82, "recall": 0.86, "precision": 0.95}}
+          "validation": {"agreement": 0.82, "recall": 0.86, "precision": 0.95},
+          "validation_v2": {"agreement": 0.65, "recall": 0.69, "precision": 0.92}}
 
 
 def _meets(floor: dict[str, float], result: devset.Agreement) -> bool:
@@ -80,8 +82,7 @@ def test_agreement_floor_on_cases_written_after_the_rules_or_before_they_changed
 
 
 def test_validation_v2_cases_are_real_benchmark_facts_of_every_kind():
-    """The second validation set (written before this session's rule changes; no floor until it has been
-    measured once): it loads with the case schema, and every case asks a real item's question about one of
+    """The second validation set (written before the second round of rules, measured once after it): it loads with the case schema, and every case asks a real item's question about one of
     that item's key facts as the benchmark states it, over every kind and value type, all three verdicts."""
     cases = devset.load_split("validation_v2")
     items = {i.id: i for i in load_benchmark(BENCHMARK)}
