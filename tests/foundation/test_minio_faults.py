@@ -8,6 +8,7 @@ import random
 import pytest
 
 from shared import runs, servers
+from shared.settings import StoreSettings
 from shared.store import PART_SIZE, S3Store, StoreError
 from tests.conftest import s3_settings
 
@@ -31,8 +32,15 @@ def test_server_stopped_mid_publish_fails_clearly_and_retry_succeeds(own_minio, 
         own_minio.stop()
         writer.put_bytes("second.bin", b"2" * 1000)
 
-    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at {own_minio.endpoint}"):
+    with pytest.raises(StoreError, match=f"uploading 'stage/.*/second.bin': cannot reach the MinIO server at "
+                                         f"{own_minio.endpoint}"):
         runs.run_stage(store, "stage", {"v": 1}, [], body, work_dir=tmp_path)
+    # Every call names what it was doing when the server was gone, not only the upload.
+    for what, call in (("listing 'stage/'", lambda: store.list("stage/")),
+                       ("looking up 'stage/x'", lambda: store.exists("stage/x")),
+                       ("deleting 'stage/x'", lambda: store.delete("stage/x"))):
+        with pytest.raises(StoreError, match=f"{what}: cannot reach the MinIO server"):
+            call()
 
     own_minio.start()
     assert runs.runs(store, "stage") == []  # no manifest was written
@@ -43,6 +51,14 @@ def test_server_stopped_mid_publish_fails_clearly_and_retry_succeeds(own_minio, 
 
     manifest, ran = runs.run_stage(store, "stage", {"v": 1}, [], good, work_dir=tmp_path)
     assert ran and runs.verify(store, manifest) == []
+
+
+@pytest.mark.parametrize("missing", ["access_key", "secret_key"])
+def test_either_missing_credential_is_refused_before_connecting(missing):
+    settings = StoreSettings(backend="s3", endpoint=f"127.0.0.1:{servers.free_port()}", bucket="b",
+                             **{"access_key": "a", "secret_key": "s", missing: None})
+    with pytest.raises(StoreError, match="needs credentials: set ALS_STORE__ACCESS_KEY and ALS_STORE__SECRET_KEY"):
+        S3Store(settings)
 
 
 def test_wrong_credentials_name_the_endpoint(minio_server):
