@@ -61,10 +61,11 @@ def test_either_missing_credential_is_refused_before_connecting(missing):
         S3Store(settings)
 
 
-def test_wrong_credentials_name_the_endpoint(minio_server):
+@pytest.mark.parametrize("wrong", ["secret_key", "access_key"])  # SignatureDoesNotMatch, InvalidAccessKeyId
+def test_wrong_credentials_name_the_endpoint(minio_server, wrong):
     settings = s3_settings(minio_server, "creds")
-    settings = settings.model_validate({**settings.model_dump(), "secret_key": "wrong-secret-key",
-                                        "access_key": minio_server.access_key})
+    settings = settings.model_validate({**settings.model_dump(), "secret_key": minio_server.secret_key,
+                                        "access_key": minio_server.access_key, wrong: "wrong-key-1234"})
     with pytest.raises(StoreError, match=f"{minio_server.endpoint} rejected the credentials"):
         S3Store(settings)
 
