@@ -66,7 +66,8 @@ def test_wrong_credentials_name_the_endpoint(minio_server, wrong):
     settings = s3_settings(minio_server, "creds")
     settings = settings.model_validate({**settings.model_dump(), "secret_key": minio_server.secret_key,
                                         "access_key": minio_server.access_key, wrong: "wrong-key-1234"})
-    with pytest.raises(StoreError, match=f"{minio_server.endpoint} rejected the credentials"):
+    with pytest.raises(StoreError, match=f"checking the bucket: the MinIO server at {minio_server.endpoint} rejected "
+                                         r"the credentials \(\w+\); check ALS_STORE__ACCESS_KEY / ALS_STORE__SECRET_KEY"):
         S3Store(settings)
 
 
@@ -76,6 +77,11 @@ def test_missing_bucket_is_created_when_allowed_and_refused_otherwise(minio_serv
     store = S3Store(s3_settings(minio_server, "created-bucket", create_bucket=True))
     store.put_bytes("a/b", b"ok")
     assert store.get_bytes("a/b") == b"ok"
+    # A bucket removed under a running stage: the server's own error code, with what was being done.
+    store.delete("a/b")
+    store.client.remove_bucket("created-bucket")
+    with pytest.raises(StoreError, match="uploading 'a/c': s3 store 'created-bucket' at .* answered NoSuchBucket"):
+        store.put_bytes("a/c", b"late")
 
 
 def test_unreachable_endpoint_is_a_clear_error():
@@ -85,7 +91,8 @@ def test_unreachable_endpoint_is_a_clear_error():
                             endpoint=f"127.0.0.1:{port}", access_key="a", secret_key="b"),
         "unreachable",
     )
-    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at 127.0.0.1:{port}"):
+    with pytest.raises(StoreError, match=f"checking the bucket: cannot reach the MinIO server at 127.0.0.1:{port} "
+                                         r"\(\w+: .*\); is it running\? \(make up, or als-lm doctor\)"):
         S3Store(settings)
 
 
