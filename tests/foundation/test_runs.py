@@ -155,8 +155,16 @@ def test_verify_lists_every_missing_output(store, tmp_path):
 
 
 def test_a_stage_makes_its_nested_work_dir_and_a_run_id_is_time_then_six_hex_digits(local_store, tmp_path):
-    manifest, ran = runs.run_stage(local_store, "demo", {}, [], _body(b"x"), work_dir=tmp_path / "new" / "work")
-    assert ran and (tmp_path / "new" / "work").is_dir()
+    work = tmp_path / "new" / "work"
+    seen = []
+
+    def body(writer, scratch):
+        seen.append(scratch)
+        _body(b"x")(writer, scratch)
+
+    manifest, ran = runs.run_stage(local_store, "demo", {}, [], body, work_dir=work)
+    # The scratch folder lies in the work dir (its disk, not /tmp), named after the stage.
+    assert ran and seen[0].parent == work and seen[0].name.startswith("demo-")
     assert re.fullmatch(r"\d{8}T\d{12}Z-[0-9a-f]{6}", manifest.run_id), manifest.run_id
 
 
