@@ -43,17 +43,22 @@ def test_smoke_demo_publishes_every_stage_and_the_report(local_demo):
     html = (local_demo / "report" / "report.html").read_text()
     assert "<html" in html.lower() and "data:image/png;base64," in html
     # The report is made of the published scores: both systems, each over every question its score run
-    # scored, with the accuracy that run computed, and the rates printed with their n.
+    # scored, and the Accuracy table of report.md prints the graded accuracy and the strict correct rate
+    # that run computed, with its n.
     numbers = json.loads(store.get_bytes(runs.latest(store, "report").output("report.json").key))
     assert set(numbers["systems"]) == {"scratch", "rag"}
     md = (local_demo / "report" / "report.md").read_text()
+    accuracy_table = md.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0]
     for system in ("scratch", "rag"):
         scores = ScoreFile.model_validate_json(
             store.get_bytes(runs.latest(store, f"score-{system}").output("scores.json").key))
         n = numbers["systems"][system]["n"]
-        assert n == len(scores.items) > 0 and f"(n={n}" in md
+        assert n == len(scores.items) == scores.summary["n_items"] > 0
         assert numbers["accuracy"][system] == scores.summary["accuracy"]
-    assert "RAG" in md
+        row = next(line for line in accuracy_table.splitlines() if line.startswith(f"| {system} |"))
+        accuracy, correct = (cell.strip() for cell in row.split("|")[3:5])
+        assert accuracy.startswith(f"{100 * scores.summary['accuracy']:.1f} %") and f"(n={n}" in accuracy, row
+        assert correct.startswith(f"{100 * scores.summary['correct_rate']:.1f} %") and f"(n={n}" in correct, row
 
 
 def test_trace_of_the_report_lists_the_whole_chain_to_the_scrape_run(local_demo):

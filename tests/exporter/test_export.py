@@ -136,18 +136,27 @@ def test_logits_beyond_the_tolerance_refuse_the_export():
         check_logits("f32", reference * np.nan, reference)
 
 
-def test_report_tables_every_variant_and_the_k_quant_fallback(exported, files):
+def test_report_tables_every_variant_and_the_k_quant_fallback(exported, files, medical_ids):
     report = ExportReport.model_validate_json((files / "report.json").read_text())
     by_name = {v.name: v for v in report.variants}
     assert list(by_name) == ["f32", "f16", "Q8_0", "Q5_K_M", "Q4_K_M"]
     # The model has learnt its text: far below the vocabulary size that all-zero weights (a uniform
-    # guess) would give, so a variant that lost its weights cannot pass the 2 % check below.
+    # guess) would give, so a variant that lost its weights cannot pass the checks below.
     vocab = exported["state"]["config"]["vocab_size"]
     assert by_name["f32"].perplexity < vocab / 10
     for v in report.variants:
         assert v.size_bytes == (files / v.file).stat().st_size
-        # quantization must not wreck the model: within 2% of the f32 perplexity
-        assert abs(v.perplexity / by_name["f32"].perplexity - 1) < 0.02
+        # Quantization must not wreck the model: within 1 % of the f32 perplexity. Measured on this
+        # model (issue 25): the quants move it by at most +0.17 %; ln_1/ln_2 swapped in every block
+        # by +1.75 % (which a 2 % bound let through), blocks 0 and 1 swapped x5.6, all-zero weights x13.
+        assert abs(v.perplexity / by_name["f32"].perplexity - 1) < 0.01
+    # ...and the quants compute what the f32 file computes: Q4_K_M's logits stray up to 0.3 from it;
+    # the ln swap moves them by 1.3.
+    f32 = llama.load(files / by_name["f32"].file, 256, 1, logits_all=True, f32_cache=True)
+    reference = llama.logits(f32, medical_ids)
+    for quant in ("Q8_0", "Q5_K_M", "Q4_K_M"):
+        llm = llama.load(files / by_name[quant].file, 256, 1, logits_all=True, f32_cache=True)
+        assert np.abs(llama.logits(llm, medical_ids) - reference).max() < 0.5, quant
     # tiny's n_embd (64) is not a multiple of 256: matrices with 64-wide rows fall back, ffn_down
     # (rows of 4*64 = 256) stays a real K-quant
     for quant in ("Q5_K_M", "Q4_K_M"):

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from shared import runs, servers
+from shared.settings import StoreSettings
 from shared.store import PART_SIZE, S3Store, StoreError
 from tests.conftest import s3_settings
 
@@ -31,8 +32,15 @@ def test_server_stopped_mid_publish_fails_clearly_and_retry_succeeds(own_minio, 
         own_minio.stop()
         writer.put_bytes("second.bin", b"2" * 1000)
 
-    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at {own_minio.endpoint}"):
+    with pytest.raises(StoreError, match=f"uploading 'stage/.*/second.bin': cannot reach the MinIO server at "
+                                         f"{own_minio.endpoint}"):
         runs.run_stage(store, "stage", {"v": 1}, [], body, work_dir=tmp_path)
+    # Every call names what it was doing when the server was gone, not only the upload.
+    for what, call in (("listing 'stage/'", lambda: store.list("stage/")),
+                       ("looking up 'stage/x'", lambda: store.exists("stage/x")),
+                       ("deleting 'stage/x'", lambda: store.delete("stage/x"))):
+        with pytest.raises(StoreError, match=f"{what}: cannot reach the MinIO server"):
+            call()
 
     own_minio.start()
     assert runs.runs(store, "stage") == []  # no manifest was written
@@ -45,11 +53,21 @@ def test_server_stopped_mid_publish_fails_clearly_and_retry_succeeds(own_minio, 
     assert ran and runs.verify(store, manifest) == []
 
 
-def test_wrong_credentials_name_the_endpoint(minio_server):
+@pytest.mark.parametrize("missing", ["access_key", "secret_key"])
+def test_either_missing_credential_is_refused_before_connecting(missing):
+    settings = StoreSettings(backend="s3", endpoint=f"127.0.0.1:{servers.free_port()}", bucket="b",
+                             **{"access_key": "a", "secret_key": "s", missing: None})
+    with pytest.raises(StoreError, match="needs credentials: set ALS_STORE__ACCESS_KEY and ALS_STORE__SECRET_KEY"):
+        S3Store(settings)
+
+
+@pytest.mark.parametrize("wrong", ["secret_key", "access_key"])  # SignatureDoesNotMatch, InvalidAccessKeyId
+def test_wrong_credentials_name_the_endpoint(minio_server, wrong):
     settings = s3_settings(minio_server, "creds")
-    settings = settings.model_validate({**settings.model_dump(), "secret_key": "wrong-secret-key",
-                                        "access_key": minio_server.access_key})
-    with pytest.raises(StoreError, match=f"{minio_server.endpoint} rejected the credentials"):
+    settings = settings.model_validate({**settings.model_dump(), "secret_key": minio_server.secret_key,
+                                        "access_key": minio_server.access_key, wrong: "wrong-key-1234"})
+    with pytest.raises(StoreError, match=f"checking the bucket: the MinIO server at {minio_server.endpoint} rejected "
+                                         r"the credentials \(\w+\); check ALS_STORE__ACCESS_KEY / ALS_STORE__SECRET_KEY"):
         S3Store(settings)
 
 
@@ -59,6 +77,11 @@ def test_missing_bucket_is_created_when_allowed_and_refused_otherwise(minio_serv
     store = S3Store(s3_settings(minio_server, "created-bucket", create_bucket=True))
     store.put_bytes("a/b", b"ok")
     assert store.get_bytes("a/b") == b"ok"
+    # A bucket removed under a running stage: the server's own error code, with what was being done.
+    store.delete("a/b")
+    store.client.remove_bucket("created-bucket")
+    with pytest.raises(StoreError, match="uploading 'a/c': s3 store 'created-bucket' at .* answered NoSuchBucket"):
+        store.put_bytes("a/c", b"late")
 
 
 def test_unreachable_endpoint_is_a_clear_error():
@@ -68,7 +91,8 @@ def test_unreachable_endpoint_is_a_clear_error():
                             endpoint=f"127.0.0.1:{port}", access_key="a", secret_key="b"),
         "unreachable",
     )
-    with pytest.raises(StoreError, match=f"cannot reach the MinIO server at 127.0.0.1:{port}"):
+    with pytest.raises(StoreError, match=f"checking the bucket: cannot reach the MinIO server at 127.0.0.1:{port} "
+                                         r"\(\w+: .*\); is it running\? \(make up, or als-lm doctor\)"):
         S3Store(settings)
 
 

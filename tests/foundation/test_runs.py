@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from shared import runs
 from shared.errors import MissingArtifact
 from shared.manifest import InputRef, Manifest
+from shared.store import StoreError
 
 
 def _body(payload: bytes):
@@ -142,3 +145,38 @@ def test_an_identical_run_is_found_by_its_fingerprint(local_store, tmp_path):
     first, _ = runs.run_stage(local_store, "demo", {"k": 1}, [], _body(b"a"), work_dir=tmp_path)
     assert runs.find_published(local_store, "demo", first.fingerprint) == first
     assert runs.find_published(local_store, "demo", runs.fingerprint("demo", {"k": 2}, [])) is None
+
+
+def test_verify_lists_every_missing_output(store, tmp_path):
+    manifest, _ = runs.run_stage(store, "demo", {}, [], _body(b"gone"), work_dir=tmp_path)
+    for out in manifest.outputs:
+        store.delete(out.key)
+    assert runs.verify(store, manifest) == [f"{out.key}: missing" for out in manifest.outputs]
+
+
+def test_a_stage_makes_its_nested_work_dir_and_a_run_id_is_time_then_six_hex_digits(local_store, tmp_path):
+    work = tmp_path / "new" / "work"
+    seen = []
+
+    def body(writer, scratch):
+        seen.append(scratch)
+        _body(b"x")(writer, scratch)
+
+    manifest, ran = runs.run_stage(local_store, "demo", {}, [], body, work_dir=work)
+    # The scratch folder lies in the work dir (its disk, not /tmp), named after the stage.
+    assert ran and seen[0].parent == work and seen[0].name.startswith("demo-")
+    assert re.fullmatch(r"\d{8}T\d{12}Z-[0-9a-f]{6}", manifest.run_id), manifest.run_id
+
+
+def test_the_manifest_is_not_an_output_and_a_corrupt_one_is_named(local_store):
+    writer = runs.RunWriter(local_store, "demo", {}, [])
+    with pytest.raises(StoreError, match="manifest.json is written by publish"):
+        writer.put_bytes("manifest.json", b"{}")
+    local_store.put_bytes("demo/r1/manifest.json", b"{not json")
+    with pytest.raises(runs.IntegrityError, match="demo/r1/manifest.json in local store .* is not a valid manifest"):
+        runs.runs(local_store, "demo")
+
+
+def test_put_json_writes_sorted_indented_json_ending_in_a_newline(local_store):
+    ref = runs.RunWriter(local_store, "demo", {}, []).put_json("x.json", {"b": Path("p"), "a": [1]})
+    assert local_store.get_bytes(ref.key) == b'{\n  "a": [\n    1\n  ],\n  "b": "p"\n}\n'

@@ -17,6 +17,7 @@ def test_put_get_roundtrip_reports_size_and_sha256(store, tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(data)
     info = store.put_file("stage/run/blob.bin", src)
+    assert store.exists("stage/run/blob.bin")
     assert info.key == "stage/run/blob.bin" and info.size == len(data)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     out = store.get_file("stage/run/blob.bin", tmp_path / "out" / "new" / "blob.bin")
