@@ -118,12 +118,10 @@ def write_pairs(items: list[ProbeItem], train: Iterable[CleanDocument], benchmar
 
 
 def documents(pairs: list[QaPair]) -> list[CleanDocument]:
-    """One training document per benchmark item, its pairs in the base condition's ``Question: ... Answer: ...``
-    form (services/evaluator/base_condition.py), so the QA text reads as the k-shot prompt does."""
-    grouped: dict[str, list[QaPair]] = {}
-    for pair in pairs:
-        grouped.setdefault(pair.benchmark_id, []).append(pair)
-    return [CleanDocument(id=f"qa-{benchmark_id}", source="extract-qa", category="supplementary",
-                          title=f"questions on {benchmark_id}",
-                          text="".join(block(p.question, p.answer) for p in group).strip())
-            for benchmark_id, group in sorted(grouped.items())]
+    """One training document per pair, in the base condition's ``Question: ... Answer: ...`` form
+    (services/evaluator/base_condition.py). One pair a document, because the document is what the leak check
+    and the exposure count read: two pairs in one document could name a held-out item's subject in one and
+    its value in the other."""
+    return [CleanDocument(id=f"qa-{pair.id}", source="extract-qa", category="supplementary",
+                          title=f"question on {pair.benchmark_id}", text=block(pair.question, pair.answer).strip())
+            for pair in pairs]
