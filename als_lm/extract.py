@@ -4,9 +4,11 @@ Does question-answer text for some facts make the others extractable at this sca
 On the store of ``make experiment``: the probed facts split into two halves by benchmark item, QA text
 written from the training sentences that state the ``qa_exposed`` half, a second model trained on the main
 run's token shards plus that text (the main run's tokenizer, preset, steps, kept checkpoints and seed: the
-same experiment config), then both models probed and asked on both halves, paired, and the report
-rewritten with its section "Extractable or not". The corpus, tokenizer and main model are the main run's,
-found by fingerprint (their stages are skipped), and the baselines' runs are left as they are.
+same experiment config), then both models measured on both halves, paired: the probe in process, and QA as
+``make experiment`` asks its base condition (each kept checkpoint exported, served in Ollama, asked raw and
+k-shot, scored). The report is rewritten with its section "Extractable or not". The corpus, tokenizer and
+main model, and the main model's answers, are the main run's, found by fingerprint (their stages skip);
+the baselines' runs are left as they are.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import click
 import yaml
 
-from als_lm.experiment import CPU_CONFIG, ExperimentConfig, front_steps, read_config, train_run
+from als_lm.experiment import CPU_CONFIG, Chain, ExperimentConfig, front_steps, read_config, train_run
 from als_lm.stack import LocalStack, Step, show_report
 from shared import runs
 from shared.log import console
@@ -106,9 +108,18 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
                         ("train", "--config", str(extract_config)))
         timings["training (extraction model)"] = round(stack.run(training, n + 4, total, force, rerun=RERUN), 1)
         extraction = extraction_train_run(store, config, tokens)
+        # Each kept checkpoint exported, served, asked and scored as make experiment does (the main model's runs
+        # are make experiment's own, found by fingerprint); the base condition's score runs are the QA measure.
+        console.rule(f"[bold]{n + 5}/{total} both models' checkpoints asked as base models; probe and QA, paired")
+        chain = Chain(store, config.limit, force)
+        base = {label: {kept["name"]: chain.checkpoint(run, kept)["base_score_run"]
+                        for kept in run.metrics.get("checkpoints") or []}
+                for label, run in (("main", main), ("extract", extraction))}
+        timings.update({f"{k} (both models)": v for k, v in chain.timings.items()})
         measured = timed("probe and QA, both models, both halves", n + 5, extract_measure,
-                         load(EvaluatorSettings, extract={"main_train_run": main.run,
-                                                          "extract_train_run": extraction.run}))
+                         load(EvaluatorSettings, extract={"main_train_run": main.run, "extract_train_run": extraction.run,
+                                                          "main_base_scores": base["main"],
+                                                          "extract_base_scores": base["extract"]}))
         t0 = time.monotonic()
         stack.run(Step("write the report", ("report",)), total, total, rerun=RERUN)
         timings["report"] = round(time.monotonic() - t0, 1)

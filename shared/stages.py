@@ -179,9 +179,10 @@ _EXTRACT = (
           ("extract", "seed"), optional=True),
     Stage("extract-measure", "experiment-extract", "evaluator",
           (Reads("extract-qa", ("split.json",)), Reads("probe-items", ("items.jsonl",)),
-           Reads("train", ("checkpoints/*/model.pt", "tokenizer.json"))),
+           Reads("train", ("checkpoints/*/model.pt", "tokenizer.json")),
+           Reads("score-scratch_base", ("scores.json",)), Reads("eval-scratch_base", ("responses.jsonl",))),
           (Output("results.jsonl", ExtractOutcome), Output("summary.json")),
-          ("extract", "seed"), outside="the bundled benchmark", optional=True),
+          ("extract", "seed"), optional=True),
 )
 
 # The experiment links runs by id (experiment.json); what it reads is every run it names.

@@ -206,6 +206,12 @@ class ExtractConfig(BaseModel):
                                        "('train/<run_id>')", json_schema_extra=NOT_FINGERPRINTED)
     extract_train_run: str | None = Field(None, description="extract-measure: the extraction model's train run, "
                                           "trained on an extract-tokens run", json_schema_extra=NOT_FINGERPRINTED)
+    main_base_scores: dict[str, str] = Field(
+        {}, description="extract-measure: kept checkpoint -> the score-scratch_base run of the main model's answers",
+        json_schema_extra=NOT_FINGERPRINTED)
+    extract_base_scores: dict[str, str] = Field(
+        {}, description="extract-measure: kept checkpoint -> the score-scratch_base run of the extraction model's",
+        json_schema_extra=NOT_FINGERPRINTED)
 
 
 class EvaluatorSettings(CommonSettings):

@@ -1,13 +1,6 @@
-"""Both models on both halves: the probe (likelihood rank of the true value) and QA (the base condition),
-paired on the same items, and the statistics of docs/extract.md.
-
-QA is asked in process, not through the exported GGUF in Ollama: the same prompts as ``eval-scratch_base``
-(services/evaluator/base_condition.py: the separator, k shots, ``Question: ... Answer:``), greedy with the
-same stop string, and the chat demo's ``direct`` sampler (llama.cpp's repeat penalty over the generated
-tokens, tests/exporter/test_chat.py holds it to llama.cpp). The weights are f32, not the served Q5_K_M, so
-these figures pair the two models with each other through one path; they are not the report's
-scratch_base figures.
-"""
+"""Both models on both halves: the probe (likelihood rank of the true value, in process) and QA (the base
+condition's answers, asked through the same path as the main experiment's ``scratch_base``: exported, served
+in Ollama, asked raw and k-shot, scored), paired on the same items, and the statistics of docs/extract.md."""
 
 from __future__ import annotations
 
@@ -15,44 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import scipy.stats as sps
-import torch
 
-from services.evaluator import base_condition
 from services.evaluator.probe.backends.torch_model import TorchBackend
 from services.evaluator.probe.score import score_item
-from services.evaluator.score import is_correct, score_responses
-from services.evaluator.scoring.fabrication import Lexicon
-from services.evaluator.scoring.facts import FactScorer
-from services.evaluator.settings import EvalConfig
+from services.evaluator.score import is_correct
 from services.evaluator.stats import bootstrap_mean, compare, holm
-from services.exporter.direct import REPEAT_WINDOW, sample
-from services.exporter.settings import Sampling
-from shared.schemas.eval import BenchmarkItem, Response
+from shared.schemas.eval import Response, ScoreFile
 from shared.schemas.extract import HALVES, ExtractOutcome
 from shared.schemas.probe import ProbeItem
-
-GREEDY = Sampling(temperature=0.0)
-"""Greedy, with the served models' repeat penalty (the Modelfile's, exporter settings)."""
-
-
-@torch.no_grad()
-def answer(backend: TorchBackend, prompt: str, max_tokens: int) -> str:
-    """The greedy continuation of ``prompt`` up to ``max_tokens`` tokens, cut at the base condition's stop."""
-    ids = backend.tokenizer.encode(prompt)
-    new: list[int] = []
-    for _ in range(max_tokens):
-        logits, _ = backend.model(torch.tensor([(ids + new)[-backend.block:]]))
-        token = sample(logits[0, -1].float(), new[-REPEAT_WINDOW:], GREEDY, torch.Generator())
-        if token == backend.tokenizer.eos:
-            break
-        new.append(token)
-        text = backend.tokenizer.decode(new)
-        if any(stop in text for stop in base_condition.STOP):
-            break
-    text = backend.tokenizer.decode(new)
-    for stop in base_condition.STOP:
-        text = text.split(stop)[0]
-    return text.strip()
 
 
 def probe_outcomes(backend: TorchBackend, model: str, checkpoint: str, items: list[ProbeItem],
@@ -66,16 +29,13 @@ def probe_outcomes(backend: TorchBackend, model: str, checkpoint: str, items: li
     return out
 
 
-def qa_outcomes(backend: TorchBackend, model: str, checkpoint: str, items: list[BenchmarkItem],
-                halves: dict[str, str], cfg: EvalConfig, seed: int, scorer: FactScorer,
-                lexicon: Lexicon) -> list[ExtractOutcome]:
-    prompts = base_condition.prompts(items, cfg, seed, lambda text: len(backend.tokenizer.encode(text)),
-                                     backend.block)
-    responses = [Response(id=i.id, response=answer(backend, prompts[i.id], cfg.max_tokens)) for i in items]
-    scored = score_responses(list(zip(items, responses)), scorer, lexicon)
+def qa_outcomes(scores: ScoreFile, responses: list[Response], model: str, checkpoint: str,
+                halves: dict[str, str]) -> list[ExtractOutcome]:
+    """A base-condition score run's items that are in a half, strictly correct or not (``is_correct``)."""
+    answers = {r.id: r.response for r in responses}
     return [ExtractOutcome(model=model, checkpoint=checkpoint, measure="qa", item=s.id, half=halves[s.id],
-                           correct=is_correct(s), graded=s.accuracy, text=r.response)
-            for s, r in zip(scored.items, responses)]
+                           correct=is_correct(s), graded=s.accuracy, text=answers.get(s.id, ""))
+            for s in scores.items if s.id in halves]
 
 
 def by_item(outcomes: Iterable[ExtractOutcome], **where: str) -> dict[str, ExtractOutcome]:
@@ -127,7 +87,7 @@ def summarise(outcomes: list[ExtractOutcome], checkpoints: list[str], benchmark_
         qa = {m: by_item(outcomes, model=m, checkpoint=last, measure="qa", half=half) for m in ("main", "extract")}
         probe = {m: per_benchmark(by_item(outcomes, model=m, checkpoint=last, measure="probe", half=half),
                                   benchmark_of) for m in ("main", "extract")}
-        common = sorted(qa["main"].keys() & probe["main"].keys())
+        common = sorted(qa["main"].keys() & qa["extract"].keys() & probe["main"].keys() & probe["extract"].keys())
         did = {i: (qa["extract"][i].correct - qa["main"][i].correct) - (probe["extract"][i] - probe["main"][i])
                for i in common}
         tests.append({"name": f"{half}: QA gain − probe gain", "measure": "did", "half": half,

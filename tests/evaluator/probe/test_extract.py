@@ -5,13 +5,14 @@ that text, measured beside the main one on both halves, paired, into the report'
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
-import numpy as np
 import pytest
-import torch
+import yaml
 from test_probe_items import sample_documents, split
-from test_probe_stage import publish_corpus, read
 
 from services.evaluator.exposure import count_documents, plain
 from services.evaluator.extract.qa import WH, documents, half, question, write_pairs
@@ -21,20 +22,18 @@ from services.evaluator.probe.items import Corpus, build_items
 from services.evaluator.report import extract as extract_report
 from services.evaluator.report.document import Table
 from services.evaluator.settings import BENCHMARK, EvaluatorSettings
-from services.evaluator.stages import extract_measure, extract_qa, probe_items
-from services.processor.settings import ProcessorSettings
-from services.processor.stages import extract_tokens
-from services.trainer.model import GPT, GPTConfig
+from services.evaluator.stages import extract_measure
 from shared import runs
-from shared.errors import InvalidInput
-from shared.runs import RunWriter
-from shared.schemas.corpus import TokenShardsMeta
+from shared.errors import InvalidInput, MissingArtifact
 from shared.schemas.extract import ExtractOutcome, QaPair
 from shared.store import LocalStore
-from tests.evaluator.probe.tiny_trained import fit
+from tests.test_experiment import SMOKE
 
-torch.set_num_threads(1)
 LEAK_N = 8
+
+
+def read(store, run, name, schema):
+    return [schema.model_validate_json(x) for x in store.get_bytes(run.output(name).key).decode().splitlines() if x]
 
 
 @pytest.fixture(scope="module")
@@ -104,110 +103,85 @@ def test_each_pair_is_a_training_sentence_read_back_with_its_value(written):
         assert " ".join(re.findall(r"\w+", back.lower())) in train[pair.source], pair.id
 
 
-STEPS = 100
-
-
-def publish_model(store: LocalStore, tmp, shards: str, seed: int, label: str):
-    """A train run on the shards of run ``shards`` as the train stage publishes it (the trainer's GPT in a
-    plain loop, tests/evaluator/probe/tiny_trained.py), with kept checkpoints at half and all of its steps."""
-    source = runs.resolve(store, shards)
-    for name in ("train.bin", "meta.json", "tokenizer.json"):
-        runs.fetch(store, source.output(name), tmp / label / name)
-    vocab = TokenShardsMeta.model_validate_json((tmp / label / "meta.json").read_text()).vocab_size
-    torch.manual_seed(seed)
-    config = GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=64, vocab_size=vocab, dropout=0.0)
-    ids = torch.from_numpy(np.fromfile(tmp / label / "train.bin", dtype=np.uint16).astype(np.int64))
-    states = fit(GPT(config), ids, STEPS, (STEPS // 2, STEPS))
-    writer = RunWriter(store, "train", {"fixture": "extract"},
-                       runs.inputs_from(source, ["train.bin", "tokenizer.json"]))
-    info = []
-    for step, state in states.items():
-        torch.save({"config": config.to_dict(), "model": state}, tmp / label / f"{step}.pt")
-        writer.put_file(f"checkpoints/step{step:08d}/model.pt", tmp / label / f"{step}.pt")
-        info.append({"name": f"step{step:08d}", "step": step, "tokens_seen": step * 16 * 64})
-    writer.put_file("model.pt", tmp / label / f"{STEPS}.pt")
-    writer.put_file("tokenizer.json", tmp / label / "tokenizer.json")
-    writer.metrics.update(checkpoints=info, best_checkpoint=info[-1]["name"])
-    return writer.publish()
-
-
 @pytest.fixture(scope="module")
 def arm(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("extract")
-    store = LocalStore(tmp / "artifacts")
-    publish_corpus(store, tmp)
-    benchmark = tmp / "questions.json"
-    benchmark.write_text(json.dumps(json.loads(BENCHMARK.read_text())[::8]))
-    common = {"work_dir": tmp / "work", "store": {"root": tmp / "artifacts"}}
-    settings = EvaluatorSettings(**common, eval={"benchmark": benchmark, "max_tokens": 12, "use_embeddings": False})
-    items, _ = probe_items.run(store, settings)
-    qa, _ = extract_qa.run(store, settings.model_copy(update={"extract": settings.extract.model_copy(
-        update={"items_run": items.run})}))
-    tokenize = runs.latest(store, "tokenize")
-    tokens_run, ran = extract_tokens.run(store, ProcessorSettings(**common, extract={"qa_run": qa.run,
-                                                                                       "tokenize_run": tokenize.run}))
-    main = publish_model(store, tmp, tokenize.run, 0, "main")
-    extract = publish_model(store, tmp, tokens_run.run, 0, "extract")
-    measure_settings = settings.model_copy(update={"extract": settings.extract.model_copy(
-        update={"main_train_run": main.run, "extract_train_run": extract.run})})
-    measured, measured_ran = extract_measure.run(store, measure_settings)
-    return {"store": store, "tmp": tmp, "qa": qa, "tokens": tokens_run, "tokenize": tokenize, "main": main,
-            "extract": extract, "measured": measured, "settings": measure_settings, "ran": (ran, measured_ran)}
+    """`als-lm experiment-extract` on the experiment's smoke settings (tests/test_experiment.py), in a fresh
+    root: it makes the main run it reuses, then the extraction arm, then the report."""
+    root = tmp_path_factory.mktemp("extract")
+    config = root / "smoke.yaml"
+    config.write_text(yaml.safe_dump(SMOKE))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALS_")}
+    proc = subprocess.run([sys.executable, "-m", "als_lm", "experiment-extract", "--config", str(config),
+                           "--root", str(root)], env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    store = LocalStore(root / "artifacts")
+    measured = runs.latest(store, "extract-measure")
+    summary = json.loads(store.get_bytes(measured.output("summary.json").key))
+    return {"store": store, "root": root, "measured": measured, "summary": summary,
+            "main": runs.resolve(store, summary["main_train_run"]),
+            "extract": runs.resolve(store, summary["extract_train_run"])}
 
 
 @pytest.mark.slow
 def test_extraction_shards_are_the_main_shards_plus_the_qa_text_with_the_main_tokenizer(arm):
-    store, tokens_run, tokenize = arm["store"], arm["tokens"], arm["tokenize"]
+    store = arm["store"]
+    tokens_run = runs.resolve(store, arm["extract"].upstream("extract-tokens"))
+    tokenize = runs.resolve(store, arm["main"].upstream("tokenize"))
     assert tokens_run.output("tokenizer.json").sha256 == tokenize.output("tokenizer.json").sha256
     assert tokens_run.output("val.bin").sha256 == tokenize.output("val.bin").sha256
-    main_tokens = tokenize.output("train.bin").size // 2
     assert tokens_run.metrics["n_train_tokens"] == tokens_run.output("train.bin").size // 2
-    assert tokens_run.metrics["n_qa_tokens"] == tokens_run.metrics["n_train_tokens"] - main_tokens > 0
-    pairs = read(store, arm["qa"], "qa.jsonl", QaPair)
-    assert tokens_run.metrics["qa_documents"] == len(pairs) > 0
+    assert tokens_run.metrics["n_qa_tokens"] == (tokens_run.metrics["n_train_tokens"]
+                                                 - tokenize.output("train.bin").size // 2) > 0
+    pairs = read(store, runs.resolve(store, tokens_run.upstream("extract-qa")), "qa.jsonl", QaPair)
+    assert tokens_run.metrics["qa_documents"] == len(pairs) > 100
+    assert arm["extract"].settings == arm["main"].settings  # the same preset, steps, checkpoints and seed
 
 
 @pytest.mark.slow
-def test_both_models_are_measured_on_the_same_items_of_both_halves_and_reruns_skip(arm):
-    store, measured = arm["store"], arm["measured"]
-    assert arm["ran"] == (True, True)
+def test_both_models_are_measured_on_the_same_items_of_both_halves(arm):
+    store, measured, summary = arm["store"], arm["measured"], arm["summary"]
     outcomes = read(store, measured, "results.jsonl", ExtractOutcome)
-    halves = json.loads(store.get_bytes(arm["qa"].output("split.json").key))
+    names = [c["name"] for c in arm["main"].metrics["checkpoints"]]
+    assert summary["checkpoints"] == names == [c["name"] for c in arm["extract"].metrics["checkpoints"]]
     for measure in ("probe", "qa"):
         cells = {(o.model, o.checkpoint) for o in outcomes if o.measure == measure}
-        assert cells == {(m, f"step{s:08d}") for m in ("main", "extract") for s in (STEPS // 2, STEPS)}
+        assert cells == {(m, n) for m in ("main", "extract") for n in names}
         items = {cell: tuple(sorted(o.item for o in outcomes if o.measure == measure
                                     and (o.model, o.checkpoint) == cell)) for cell in cells}
-        assert len(set(items.values())) == 1
-    qa_items = {o.item for o in outcomes if o.measure == "qa"}
-    assert qa_items == set(halves) and {o.half for o in outcomes} == {"qa_exposed", "qa_test"}
-    summary = json.loads(store.get_bytes(measured.output("summary.json").key))
+        assert len(set(items.values())) == 1 and items[("main", names[-1])]
+    # QA comes from each checkpoint's base-condition answers, served and scored as make experiment does
+    for label in ("main", "extract"):
+        for name, ref in summary["base_scores"][label].items():
+            scored = runs.resolve(store, ref)
+            asked = runs.resolve(store, scored.input("responses.jsonl").run)
+            export = runs.resolve(store, runs.resolve(store, asked.upstream("serve")).upstream("export"))
+            assert asked.stage == "eval-scratch_base" and export.settings["export"]["checkpoint"] == name
+            assert export.upstream("train") == arm[label].run
     assert summary["family"] == len(summary["tests"]) == 6
     assert all(t["p"] <= t["p_holm"] <= 1 for t in summary["tests"])
-    again, ran = extract_measure.run(store, arm["settings"])
-    assert not ran and again.run == measured.run
 
 
 @pytest.mark.slow
 def test_measure_refuses_models_trained_on_other_shards(arm):
-    settings = arm["settings"]
-    swapped = settings.model_copy(update={"extract": settings.extract.model_copy(
-        update={"main_train_run": arm["main"].run, "extract_train_run": arm["main"].run})})
-    with pytest.raises(Exception, match="extract-tokens"):
-        extract_measure.run(arm["store"], swapped)
+    settings = EvaluatorSettings(work_dir=arm["root"] / "work", store={"root": arm["root"] / "artifacts"},
+                                 extract={"main_train_run": arm["main"].run, "extract_train_run": arm["main"].run})
+    with pytest.raises(MissingArtifact, match="extract-tokens"):
+        extract_measure.run(arm["store"], settings)
     with pytest.raises(InvalidInput, match="both train runs"):
         extract_measure.run(arm["store"], settings.model_copy(update={"extract": settings.extract.model_copy(
             update={"main_train_run": None})}))
 
 
 @pytest.mark.slow
-def test_report_section_gives_every_rate_with_its_interval_and_the_holm_adjusted_family(arm):
+def test_report_has_the_section_with_every_rate_interval_and_the_holm_adjusted_family(arm):
     found = extract_report.latest(arm["store"])
     assert found[0].run == arm["measured"].run
-    summary = extract_report.load(arm["store"], found, arm["tmp"])
+    summary = extract_report.load(arm["store"], found, arm["root"])
     section = extract_report.section(summary, found[0].run)
     curve, tests = [b for b in section.blocks if isinstance(b, Table)]
-    assert len(curve.rows) == 2 * 2 * 2  # checkpoints x measures x halves
+    assert len(curve.rows) == len(summary["checkpoints"]) * 2 * 2  # checkpoints x measures x halves
     assert all("n=" in cell for row in curve.rows for cell in row[4:])
     assert [row[0] for row in tests.rows] == [t["name"] for t in summary["tests"]]
     assert section.blocks[-1].startswith(("Yes at this scale", "Not shown at this scale"))
+    report = runs.latest(arm["store"], "report")
+    assert extract_report.TITLE in arm["store"].get_bytes(report.output("report.md").key).decode()
