@@ -1,12 +1,12 @@
-"""What `als-lm experiment-extract` spends per measured checkpoint (issue 23, docs/extract.md).
+"""What `als-lm experiment-extract` spends besides training and the per-checkpoint chain (docs/extract.md).
 
-The items and QA pairs are built on the bundled sample as the stages build them (timed); then one
-mini-shaped model (the CPU experiment's preset: 4 layers, n_embd 256, context 256, a BPE of the sample's
-size) at random initialisation is probed on `--probe-items` probe items and asked `--questions` benchmark
-questions in process the way extract-measure asks them (k-shot base condition, 96 tokens, greedy). Random
-weights never stop early, so the QA time is an upper bound for a trained checkpoint. One thread.
+The probe items and the QA pairs are built on the bundled sample as the stages build them (timed); then
+one mini-shaped model (the CPU experiment's preset: 4 layers, n_embd 256, context 256, a BPE of the
+sample's size) at random initialisation is probed in process on `--probe-items` items, as extract-measure
+probes each kept checkpoint of both models. One thread. The QA side is the main experiment's per-checkpoint
+chain (export, serve, ask, score), measured in docs/experiment.md.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_extract_measure.py [--probe-items 80] [--questions 12]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_extract_measure.py [--probe-items 80]
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ VOCAB = 9_666  # the sample corpus's tokenizer (docs/experiment.md)
 
 @click.command()
 @click.option("--probe-items", default=80, show_default=True)
-@click.option("--questions", default=12, show_default=True)
-def main(probe_items: int, questions: int) -> None:
+def main(probe_items: int) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -38,8 +37,7 @@ def main(probe_items: int, questions: int) -> None:
     from services.evaluator.probe.backends.torch_model import TorchBackend
     from services.evaluator.probe.items import Corpus, build_items
     from services.evaluator.probe.tokens import ProbeTokenizer
-    from services.evaluator.score import build
-    from services.evaluator.settings import BENCHMARK, EvalConfig
+    from services.evaluator.settings import BENCHMARK
     from services.trainer.model import PRESETS
     from shared.schemas.corpus import CleanDocument
     from shared.schemas.model import ModelConfig
@@ -74,15 +72,8 @@ def main(probe_items: int, questions: int) -> None:
     t0 = time.perf_counter()
     measure.probe_outcomes(backend, "main", "init", items, halves, greedy_tokens=8)
     out["probe_s_per_item"] = (time.perf_counter() - t0) / len(items)
-    cfg = EvalConfig(max_tokens=96, use_embeddings=True)
-    scorer, lexicon = build(cfg, ())
-    asked = [b for b in benchmark if b.id in halves][:questions]
-    t0 = time.perf_counter()
-    measure.qa_outcomes(backend, "main", "init", asked, halves, cfg, 1337, scorer, lexicon)
-    out["qa_s_per_question"] = (time.perf_counter() - t0) / len(asked)
-    per_checkpoint = out["probe_s_per_item"] * len([i for i in built.items if i.benchmark_id in halves]) \
-        + out["qa_s_per_question"] * len(halves)
-    out["measure_s_per_model_checkpoint"] = per_checkpoint
+    out["measure_probe_s_per_model_checkpoint"] = out["probe_s_per_item"] * sum(
+        i.benchmark_id in halves for i in built.items)
     print(json.dumps({k: round(v, 3) for k, v in out.items()}, indent=2))
 
 
