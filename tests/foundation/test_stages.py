@@ -98,7 +98,8 @@ def _get(model: BaseModel, path: tuple[str, ...]):
 NEVER_FINGERPRINTED = {
     'eval.benchmark', 'eval.checkpoint_base_scores', 'eval.checkpoint_scores', 'eval.eval_run', 'eval.limit', 'eval.num_thread', 'eval.reviewer',
     'eval.serve_run', 'eval.system', 'eval.system_scores', 'eval.train_run', 'export.threads', 'export.train_run',
-    'extract.extract_train_run', 'extract.items_run', 'extract.main_train_run', 'extract.qa_run',
+    'extract.extract_base_scores', 'extract.extract_train_run', 'extract.items_run', 'extract.main_base_scores',
+    'extract.main_train_run', 'extract.qa_run',
     'extract.tokenize_run', 'train.tokens_run',
     'log_level', 'ollama_host', 'probe.items_run', 'probe.train_run', 'process.workers', 'rag.chroma_mode', 'rag.chroma_url',
     'scrape.autothrottle_max_delay', 'scrape.backoff_base', 'scrape.backoff_max',
