@@ -91,9 +91,7 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
             t0 = time.monotonic()
             manifest, ran = stage.run(store, settings, force=force)
             timings[label] = round(time.monotonic() - t0, 1)
-            console.print(f"{manifest.stage}: {'published' if ran else 'unchanged'} {manifest.run} {manifest.metrics}"
-                          if manifest.stage != "extract-measure" else
-                          f"{manifest.stage}: {'published' if ran else 'unchanged'} {manifest.run}")
+            console.print(f"{manifest.stage}: {'published' if ran else 'unchanged'} {manifest.run}")
             return manifest
 
         n = len(steps)
