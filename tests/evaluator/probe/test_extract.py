@@ -108,8 +108,11 @@ def arm(tmp_path_factory):
     """`als-lm experiment-extract` on the experiment's smoke settings (tests/test_experiment.py), in a fresh
     root: it makes the main run it reuses, then the extraction arm, then the report."""
     root = tmp_path_factory.mktemp("extract")
+    # Every eighth question keeps the probe and the QA text small (the tests above cover them all).
+    benchmark = root / "questions.json"
+    benchmark.write_text(json.dumps(json.loads(BENCHMARK.read_text())[::8]))
     config = root / "smoke.yaml"
-    config.write_text(yaml.safe_dump(SMOKE))
+    config.write_text(yaml.safe_dump(SMOKE | {"eval": SMOKE["eval"] | {"benchmark": str(benchmark)}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALS_")}
     proc = subprocess.run([sys.executable, "-m", "als_lm", "experiment-extract", "--config", str(config),
                            "--root", str(root)], env=env, capture_output=True, text=True, timeout=1200, check=False)
@@ -133,7 +136,7 @@ def test_extraction_shards_are_the_main_shards_plus_the_qa_text_with_the_main_to
     assert tokens_run.metrics["n_qa_tokens"] == (tokens_run.metrics["n_train_tokens"]
                                                  - tokenize.output("train.bin").size // 2) > 0
     pairs = read(store, runs.resolve(store, tokens_run.upstream("extract-qa")), "qa.jsonl", QaPair)
-    assert tokens_run.metrics["qa_documents"] == len(pairs) > 100
+    assert tokens_run.metrics["qa_documents"] == len(pairs) > 5
     assert arm["extract"].settings == arm["main"].settings  # the same preset, steps, checkpoints and seed
 
 
