@@ -124,8 +124,9 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
         report_run = show_report(store, stack.root / "report")
 
         console.rule("[bold green]ALS-LM extraction arm finished")
-        for test in measured.metrics["tests"].items():
-            console.print(f"  {test[0]}: {test[1]['difference']:+.3f} (Holm-adjusted p {test[1]['p_holm']:.3g})")
+        for name, test in measured.metrics["tests"].items():
+            difference = "undefined" if test["difference"] is None else f"{100 * test['difference']:+.1f} pp"
+            console.print(f"  {name}: {difference} (Holm-adjusted p {test['p_holm']:.3g})")
         elapsed = round(time.monotonic() - started, 1)
         console.print(f"total time: {elapsed:.0f}s; by stage: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
         (stack.root / "timings-extract.json").write_text(json.dumps(
