@@ -39,10 +39,13 @@ demo: setup ## The whole pipeline on the bundled sample corpus, CPU only (STORE=
 EXPERIMENT_CONFIG ?= services/trainer/configs/experiment-cpu.yaml
 EXPLORE_ROOT ?= volumes/experiment
 
-.PHONY: experiment explore
+.PHONY: experiment experiment-extract explore
 
 experiment: setup ## Learning curves over kept checkpoints, RAG and closed-book on all questions (EXPERIMENT_CONFIG=...)
 	$(VENV)/als-lm experiment --config $(EXPERIMENT_CONFIG) --store $(STORE)
+
+experiment-extract: setup ## The extraction arm on make experiment's store: QA text for half the facts, a second model (<= 45 min)
+	$(VENV)/als-lm experiment-extract --config $(EXPERIMENT_CONFIG) --store $(STORE)
 
 explore: setup ## Open the UI over the results of make experiment (EXPLORE_ROOT=volumes/demo after make demo)
 	$(VENV)/als-lm explore --root $(EXPLORE_ROOT) --store $(STORE)

@@ -30,6 +30,8 @@ COMMANDS = {
     "demo": ("als_lm.demo:demo", "Run the whole pipeline on the bundled sample, on CPU, with a local store."),
     "experiment": ("als_lm.experiment:experiment",
                    "Learning curves over kept checkpoints, RAG and closed-book on every question, fact exposure."),
+    "experiment-extract": ("als_lm.extract:experiment_extract",
+                           "The extraction arm: QA text for half of the probed facts, a second model, both halves."),
     "explore": ("als_lm.explore:explore", "Open the UI over a demo's or an experiment's results, without Docker."),
 }
 

@@ -17,6 +17,7 @@ from shared.schemas.corpus import CleanDocument, RawDocument, TokenShardsMeta
 from shared.schemas.eval import SYSTEMS, Response, Review, ScoreFile
 from shared.schemas.experiment import ExperimentResult
 from shared.schemas.export import ExportReport, ServeReport
+from shared.schemas.extract import ExtractOutcome, QaPair
 from shared.schemas.probe import ProbeItem, ProbeResult
 from shared.settings import fingerprinted
 
@@ -64,7 +65,8 @@ class Stage:
         return f"services.{self.service}.stages.{kind}"
 
 
-OWN_MODULE = {"rag-index": "rag_index", "probe-items": "probe_items"}
+OWN_MODULE = {"rag-index": "rag_index", "probe-items": "probe_items", "extract-qa": "extract_qa",
+              "extract-tokens": "extract_tokens", "extract-measure": "extract_measure"}
 """Stages whose name's first word is not their kind: ``probe-items`` makes what the ``probe-*`` systems score."""
 
 SCRAPERS = {
@@ -95,7 +97,9 @@ _PIPELINE = (
            Output("val.bin"), Output("meta.json", TokenShardsMeta)),
           ("tokenizer",), outside="the bundled medical-terms list"),
     Stage("train", "train", "trainer",
-          (Reads("tokenize", ("train.bin", "val.bin", "meta.json", "tokenizer.json")),),
+          (Reads("tokenize", ("train.bin", "val.bin", "meta.json", "tokenizer.json")),
+           # the extraction arm's model (docs/extract.md), with train.tokens_run naming the shards
+           Reads("extract-tokens", ("train.bin", "val.bin", "meta.json", "tokenizer.json"))),
           (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png"),
            Output("checkpoints/*/model.pt")),
           ("train", "seed")),
@@ -145,7 +149,7 @@ _EVALUATION = (
     Stage("report", "report", "evaluator",
           (Reads("score-*", ("scores.json",)), Reads("eval-*", ("responses.jsonl",)), Reads("process", ("corpus.txt",)),
            Reads("review-*", ("reviews.jsonl",)), Reads("probe-scratch", ("results.jsonl", "systems.json")),
-           Reads("probe-items", ("items.jsonl",))),
+           Reads("probe-items", ("items.jsonl",)), Reads("extract-measure", ("summary.json",))),
           (Output("report.md"), Output("report.html"), Output("report.json"), Output("charts/*.png")),
           ("eval",), outside="the bundled benchmark"),
 )
@@ -162,6 +166,25 @@ _PROBE = (
           ("probe", "seed"), optional=True),
 )
 
+# The extraction arm (docs/extract.md): QA text for half of the probed facts, a second model trained with it.
+_EXTRACT = (
+    Stage("extract-qa", "experiment-extract", "evaluator",
+          (Reads("probe-items", ("items.jsonl",)), Reads("process", ("train.jsonl",))),
+          (Output("qa.jsonl", QaPair), Output("documents.jsonl", CleanDocument), Output("split.json")),
+          ("extract", "seed"), outside="the bundled benchmark", optional=True),
+    Stage("extract-tokens", "experiment-extract", "processor",
+          (Reads("extract-qa", ("documents.jsonl",)), Reads("process", ("train.jsonl",)),
+           Reads("tokenize", ("tokenizer.json", "val.bin", "meta.json"))),
+          (Output("tokenizer.json"), Output("train.bin"), Output("val.bin"), Output("meta.json", TokenShardsMeta)),
+          ("extract", "seed"), optional=True),
+    Stage("extract-measure", "experiment-extract", "evaluator",
+          (Reads("extract-qa", ("split.json",)), Reads("probe-items", ("items.jsonl",)),
+           Reads("train", ("checkpoints/*/model.pt", "tokenizer.json")),
+           Reads("score-scratch_base", ("scores.json",)), Reads("eval-scratch_base", ("responses.jsonl",))),
+          (Output("results.jsonl", ExtractOutcome), Output("summary.json")),
+          ("extract", "seed"), optional=True),
+)
+
 # The experiment links runs by id (experiment.json); what it reads is every run it names.
 _EXPERIMENT = (
     Stage("experiment", "experiment", "evaluator",
@@ -172,7 +195,8 @@ _EXPERIMENT = (
           ()),
 )
 
-STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION, *_PROBE, *_EXPERIMENT)}
+STAGES: dict[str, Stage] = {s.name: s for s in (*_SCRAPE, *_PIPELINE, *_EVALUATION, *_PROBE, *_EXTRACT,
+                                                *_EXPERIMENT)}
 
 
 def declared(name: str) -> Stage | None:

@@ -192,10 +192,33 @@ class ProbeConfig(BaseModel):
                                   "('train/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
 
 
+class ExtractConfig(BaseModel):
+    """The extraction arm (docs/extract.md): QA text for half of the probed facts, and the measurement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leak_ngram: int = Field(
+        8, ge=3, le=50, description="extract-qa: a QA pair sharing a word n-gram of this size with any benchmark "
+        "question or reference answer is dropped", json_schema_extra=affects("extract-qa"))
+    items_run: str | None = Field(None, description="extract-qa: the probe-items run whose facts are split "
+                                  "('probe-items/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+    main_train_run: str | None = Field(None, description="extract-measure: the main model's train run "
+                                       "('train/<run_id>')", json_schema_extra=NOT_FINGERPRINTED)
+    extract_train_run: str | None = Field(None, description="extract-measure: the extraction model's train run, "
+                                          "trained on an extract-tokens run", json_schema_extra=NOT_FINGERPRINTED)
+    main_base_scores: dict[str, str] = Field(
+        {}, description="extract-measure: kept checkpoint -> the score-scratch_base run of the main model's answers",
+        json_schema_extra=NOT_FINGERPRINTED)
+    extract_base_scores: dict[str, str] = Field(
+        {}, description="extract-measure: kept checkpoint -> the score-scratch_base run of the extraction model's",
+        json_schema_extra=NOT_FINGERPRINTED)
+
+
 class EvaluatorSettings(CommonSettings):
     eval: EvalConfig = EvalConfig()
     rag: RagConfig = RagConfig()
     probe: ProbeConfig = ProbeConfig()
+    extract: ExtractConfig = ExtractConfig()
 
 
 S = TypeVar("S", bound=EvaluatorSettings)

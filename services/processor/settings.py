@@ -97,6 +97,19 @@ class TokenizerConfig(BaseModel):
         return self
 
 
+class ExtractTokensConfig(BaseModel):
+    """extract-tokens (docs/extract.md): which runs the extraction arm's shards are made from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qa_run: str | None = Field(None, description="the extract-qa run whose QA text is added ('extract-qa/<run_id>'); "
+                               "None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+    tokenize_run: str | None = Field(
+        None, description="the main run's tokenize run, whose tokenizer encodes the text and whose val.bin is kept "
+        "('tokenize/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+
+
 class ProcessorSettings(CommonSettings):
     process: ProcessConfig = ProcessConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
+    extract: ExtractTokensConfig = ExtractTokensConfig()

@@ -49,6 +49,10 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(3, gt=0, description="recent checkpoints kept besides the best",
                                   json_schema_extra=NOT_FINGERPRINTED)
     early_stopping_patience: int = Field(5, ge=0, description="evaluations without improvement; 0 = never")
+    tokens_run: str | None = Field(
+        None, description="the run whose token shards to train on: a tokenize run, or an extract-tokens run (the "
+        "extraction arm, docs/extract.md); None: the latest tokenize run. Its content enters the fingerprint "
+        "as the run's inputs", json_schema_extra=NOT_FINGERPRINTED)
     keep_at_fractions: list[float] = Field(
         [], description="also keep (and publish as checkpoints/<name>/model.pt) the checkpoints at these "
         "fractions of max_steps, e.g. [0.1, 0.25, 0.5, 1.0]: the experiment's learning curve"

@@ -98,6 +98,9 @@ def _get(model: BaseModel, path: tuple[str, ...]):
 NEVER_FINGERPRINTED = {
     'eval.benchmark', 'eval.checkpoint_base_scores', 'eval.checkpoint_scores', 'eval.eval_run', 'eval.limit', 'eval.num_thread', 'eval.reviewer',
     'eval.serve_run', 'eval.system', 'eval.system_scores', 'eval.train_run', 'export.threads', 'export.train_run',
+    'extract.extract_base_scores', 'extract.extract_train_run', 'extract.items_run', 'extract.main_base_scores',
+    'extract.main_train_run', 'extract.qa_run',
+    'extract.tokenize_run', 'train.tokens_run',
     'log_level', 'ollama_host', 'probe.items_run', 'probe.train_run', 'process.workers', 'rag.chroma_mode', 'rag.chroma_url',
     'scrape.autothrottle_max_delay', 'scrape.backoff_base', 'scrape.backoff_max',
     'scrape.clinicaltrials.requests_per_second', 'scrape.download_timeout', 'scrape.job_dir', 'scrape.ncbi_api_key',
@@ -124,6 +127,7 @@ ONLY_FINGERPRINTED_BY = {
     'eval.scratch_model': {'eval-scratch', 'eval-scratch_base'},
     'eval.token_coverage': {'score-*', 'report'},
     'eval.use_embeddings': {'score-*', 'report'},
+    'extract.leak_ngram': {'extract-qa'},
     'probe.distractors': {'probe-items'},
     'probe.greedy_tokens': {'probe-scratch'},
     'probe.ngram_add_k': {'probe-scratch'},

@@ -15,6 +15,7 @@ from pathlib import Path
 from services.evaluator import coverage, stats
 from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.report import analysis
+from services.evaluator.report import extract as extract_report
 from services.evaluator.report import probe as probe_report
 from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
@@ -89,6 +90,9 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     probe = probe_report.latest(store)
     if probe is not None:
         inputs += probe[1]
+    extraction = extract_report.latest(store)
+    if extraction is not None:
+        inputs += extraction[1]
     seed = settings.seed
     fingerprinted = stages.fingerprint_settings(
         "report", settings, seed=seed, bootstrap={"method": stats.METHOD, "resamples": stats.RESAMPLES,
@@ -142,6 +146,10 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                            experiment, absent, hallucination, family, sources, stored)
         if probe is not None:
             sections.append(probe_section)
+        extract_summary = None
+        if extraction is not None:
+            extract_summary = extract_report.load(store, extraction, scratch)
+            sections.append(extract_report.section(extract_summary, extraction[0].run))
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())
         for section in sections:
@@ -158,6 +166,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             for s, d in systems.items() if (c := analysis.claim_figures(d, seed))}, "comparisons": hallucination}
         if probe_numbers is not None:
             numbers["probe"] = probe_numbers
+        if extract_summary is not None:
+            numbers["extractable"] = extract_summary
         numbers["benchmark"] = {"items": len(items), "unanswerable": sum(not i.answerable for i in items),
                                 "dated": {i.id: i.as_of.isoformat() for i in items if i.as_of},
                                 "facts_absent_from_corpus": len(absent),

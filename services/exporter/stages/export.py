@@ -32,7 +32,6 @@ from services.exporter.modelfile import render
 from services.exporter.quantize import inspect, quantize
 from services.exporter.settings import TEMPLATE, ExporterSettings
 from shared import runs, stages
-from shared.errors import MissingArtifact
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
 from shared.schemas.export import ExportReport, GGUFVariant
@@ -56,10 +55,11 @@ def export_inputs(store: ArtifactStore, train_ref: str, checkpoint: str = "") ->
         refs = dict(zip(["model.pt", "tokenizer.json"], runs.inputs_from(train, [weights, "tokenizer.json"])))
     except KeyError as err:
         raise CheckpointError(f"train run {train.run} is incomplete: {err.args[0]}") from None
-    try:
-        tokenize = train.upstream("tokenize")
-    except MissingArtifact:
-        raise RunNotFound(f"train run {train.run} names no tokenize run among its inputs; cannot find val.bin") from None
+    # the corpus's shards, or the extraction arm's (docs/extract.md), whose val.bin is the corpus's
+    found = sorted({i.run for i in train.inputs if i.stage in ("tokenize", "extract-tokens")})
+    if len(found) != 1:
+        raise RunNotFound(f"train run {train.run} names no one tokenize run among its inputs; cannot find val.bin")
+    tokenize = found[0]
     refs["val.bin"] = runs.inputs_from(runs.resolve(store, tokenize), ["val.bin"])[0]
     return train, refs
 

@@ -1,4 +1,4 @@
-"""The ``train`` stage: token shards from the latest ``tokenize`` run in, ``model.pt`` and metrics out.
+"""The ``train`` stage: token shards from the latest ``tokenize`` run (or ``train.tokens_run``) in, ``model.pt`` and metrics out.
 
 Every rank runs this; rank 0 decides whether the run is needed and publishes it. Checkpoints
 live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape and the token
@@ -31,6 +31,8 @@ from shared.store import ArtifactStore
 log = logging.getLogger(__name__)
 
 INPUTS = ["train.bin", "val.bin", "meta.json", "tokenizer.json"]
+TOKEN_STAGES = ("tokenize", "extract-tokens")
+"""Stages whose token shards a model trains on: the corpus's, or the corpus's plus the extraction arm's QA text."""
 
 
 def _read_meta(path: Path) -> TokenShardsMeta:
@@ -44,7 +46,9 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
     """The published (or unchanged) run on rank 0; ``None`` on the other ranks, which only train."""
     cfg = settings.train
     device = resolve_device(cfg.device)  # a missing GPU is reported before anything is fetched
-    tokenize = runs.latest(store, "tokenize")
+    tokenize = runs.resolve(store, cfg.tokens_run) if cfg.tokens_run else runs.latest(store, "tokenize")
+    if tokenize.stage not in TOKEN_STAGES:
+        raise InvalidInput(f"train.tokens_run {cfg.tokens_run!r} is a {tokenize.stage} run, not one of {TOKEN_STAGES}")
     inputs = runs.inputs_from(tokenize, INPUTS)
     stage_settings = stages.fingerprint_settings("train", settings)
 

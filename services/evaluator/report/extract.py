@@ -1,0 +1,82 @@
+"""The extraction arm's part of the report (docs/extract.md): "Extractable or not", from the latest
+``extract-measure`` run's summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.evaluator.report.document import Section, Table
+from services.evaluator.stats import Interval
+from shared import runs
+from shared.manifest import InputRef, Manifest
+from shared.runs import RunNotFound
+from shared.schemas.extract import HALVES
+from shared.store import ArtifactStore
+
+STAGE = "extract-measure"
+TITLE = "Extractable or not: question-answer text for half of the facts"
+
+
+def latest(store: ArtifactStore) -> tuple[Manifest, list[InputRef]] | None:
+    """The latest extract-measure run and the input the report reads from it, or None when there is none."""
+    try:
+        manifest = runs.latest(store, STAGE)
+    except RunNotFound:
+        return None
+    return manifest, runs.inputs_from(manifest, ["summary.json"])
+
+
+def load(store: ArtifactStore, found: tuple[Manifest, list[InputRef]], scratch: Path) -> dict:
+    return json.loads(runs.fetch(store, found[1][0], scratch / "extract-summary.json").read_text(encoding="utf-8"))
+
+
+def _text(data: dict, signed: bool = False) -> str:
+    return Interval.model_validate(data).text(signed=signed)
+
+
+def verdict(tests: list[dict]) -> str:
+    """What the family says about the question, in one sentence."""
+    qa_test = next(t for t in tests if t["measure"] == "qa" and t["half"] == "qa_test")
+    diff = Interval.model_validate(qa_test["difference"])
+    if qa_test["p_holm"] < 0.05:
+        way = "more" if (diff.estimate or 0) > 0 else "fewer"
+        return (f"Yes at this scale: the extraction model answers {way} of the held-out half's questions "
+                f"({diff.text(signed=True)}, Holm-adjusted p = {qa_test['p_holm']:.3g}).")
+    return (f"Not shown at this scale: on the held-out half the extraction model's strict QA accuracy differs from "
+            f"the main model's by {diff.text(signed=True)} (Holm-adjusted p = {qa_test['p_holm']:.3g}).")
+
+
+def section(summary: dict, run: str) -> Section:
+    checkpoints, rates = summary["checkpoints"], summary["rates"]
+    curve = Table(["checkpoint", "tokens seen", "measure", "half", "main model", "extraction model"], [])
+    for checkpoint in checkpoints:
+        for measure in ("probe", "qa"):
+            for half in HALVES:
+                curve.rows.append([checkpoint, f"{summary['tokens_seen'][checkpoint]:,}", measure, half,
+                                   *(_text(rates[f"{m}|{checkpoint}|{measure}|{half}"]) for m in ("main", "extract"))])
+    tests = Table(["test (last checkpoint)", "estimate", "test", "discordant (+ / −)", "p", "Holm-adjusted p"], [])
+    for t in summary["tests"]:
+        tests.rows.append([t["name"], _text(t["difference"], signed=True), t["test"],
+                           f"{t['discordant'][0]} / {t['discordant'][1]}", f"{t['p']:.3g}", f"{t['p_holm']:.3g}"])
+    dropped = ", ".join(f"{n} {reason}" for reason, n in (summary.get("qa_dropped") or {}).items()) or "none"
+    return Section(TITLE, [
+        ("Allen-Zhu & Li (2023) find that a model pretrained on statements answers questions about them only when "
+         "its pretraining data also holds question-answer text for part of the entities. A second model "
+         f"({summary['extract_train_run']}) is trained exactly as the main one ({summary['main_train_run']}: same "
+         "shards, tokenizer, preset, steps, checkpoints and seed) plus question-answer text for the benchmark items "
+         "of one half (qa_exposed, a seeded hash of the item id), written from the training sentences that state "
+         "their facts, never from the benchmark: the sentence with its value replaced by a wh-phrase, and the value "
+         f"({summary['qa_pairs']} pairs; dropped: {dropped}). The other half (qa_test) is never asked about in "
+         "training. Both models are probed (the true value ranks first among the candidates) and asked the "
+         "benchmark questions as base models, k-shot, in process (strictly correct: every counted key fact "
+         "supported, none contradicted), on the same items."),
+        curve,
+        ("Paired on the same items at the last kept checkpoint: extraction − main per measure and half "
+         "(bootstrap interval of the difference, exact McNemar), and per half the difference of differences "
+         "(per benchmark item, the QA gain minus the probe gain, the probe averaged over the item's probe items; "
+         "exact sign test). Holm-adjusted over these "
+         f"{summary['family']} tests, one family. Run {run}."),
+        tests,
+        verdict(summary["tests"]),
+    ])
