@@ -209,7 +209,9 @@ def probe_llama_systems(chain: Chain, train: Manifest, checkpoints: list[dict]) 
 
     scratch = [m for m in runs.runs(chain.store, "probe-scratch") if train.run in {i.run for i in m.inputs}]
     if not scratch:
-        raise RunNotFound(f"no probe-scratch run of {train.run}: the GGUFs are compared with it")
+        console.print(f"[yellow]probe-gguf and probe-rag not run: no probe-scratch run of {train.run}, whose "
+                      "items they score and with which the GGUFs are compared[/yellow]")
+        return {}
     probed = {}
     for stage, module, chosen in (
             ("probe-gguf", probe_gguf, {"scratch_run": scratch[-1].run,

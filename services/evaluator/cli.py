@@ -262,7 +262,7 @@ def probe_gguf(scratch_run: str | None, export_runs: tuple[str, ...], gguf: str 
 
 @probe_group.command("rag")
 @click.option("--items-run", default=None, help="The probe-items run ('probe-items/<run_id>'; default: the latest).")
-@click.option("--items", "rag_items", type=click.IntRange(min=10), default=None,
+@click.option("--items", "rag_items", type=click.IntRange(min=1), default=None,
               help="Score a seeded sample of this many items, stratified by form and exposure bucket (default: all).")
 @FORCE
 def probe_rag(items_run: str | None, rag_items: int | None, force: bool) -> None:

@@ -199,7 +199,7 @@ class ProbeConfig(BaseModel):
     scratch_run: str | None = Field(None, description="probe-gguf: the probe-scratch run the GGUFs are compared "
                                     "with ('probe-scratch/<run_id>'); None: the latest",
                                     json_schema_extra=NOT_FINGERPRINTED)
-    rag_items: int | None = Field(None, ge=10, description="probe-rag: score a seeded sample of this many items, "
+    rag_items: int | None = Field(None, ge=1, description="probe-rag: score a seeded sample of this many items, "
                                   "stratified by form and exposure bucket (the CPU profile: RAG reads ~2,500 "
                                   "context tokens per item); None: every item", json_schema_extra=affects("probe-rag"))
 
