@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,11 @@ from services.exporter.gguf_export import write_gguf
 from services.trainer.model import GPT, GPTConfig
 from shared import runs
 from shared.store import LocalStore
-from tests.evaluator.probe.test_probe_stage import publish_corpus
+
+# The probe tests' corpus fixture (the bundled sample, split and tokenised as the stage test does); those test
+# modules import each other by name, as pytest's rootdir-relative import lets them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluator" / "probe"))
+from test_probe_stage import publish_corpus
 
 
 def timed(backend, items) -> str:
