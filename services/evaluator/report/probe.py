@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.evaluator.probe.score import agreement, summarise
 from services.evaluator.probe.score import rates as item_rates
-from services.evaluator.probe.score import summarise
 from services.evaluator.report import charts
 from services.evaluator.report.document import Chart, Section, Table
 from services.evaluator.stats import Interval, compare, holm
@@ -173,7 +173,13 @@ def paired_systems(data: ProbeData, seed: int) -> dict | None:
             comparisons.append({"group": group, **compare(a, {i: float(v) for i, v in ok[a].items()}, ok[a], b,
                                                           {i: float(v) for i, v in ok[b].items()}, ok[b],
                                                           seed=seed).model_dump()})
-    return {"systems": order, "items": len(common), "rates": rates, "comparisons": comparisons}
+    by_name = {}
+    for r in data.results:
+        by_name.setdefault(r.system, []).append(r)
+    agreements = {s.name: agreement(by_name[s.name], by_name[s.name.replace("gguf", "scratch", 1)], seed=seed)
+                  for s in data.systems if s.kind == "gguf"}
+    return {"systems": order, "items": len(common), "rates": rates, "comparisons": comparisons,
+            "agreement": agreements}
 
 
 def _shared_blocks(data: ProbeData, shared: dict, chance: float) -> list[str | Table]:
@@ -194,6 +200,15 @@ def _shared_blocks(data: ProbeData, shared: dict, chance: float) -> list[str | T
         table,
         "Paired on these items (in the same Holm family as the tests above):",
         _comparisons(shared["comparisons"]),
+        *([("Each exported checkpoint against the same checkpoint in process, on every item: how often the true "
+            "value gets the same rank and the same candidate comes first, the difference in accuracy@1 (an "
+            "interval, not a test), and the largest difference in any candidate's log-likelihood:"),
+           Table(["GGUF", "in process", "items", "same rank", "same first candidate",
+                  "accuracy@1 difference (GGUF − in process)", "max |Δ log-likelihood|"],
+                 [[name, name.replace("gguf", "scratch", 1), str(a["n"]), f"{100 * a['same_rank']:.1f} %",
+                   f"{100 * a['same_top']:.1f} %", _interval(a["accuracy_difference"]["difference"]).text(signed=True),
+                   f"{a['max_abs_loglikelihood_difference']:.2g}"] for name, a in shared["agreement"].items()])]
+          if shared["agreement"] else []),
     ]
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from services.evaluator.probe.backends.llama import LlamaBackend
-from services.evaluator.probe.score import score_item, summarise
+from services.evaluator.probe.score import agreement, score_item, summarise
 from services.evaluator.settings import EvaluatorSettings
 from services.evaluator.stages.probe import probe_sha256, read_items, resolve
-from services.evaluator.stats import compare
 from shared import runs, stages
 from shared.errors import InvalidInput
 from shared.manifest import Manifest
@@ -62,30 +60,6 @@ def gguf_output(export: Manifest, variant: str) -> str:
     if len(found) != 1:
         raise InvalidInput(f"{export.run} has no GGUF {variant!r} (ALS_PROBE__GGUF); it has: {', '.join(names)}")
     return found[0]
-
-
-def agreement(ours: list[ProbeResult], theirs: list[ProbeResult], *, seed: int) -> dict[str, Any]:
-    """The GGUF against the in-process model on the same items: how often the true value gets the same rank and
-    the same candidate comes first, the paired difference in accuracy@1, and the largest |Δ log-likelihood|."""
-    a, b = {r.item: r for r in ours}, {r.item: r for r in theirs}
-    common = sorted(a.keys() & b.keys())
-    if len(common) != len(a):
-        raise InvalidInput(f"the in-process probe scored {len(common)} of the GGUF's {len(a)} items")
-
-    def top(r: ProbeResult) -> int:
-        return max(range(len(r.loglikelihoods)), key=r.loglikelihoods.__getitem__)
-
-    correct = {name: {i: float(rs[i].rank == 1) for i in common} for name, rs in (("gguf", a), ("in_process", b))}
-    difference = compare("gguf", correct["gguf"], {i: v == 1 for i, v in correct["gguf"].items()}, "in_process",
-                         correct["in_process"], {i: v == 1 for i, v in correct["in_process"].items()}, seed=seed)
-    return {
-        "n": len(common),
-        "same_rank": sum(a[i].rank == b[i].rank for i in common) / len(common),
-        "same_top": sum(top(a[i]) == top(b[i]) for i in common) / len(common),
-        "accuracy_difference": difference.model_dump(),
-        "max_abs_loglikelihood_difference": max(abs(x - y) for i in common
-                                                for x, y in zip(a[i].loglikelihoods, b[i].loglikelihoods)),
-    }
 
 
 def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:

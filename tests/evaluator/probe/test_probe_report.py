@@ -43,6 +43,8 @@ def test_every_system_is_compared_on_the_items_all_of_them_scored(data):
     [rag_vs_closed] = [c for c in shared["comparisons"] if (c["a"], c["b"], c["group"]) == ("rag", "closed_book", "all")]
     # closed_book is right on every eighth item: 13 of the sample's 25 (every fourth item).
     assert rag_vs_closed["mcnemar"]["a_only"] == 12 and rag_vs_closed["mcnemar"]["b_only"] == 0
+    # Here the GGUF's results are its twin's: the same rank on every item of the full set, not just the sample.
+    assert shared["agreement"]["gguf"]["same_rank"] == 1.0 and shared["agreement"]["gguf"]["n"] == 100
     family = numbers["comparisons"] + shared["comparisons"]
     p = min(c["mcnemar"]["p_value"] for c in family)
     assert min(c["mcnemar"]["p_holm"] for c in family) == pytest.approx(min(1.0, len(family) * p))
