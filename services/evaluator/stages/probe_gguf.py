@@ -68,6 +68,8 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     items_run = runs.resolve(store, scratch_run.upstream("probe-items"))
     train = scratch_run.upstream("train")
     models = [(m, checkpoint_of(m), gguf_output(m, config.gguf)) for m in exports(store, config.export_runs, train)]
+    if len({checkpoint for _, checkpoint, _ in models}) != len(models):
+        raise InvalidInput("two of the export runs named export the same checkpoint: name one per checkpoint")
     inputs = [*runs.inputs_from(items_run, ["items.jsonl"]), *runs.inputs_from(scratch_run, ["results.jsonl"]),
               *(runs.inputs_from(m, [output])[0] for m, _, output in models)]
     threads = settings.eval.num_thread or os.cpu_count() or 1
