@@ -191,12 +191,17 @@ def _shared_blocks(data: ProbeData, shared: dict, chance: float) -> list[str | T
         table.rows.append([name, *(_interval(by[g]["accuracy"]).text() for g in ("all", *PROBE_FORMS)),
                            _interval(by["all"]["accuracy_norm"]).text(), _interval(by["all"]["mrr"]).text(percent=False)])
     table.rows.append(["chance 1/(k+1)", *(f"{100 * chance:.1f} %" for _ in range(3)), "-", "-"])
+    kinds = {s.kind for s in data.systems if s.name in shared["systems"]}
+    described = [text for kind, text in (
+        ("scratch", "the from-scratch model's last point in process"),
+        ("gguf", ("its exported GGUF through llama.cpp, which reads the stem as the model in process does, so the "
+                 "two differ only by the export and llama.cpp")),
+        ("closed_book", "the RAG generator given the stem alone (closed_book)"),
+        ("rag", "the RAG generator after the chunks retrieval finds for the stem (rag)"),
+        ("ngram", "the n-gram models and the random initialisation")) if kind in kinds]
     return [
         (f"Every system on the same {shared['items']} items (those all of them scored; probe runs "
-         f"{', '.join([data.run, *data.others])}): the from-scratch model's last point in process and through its "
-         "exported GGUF (llama.cpp), the RAG generator given the stem alone (closed_book) and after the chunks "
-         "retrieval finds for the stem (rag), the n-gram models and the random initialisation. The GGUF reads the "
-         "stem as the model in process does, so the two differ only by the export and llama.cpp:"),
+         f"{', '.join([data.run, *data.others])}): {'; '.join(described)}."),
         table,
         "Paired on these items (in the same Holm family as the tests above):",
         _comparisons(shared["comparisons"]),
@@ -204,7 +209,7 @@ def _shared_blocks(data: ProbeData, shared: dict, chance: float) -> list[str | T
             "value gets the same rank and the same candidate comes first, the difference in accuracy@1 (an "
             "interval, not a test), and the largest difference in any candidate's log-likelihood:"),
            Table(["GGUF", "in process", "items", "same rank", "same first candidate",
-                  "accuracy@1 difference (GGUF − in process)", "max |Δ log-likelihood|"],
+                  "accuracy@1 difference (GGUF − in process)", "largest Δ log-likelihood (absolute)"],
                  [[name, name.replace("gguf", "scratch", 1), str(a["n"]), f"{100 * a['same_rank']:.1f} %",
                    f"{100 * a['same_top']:.1f} %", _interval(a["accuracy_difference"]["difference"]).text(signed=True),
                    f"{a['max_abs_loglikelihood_difference']:.2g}"] for name, a in shared["agreement"].items()])]
