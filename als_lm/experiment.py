@@ -61,15 +61,16 @@ class ExperimentConfig(BaseModel):
     export: dict[str, Any] = {}
     eval: dict[str, Any] = {}
     rag: dict[str, Any] = {}
+    probe: dict[str, Any] = {}
 
     def check(self) -> None:
         """Every section is validated by its service's own model before anything runs."""
-        from services.evaluator.settings import EvalConfig, RagConfig
+        from services.evaluator.settings import EvalConfig, ProbeConfig, RagConfig
         from services.exporter.settings import ExportConfig
         from services.trainer.settings import TrainConfig
 
         for name, model in (("train", TrainConfig), ("export", ExportConfig), ("eval", EvalConfig),
-                            ("rag", RagConfig)):
+                            ("rag", RagConfig), ("probe", ProbeConfig)):
             try:
                 model.model_validate(getattr(self, name))
             except ValidationError as err:
@@ -81,7 +82,7 @@ class ExperimentConfig(BaseModel):
     def env(self) -> dict[str, str]:
         """The service sections as environment variables every stage process and call reads."""
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
-        for section in ("export", "eval", "rag"):
+        for section in ("export", "eval", "rag", "probe"):
             for key, value in getattr(self, section).items():
                 env[f"ALS_{section.upper()}__{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         return env
@@ -199,6 +200,31 @@ class Chain:
                 "score_run": scored.run, "base_eval_run": base_asked.run, "base_score_run": base_scored.run}
 
 
+def probe_llama_systems(chain: Chain, train: Manifest, checkpoints: list[dict]) -> dict[str, str]:
+    """The probe through llama.cpp (docs/probe.md): each exported checkpoint's GGUF beside the in-process probe of
+    ``train`` (which runs before this), and the RAG generator closed-book and with retrieval on the same items."""
+    from services.evaluator.settings import EvaluatorSettings
+    from services.evaluator.stages import probe_gguf, probe_rag
+    from shared.settings import load
+
+    scratch = [m for m in runs.runs(chain.store, "probe-scratch") if train.run in {i.run for i in m.inputs}]
+    if not scratch:
+        console.print(f"[yellow]probe-gguf and probe-rag not run: no probe-scratch run of {train.run}, whose "
+                      "items they score and with which the GGUFs are compared[/yellow]")
+        return {}
+    probed = {}
+    for stage, module, chosen in (
+            ("probe-gguf", probe_gguf, {"scratch_run": scratch[-1].run,
+                                        "export_runs": [c["export_run"] for c in checkpoints]}),
+            ("probe-rag", probe_rag, {"items_run": scratch[-1].upstream("probe-items")})):
+        manifest, ran = chain.timed(stage, module.run, chain.store, load(EvaluatorSettings, probe=chosen),
+                                    force=chain.force)
+        console.print(f"  {stage}: {'published' if ran else 'unchanged'} {manifest.run} "
+                      f"(accuracy@1 {manifest.metrics['accuracy']})")
+        probed[stage] = manifest.run
+    return probed
+
+
 def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], systems: dict[str, str],
               force: bool) -> tuple[Manifest, bool]:
     """Publish experiment.json linking this experiment's runs (services/evaluator/stages/experiment.py)."""
@@ -278,6 +304,8 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             except Exception as err:  # noqa: BLE001 - reported by name below; the others still run
                 failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
                 console.print(f"[red]{failed[-1]}[/red]")
+        if checkpoints:  # in the foreground while the baselines are asked in the background
+            probe_llama_systems(chain, train, checkpoints)
         console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
         if config.alone_threads:

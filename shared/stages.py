@@ -65,8 +65,9 @@ class Stage:
         return f"services.{self.service}.stages.{kind}"
 
 
-OWN_MODULE = {"rag-index": "rag_index", "probe-items": "probe_items", "extract-qa": "extract_qa",
-              "extract-tokens": "extract_tokens", "extract-measure": "extract_measure"}
+OWN_MODULE = {"rag-index": "rag_index", "probe-items": "probe_items", "probe-gguf": "probe_gguf",
+              "probe-rag": "probe_rag", "extract-qa": "extract_qa", "extract-tokens": "extract_tokens",
+              "extract-measure": "extract_measure"}
 """Stages whose name's first word is not their kind: ``probe-items`` makes what the ``probe-*`` systems score."""
 
 SCRAPERS = {
@@ -149,6 +150,7 @@ _EVALUATION = (
     Stage("report", "report", "evaluator",
           (Reads("score-*", ("scores.json",)), Reads("eval-*", ("responses.jsonl",)), Reads("process", ("corpus.txt",)),
            Reads("review-*", ("reviews.jsonl",)), Reads("probe-scratch", ("results.jsonl", "systems.json")),
+           Reads("probe-gguf", ("results.jsonl", "systems.json")), Reads("probe-rag", ("results.jsonl", "systems.json")),
            Reads("probe-items", ("items.jsonl",)), Reads("extract-measure", ("summary.json",))),
           (Output("report.md"), Output("report.html"), Output("report.json"), Output("charts/*.png")),
           ("eval",), outside="the bundled benchmark"),
@@ -164,6 +166,16 @@ _PROBE = (
            Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("train.bin",))),
           (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json")),
           ("probe", "seed"), optional=True),
+    Stage("probe-gguf", "probe gguf", "evaluator",
+          (Reads("probe-items", ("items.jsonl",)), Reads("export", ("gguf/*.gguf",)),
+           Reads("probe-scratch", ("results.jsonl",))),
+          (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json")),
+          ("probe", "seed"), optional=True),
+    Stage("probe-rag", "probe rag", "evaluator",
+          (Reads("probe-items", ("items.jsonl",)), Reads("rag-index", ("chunks.jsonl", "chroma/*"))),
+          (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json"),
+           Output("retrieval.jsonl")),
+          ("probe", "rag", "seed"), outside="the bundled RAG generator's GGUF", optional=True),
 )
 
 # The extraction arm (docs/extract.md): QA text for half of the probed facts, a second model trained with it.

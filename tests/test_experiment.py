@@ -26,6 +26,7 @@ SMOKE = {
               "checkpoint_interval": 1000, "early_stopping_patience": 0, "keep_at_fractions": [0.5, 1.0]},
     "export": {"quants": ["Q8_0"], "default_quant": "Q8_0", "ppl_max_tokens": 512},
     "eval": {"max_tokens": 8, "num_thread": 1},
+    "probe": {"rag_items": 2},  # ~20 s of one core per RAG item (docs/probe.md)
 }
 
 

@@ -237,3 +237,40 @@ def probe_run(train_run: str | None, items_run: str | None, force: bool) -> None
     m = manifest.metrics
     click.echo(f"{m['items']} items, chance {m['chance']:.3f}; accuracy@1 "
                + ", ".join(f"{name} {value:.3f}" for name, value in m["accuracy"].items()))
+
+
+@probe_group.command("gguf")
+@click.option("--scratch-run", default=None,
+              help="The probe-scratch run to compare with ('probe-scratch/<run_id>'; default: the latest); its items "
+              "and train run are the ones scored.")
+@click.option("--export-run", "export_runs", multiple=True,
+              help="An export run to score ('export/<run_id>'; repeat; default: the latest of each checkpoint).")
+@click.option("--gguf", default=None, help="The GGUF variant to score (default f32; f16 or an exported quantization).")
+@FORCE
+def probe_gguf(scratch_run: str | None, export_runs: tuple[str, ...], gguf: str | None, force: bool) -> None:
+    """Score the items on each checkpoint's exported GGUF through llama.cpp, against the in-process probe -> probe-gguf."""
+    from services.evaluator.stages import probe_gguf as stage
+
+    chosen = {"scratch_run": scratch_run, "export_runs": list(export_runs) or None, "gguf": gguf}
+    _, manifest, _ = run_stage_command(stage.run, settings_with(EvaluatorSettings, probe=chosen), force)
+    m = manifest.metrics
+    for name, accuracy in m["accuracy"].items():
+        click.echo(f"{name}: accuracy@1 {accuracy:.3f} on {m['items']} items; same rank as in process on "
+                   f"{100 * m['same_rank'][name]:.1f} %, max |Δ log-likelihood| "
+                   f"{m['max_abs_loglikelihood_difference'][name]:.2g}")
+
+
+@probe_group.command("rag")
+@click.option("--items-run", default=None, help="The probe-items run ('probe-items/<run_id>'; default: the latest).")
+@click.option("--items", "rag_items", type=click.IntRange(min=1), default=None,
+              help="Score a seeded sample of this many items, stratified by form and exposure bucket (default: all).")
+@FORCE
+def probe_rag(items_run: str | None, rag_items: int | None, force: bool) -> None:
+    """Score the items on the RAG generator closed-book and with its retrieved chunks -> probe-rag."""
+    from services.evaluator.stages import probe_rag as stage
+
+    chosen = {"items_run": items_run, "rag_items": rag_items}
+    _, manifest, _ = run_stage_command(stage.run, settings_with(EvaluatorSettings, probe=chosen), force)
+    m = manifest.metrics
+    click.echo(f"{m['items']} of {m['of_items']} items, {m['median_context_tokens']} context tokens (median) with "
+               f"retrieval; accuracy@1 " + ", ".join(f"{name} {value:.3f}" for name, value in m["accuracy"].items()))

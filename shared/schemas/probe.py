@@ -74,11 +74,14 @@ class ProbeResult(BaseModel):
 
 
 class ProbeSystem(BaseModel):
-    """A system the probe-scratch run scored: where on the training curve it sits."""
+    """A system a probe run scored: what it is and, for the from-scratch model, where on the training curve it
+    sits."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["scratch", "ngram"]
+    kind: Literal["scratch", "ngram", "gguf", "closed_book", "rag"] = Field(
+        description="scratch: the from-scratch model in process; gguf: its exported GGUF through llama.cpp; "
+        "closed_book and rag: the RAG generator without and with its retrieved chunks")
     step: int | None = None
     tokens_seen: int | None = None

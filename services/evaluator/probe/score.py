@@ -14,6 +14,7 @@ from typing import Any
 
 from services.evaluator.probe.backend import ProbeBackend
 from services.evaluator.stats import bootstrap_mean, compare, holm
+from shared.errors import InvalidInput
 from shared.schemas.experiment import EXPOSURE_BUCKETS
 from shared.schemas.probe import PROBE_FORMS, TARGET_DELIMITER, ProbeItem, ProbeResult
 
@@ -96,3 +97,27 @@ def summarise(items: list[ProbeItem], results: list[ProbeResult], *, seed: int,
     for c, adjusted in zip(comparisons, holm([c["mcnemar"]["p_value"] for c in comparisons])):
         c["mcnemar"]["p_holm"] = adjusted
     return {"items": len(items), "systems": systems, "comparisons": comparisons}
+
+
+def agreement(ours: list[ProbeResult], theirs: list[ProbeResult], *, seed: int) -> dict[str, Any]:
+    """The GGUF against the in-process model on the same items: how often the true value gets the same rank and
+    the same candidate comes first, the paired difference in accuracy@1, and the largest |Δ log-likelihood|."""
+    a, b = {r.item: r for r in ours}, {r.item: r for r in theirs}
+    common = sorted(a.keys() & b.keys())
+    if len(common) != len(a):
+        raise InvalidInput(f"the in-process probe scored {len(common)} of the GGUF's {len(a)} items")
+
+    def top(r: ProbeResult) -> int:
+        return max(range(len(r.loglikelihoods)), key=r.loglikelihoods.__getitem__)
+
+    correct = {name: {i: float(rs[i].rank == 1) for i in common} for name, rs in (("gguf", a), ("in_process", b))}
+    difference = compare("gguf", correct["gguf"], {i: v == 1 for i, v in correct["gguf"].items()}, "in_process",
+                         correct["in_process"], {i: v == 1 for i, v in correct["in_process"].items()}, seed=seed)
+    return {
+        "n": len(common),
+        "same_rank": sum(a[i].rank == b[i].rank for i in common) / len(common),
+        "same_top": sum(top(a[i]) == top(b[i]) for i in common) / len(common),
+        "accuracy_difference": difference.model_dump(),
+        "max_abs_loglikelihood_difference": max(abs(x - y) for i in common
+                                                for x, y in zip(a[i].loglikelihoods, b[i].loglikelihoods)),
+    }

@@ -5,6 +5,7 @@ beside its initialisation and the n-gram baselines, traced back through the stor
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,11 +13,17 @@ import torch
 from test_probe_items import sample_documents, split
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from services.evaluator.probe.backends.llama import LlamaBackend
+from services.evaluator.probe.backends.torch_model import TorchBackend
+from services.evaluator.probe.tokens import ProbeTokenizer
 from services.evaluator.report import probe as probe_report
 from services.evaluator.report.document import Chart, Table
 from services.evaluator.settings import BENCHMARK, EvaluatorSettings
-from services.evaluator.stages import probe, probe_items
+from services.evaluator.stages import probe, probe_gguf, probe_items
+from services.evaluator.stages.probe_gguf import gguf_output
 from services.evaluator.stats import paired_difference
+from services.exporter.settings import ExporterSettings
+from services.exporter.stages import export
 from services.trainer.model import GPT, GPTConfig
 from shared import runs
 from shared.runs import RunWriter
@@ -178,3 +185,85 @@ def test_headline_takes_the_probe_only_for_the_model_the_probe_scored(probed):
     assert set(cells) == {"scratch", "scratch_base"}
     expected = numbers["systems"]["scratch"]["memorisation"]["accuracy"]
     assert f"n={expected['n']}" in cells["scratch"] and "memorisation" in cells["scratch"]
+
+
+@pytest.fixture(scope="module")
+def gguf_probed(probed):
+    """The probed store copied (the tests above see it without GGUF systems), each kept checkpoint exported by the
+    export stage, and the probe-gguf stage run on the exports."""
+    tmp = probed["tmp"] / "gguf"
+    shutil.copytree(probed["tmp"] / "artifacts", tmp / "artifacts")
+    store = LocalStore(tmp / "artifacts")
+    train = probed["train"]
+    exported = []
+    for checkpoint in train.metrics["checkpoints"]:
+        settings = ExporterSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"}, export={
+            "train_run": train.run, "checkpoint": checkpoint["name"], "quants": ["Q8_0"], "default_quant": "Q8_0",
+            "ppl_max_tokens": 64, "threads": 1})
+        exported.append(export.run(store, settings)[0])
+    settings = EvaluatorSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"},
+                                 eval={"benchmark": probed["settings"].eval.benchmark, "num_thread": 1})
+    run, ran = probe_gguf.run(store, settings)
+    return {"store": store, "settings": settings, "run": run, "ran": ran, "exports": exported, "tmp": tmp}
+
+
+@pytest.mark.slow
+def test_each_exported_checkpoint_ranks_the_items_as_the_model_in_process_does(probed, gguf_probed):
+    store, run = gguf_probed["store"], gguf_probed["run"]
+    items = read(store, probed["items"], "items.jsonl", ProbeItem)
+    results = read(store, run, "results.jsonl", ProbeResult)
+    assert gguf_probed["ran"] and {r.system for r in results} == {"gguf@step00000150", "gguf@step00000300"}
+    for name, agreement in run.metrics["same_rank"].items():
+        assert sorted(r.item for r in results if r.system == name) == sorted(i.id for i in items)
+        # The f32 GGUF reads each stem as the model in process does (after <|eos|>, cut to the context): its
+        # log-likelihoods stay within llama.cpp's fp16 GELU table of the in-process ones (docs/probe.md), and
+        # near-ties aside the true value keeps its rank.
+        assert run.metrics["max_abs_loglikelihood_difference"][name] < 0.05, name
+        assert agreement >= 0.95, name
+    summary = json.loads(store.get_bytes(run.output("summary.json").key))
+    final = summary["agreement"]["gguf@step00000300"]
+    assert final["in_process"] == "scratch@step00000300" and final["n"] == len(items)
+    assert final["accuracy_difference"]["difference"]["low"] <= 0 <= final["accuracy_difference"]["difference"]["high"]
+    assert {i.run for i in run.inputs} == {probed["items"].run, probed["probe"].run, *(e.run for e in gguf_probed["exports"])}
+    again, ran = probe_gguf.run(store, gguf_probed["settings"])
+    assert not ran and again.run == run.run
+
+
+@pytest.mark.slow
+def test_a_stem_longer_than_the_context_is_cut_as_in_process(probed, gguf_probed):
+    """Read as trained, a stem past the 64-token context is cut from the left on both sides, so the GGUF and the
+    checkpoint give the same scores and the same greedy continuation where the in-process probe would."""
+    store, tmp = gguf_probed["store"], gguf_probed["tmp"]
+    tokenizer = ProbeTokenizer(runs.fetch(store, probed["train"].output("tokenizer.json"), tmp / "tokenizer.json"))
+    weights = runs.fetch(store, probed["train"].output("checkpoints/step00000300/model.pt"), tmp / "model.pt")
+    in_process = TorchBackend.from_checkpoint("scratch", weights, tokenizer)
+    export_run = gguf_probed["exports"][-1]
+    gguf = LlamaBackend.from_gguf(runs.fetch(store, export_run.output(gguf_output(export_run, "f32")), tmp / "m.gguf"),
+                                  threads=1, as_trained=True)
+    stem = "Riluzole was approved for amyotrophic lateral sclerosis, " * 8 + "in"
+    assert len(tokenizer.encode(stem)) > 64
+    candidates = [" 1995", " 2017", " the United States"]
+    assert gguf.loglikelihoods(stem, candidates) == pytest.approx(in_process.loglikelihoods(stem, candidates), abs=0.05)
+    assert gguf.greedy(stem, 4) == in_process.greedy(stem, 4)
+
+
+@pytest.mark.slow
+def test_report_pairs_the_gguf_with_the_model_on_the_same_items_in_one_holm_family(gguf_probed):
+    store, tmp = gguf_probed["store"], gguf_probed["tmp"]
+    data = probe_report.load(store, probe_report.latest(store), tmp / "report")
+    assert data.others == [gguf_probed["run"].run]
+    section, numbers = probe_report.section(data, seed=0)
+    shared = numbers["paired_systems"]
+    assert shared["systems"] == ["scratch@step00000300", "gguf@step00000300", "ngram-1", "ngram-2", "scratch@init"]
+    assert shared["items"] == len(data.items)
+    [vs_model] = [c for c in shared["comparisons"] if c["a"] == "gguf@step00000300" and c["group"] == "all"]
+    assert vs_model["b"] == "scratch@step00000300" and vs_model["mcnemar"]["n"] == len(data.items)
+    family = numbers["comparisons"] + shared["comparisons"]
+    smallest = min(family, key=lambda c: c["mcnemar"]["p_value"])
+    assert smallest["mcnemar"]["p_holm"] == pytest.approx(min(1.0, len(family) * smallest["mcnemar"]["p_value"]))
+    tables = [b for b in section.blocks if isinstance(b, Table)]
+    assert [row[0] for row in tables[2].rows] == [*shared["systems"], "chance 1/(k+1)"]
+    assert [row[0] for row in tables[4].rows] == ["gguf@step00000150", "gguf@step00000300"]
+    assert shared["agreement"]["gguf@step00000300"]["same_rank"] == gguf_probed["run"].metrics["same_rank"][
+        "gguf@step00000300"]
+    assert not probe_report.stored(numbers, probe_report.latest(store)[0], {}).keys() & {"rag", "closed_book"}

@@ -3,17 +3,21 @@ from a real Chroma index of sample documents."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 import pytest
 
 from services.evaluator.probe.backends import rag
-from services.evaluator.rag import pipeline
-from services.evaluator.stages import rag_index
+from services.evaluator.probe.sample import stratified
+from services.evaluator.rag import generate, pipeline
+from services.evaluator.stages import probe_rag, rag_index
 from shared import runs
 from shared.errors import InvalidInput
-from shared.store import LocalStore
+from shared.runs import RunWriter
+from shared.schemas.probe import ProbeItem, ProbeResult
+from shared.store import LocalStore, sha256_file
 from tests.evaluator.probe.tiny_trained import ranks
 from tests.evaluator.test_rag import sample_docs, settings_for
 
@@ -93,8 +97,44 @@ def test_the_rag_context_is_the_retrieved_chunks_then_the_stem(indexed, closed_b
     assert closed_book.name == "closed_book"
 
 
-def test_a_generator_without_a_known_gguf_is_refused(indexed):
-    settings = indexed[1]
-    other = settings.model_copy(update={"rag": settings.rag.model_copy(update={"generator_model": "llama3.1:8b"})})
-    with pytest.raises(InvalidInput, match="known only for the bundled 'gemma3-270m', not 'llama3.1:8b'"):
-        rag.closed_book(other)
+def test_another_generator_is_read_from_the_blob_ollama_keeps_it_in(indexed, ollama_server):
+    """A generator other than the bundled one (a GPU profile's 8B model) is scored through the GGUF blob of its
+    Ollama model; one the server lacks is refused with how to get it."""
+    settings = indexed[1].model_copy(update={"ollama_host": ollama_server.base_url})
+    client = generate.connect(ollama_server.base_url)
+    client.create(model="probe-generator", files={"model.gguf": client.create_blob(generate.bundled_gguf())})
+    other = settings.model_copy(update={"rag": settings.rag.model_copy(update={"generator_model": "probe-generator"})})
+    assert sha256_file(rag.generator_gguf(other)) == sha256_file(generate.bundled_gguf())
+    absent = settings.model_copy(update={"rag": settings.rag.model_copy(update={"generator_model": "llama3.1:8b"})})
+    with pytest.raises(InvalidInput, match="no model 'llama3.1:8b'; pull it"):
+        rag.closed_book(absent)
+
+
+def test_probe_rag_stage_scores_both_systems_on_one_stratified_sample(indexed):
+    store, settings, docs = indexed
+    every = [ProbeItem(id=f"year.{n}", benchmark_id=f"year{n}", fact_index=0, fact=item["candidates"][item["answer"]],
+                       form="memorisation", stem=item["stem"], candidates=item["candidates"], answer=item["answer"],
+                       value_type="year", source=item["source"], subject=None, in_train=True, train_docs=n % 2 * 4 + 1,
+                       validation_docs=0, bucket="5+" if n % 2 else "1", wording_in_train=True)
+             for n, item in enumerate(year_items(docs, n=6))]
+    writer = RunWriter(store, "probe-items", {"fixture": "years"}, [])
+    writer.put_bytes("items.jsonl", "".join(i.model_dump_json() + "\n" for i in every).encode())
+    writer.publish()
+    settings = settings.model_copy(update={"probe": settings.probe.model_copy(update={"rag_items": 4})})
+    run, ran = probe_rag.run(store, settings)
+    results = [ProbeResult.model_validate_json(x) for x in store.get_bytes(run.output("results.jsonl").key).splitlines()]
+    chosen = [i.id for i in stratified(every, 4, settings.seed)]
+    assert ran and run.metrics["items"] == 4 and run.metrics["of_items"] == 6
+    for system in ("closed_book", "rag"):
+        assert [r.item for r in results if r.system == system] == chosen
+    retrieval = [json.loads(x) for x in store.get_bytes(run.output("retrieval.jsonl").key).splitlines()]
+    assert [r["item"] for r in retrieval] == chosen and all(len(r["chunks"]) == 2 for r in retrieval)
+    # Each stem is the start of an indexed sentence: retrieval finds its own document for most, and the chunks
+    # (two of 128 tokens) before the stem raise the stated year's likelihood over closed-book.
+    assert run.metrics["own_source_retrieved"] >= 0.75 and run.metrics["median_context_tokens"] > 200
+    answer = {i.id: i.answer for i in every}
+    by = {(r.system, r.item): r.loglikelihoods[answer[r.item]] for r in results}
+    assert sum(by["rag", i] > by["closed_book", i] for i in chosen) >= 3
+    assert run.upstream("rag-index") == pipeline.latest_index(store).run
+    again, ran = probe_rag.run(store, settings)
+    assert not ran and again.run == run.run

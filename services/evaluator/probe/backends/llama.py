@@ -52,11 +52,16 @@ def load(path: Path, n_ctx: int, threads: int) -> Llama:
 
 
 class LlamaBackend:
-    """Log-likelihoods and greedy continuations of one GGUF model."""
+    """Log-likelihoods and greedy continuations of one GGUF model.
 
-    def __init__(self, name: str, llm: Llama):
+    ``as_trained``: the context is read as the in-process probe reads it (``backends/torch_model.py``), after
+    ``<|eos|>`` as every training document follows the previous one's, and cut from the left to fit the trained
+    context; otherwise a context that does not fit is refused (a RAG context is never cut silently)."""
+
+    def __init__(self, name: str, llm: Llama, *, as_trained: bool = False):
         self.name = name
         self.llm = llm
+        self.as_trained = as_trained
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         # Positions past the trained context have no position embedding in a GPT-2 (llama.cpp would read past
         # the table), and llama.cpp may pad the context beyond what llama-cpp-python holds tokens for.
@@ -65,34 +70,38 @@ class LlamaBackend:
         self._prefix_logits = np.empty(0)
 
     @classmethod
-    def from_gguf(cls, path: Path, *, threads: int, name: str | None = None, n_ctx: int = 2048) -> LlamaBackend:
-        return cls(name or Path(path).stem, load(path, n_ctx, threads))
+    def from_gguf(cls, path: Path, *, threads: int, name: str | None = None, n_ctx: int = 2048,
+                  as_trained: bool = False) -> LlamaBackend:
+        return cls(name or Path(path).stem, load(path, n_ctx, threads), as_trained=as_trained)
 
     def tokenize(self, text: str) -> list[int]:
         # add_bos=True adds BOS only where the model's GGUF asks for it (Gemma does, the from-scratch model, whose
         # training documents are separated by <|eos|> alone, does not): each model sees its own convention.
-        return self.llm.tokenize(text.encode(), add_bos=True, special=False)
+        ids = self.llm.tokenize(text.encode(), add_bos=True, special=False)
+        return [self.llm.token_eos(), *ids] if self.as_trained else ids
 
     def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         return [self._loglikelihood(*split(self.tokenize, context, c)) for c in continuations]
 
     def greedy(self, context: str, max_tokens: int) -> str:
         prefix = self.tokenize(context)
-        logits = self._condition(prefix)
         out: list[int] = []
         while len(out) < max_tokens:
-            token = int(np.argmax(logits))
+            # Each step extends the cached tokens by one (a cut window is evaluated again, as in process).
+            token = int(np.argmax(self._condition(self._fit(prefix + out, 0))))
             if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 break
             out.append(token)
-            if len(out) < max_tokens:
-                (logits,) = self._feed([token])
         return self.llm.detokenize(out, prev_tokens=prefix).decode("utf-8", errors="replace")
+
+    def _fit(self, prefix: list[int], more: int) -> list[int]:
+        """``prefix``, cut from the left (``as_trained``) so that it and ``more`` tokens fit the context."""
+        return prefix[-max(1, self.max_tokens - more):] if self.as_trained else prefix
 
     def _loglikelihood(self, prefix: list[int], continuation: list[int]) -> float:
         if not continuation:
             raise InvalidInput("a probe continuation must add at least one token to its context")
-        rows = [self._condition(prefix), *self._feed(continuation[:-1])]
+        rows = [self._condition(self._fit(prefix, len(continuation) - 1)), *self._feed(continuation[:-1])]
         return sum(float(log_softmax(logits)[token]) for logits, token in zip(rows, continuation))
 
     def _condition(self, prefix: list[int]) -> np.ndarray:

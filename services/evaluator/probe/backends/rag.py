@@ -14,6 +14,7 @@ sentence in the index is what retrieval over the training corpus is for.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,21 @@ from shared.store import ArtifactStore
 
 
 def generator_gguf(settings: EvaluatorSettings) -> Path:
-    """The GGUF of the configured generator; the probe reads its log-probabilities, which Ollama does not give."""
+    """The GGUF of the configured generator; the probe reads its log-probabilities, which Ollama does not give.
+    The bundled Gemma's is assembled from its package; another generator's is the blob Ollama keeps it in (the
+    ``FROM`` of its Modelfile), readable where the server runs on this machine (``als-lm experiment`` starts it)."""
     name = settings.rag.generator_model
-    if generate.full_name(name) != generate.full_name(generate.BUNDLED_GENERATOR):
-        raise InvalidInput(f"the probe scores the RAG generator through its GGUF file, known only for the bundled "
-                           f"{generate.BUNDLED_GENERATOR!r}, not {name!r} (ALS_RAG__GENERATOR_MODEL)")
-    return generate.bundled_gguf()
+    if generate.full_name(name) == generate.full_name(generate.BUNDLED_GENERATOR):
+        return generate.bundled_gguf()
+    client = generate.connect(settings.ollama_host)
+    generate.require(client, name, f"pull it (`ollama pull {name}`)")
+    found = re.search(r"^FROM (/\S+)$", client.show(name).modelfile or "", re.MULTILINE)
+    if found is None or not Path(found.group(1)).is_file():
+        raise InvalidInput(f"the probe reads the RAG generator's GGUF file, and Ollama at {settings.ollama_host} "
+                           f"keeps {name!r} where this machine cannot read it ({found and found.group(1)}): run the "
+                           "probe beside the server, or use the bundled "
+                           f"{generate.BUNDLED_GENERATOR!r} (ALS_RAG__GENERATOR_MODEL)")
+    return Path(found.group(1))
 
 
 def closed_book(settings: EvaluatorSettings) -> LlamaBackend:
