@@ -97,7 +97,7 @@ _PIPELINE = (
     Stage("train", "train", "trainer",
           (Reads("tokenize", ("train.bin", "val.bin", "meta.json", "tokenizer.json")),),
           (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png"),
-           Output("checkpoints/*/model.pt")),
+           Output("checkpoints/*/model.pt"), Output("snapshots/*/model.pt")),
           ("train", "seed")),
     Stage("export", "export run", "exporter",
           (Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("val.bin",))),
@@ -157,7 +157,8 @@ _PROBE = (
           ("probe", "seed"), outside="the bundled benchmark and entity list"),
     Stage("probe-scratch", "probe run", "evaluator",
           (Reads("probe-items", ("items.jsonl",)),
-           Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("train.bin",))),
+           Reads("train", ("model.pt", "checkpoints/*/model.pt", "snapshots/*/model.pt", "tokenizer.json")),
+           Reads("tokenize", ("train.bin",))),
           (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json")),
           ("probe", "seed"), optional=True),
 )

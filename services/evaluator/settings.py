@@ -190,6 +190,9 @@ class ProbeConfig(BaseModel):
                                   "('probe-items/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
     train_run: str | None = Field(None, description="probe-scratch: the train run whose checkpoints to probe "
                                   "('train/<run_id>'); None: the latest", json_schema_extra=NOT_FINGERPRINTED)
+    seed_runs: list[str] = Field([], description="probe-scratch: train runs of the same config with other seeds "
+                                 "('train/<run_id>'), probed beside train_run for the curve's spread over seeds",
+                                 json_schema_extra=NOT_FINGERPRINTED)
 
 
 class EvaluatorSettings(CommonSettings):

@@ -78,6 +78,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
         monitor.plot(run_dir / "metrics.csv", scratch / "plots")
         writer.put_tree("plots", scratch / "plots")
         kept = _publish_kept(writer, run_dir, cfg.kept_steps, scratch)
+        snapshots = _publish_snapshots(writer, run_dir, cfg.probe_steps, trainer.tokens_per_step)
         writer.metrics.update(
             preset=cfg.preset,
             params=trainer.num_params,
@@ -93,6 +94,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
             world_size=trainer.world_size,
             checkpoint_dir=str(run_dir),
             checkpoints=kept,
+            snapshots=snapshots,
         )
 
     if rank == 0:
@@ -128,3 +130,18 @@ def _publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: P
         kept.append({"name": name, "step": step, "tokens_seen": info.tokens_seen,
                      "train_loss": row.train_loss if row else None, "val_loss": info.val_loss})
     return kept
+
+
+def _publish_snapshots(writer: RunWriter, run_dir: Path, steps: list[int], tokens_per_step: int) -> list[dict]:
+    """Each probe snapshot as ``snapshots/<name>/model.pt`` (the probe's dense curve); a step the run never
+    reached is named."""
+    published = []
+    for step in steps:
+        path = checkpoints.snapshot_path(run_dir, step)
+        if not path.exists():
+            log.warning("train: no probe snapshot at step %d (the run stopped at an earlier step)", step)
+            continue
+        name = path.parent.name
+        writer.put_file(f"snapshots/{name}/model.pt", path)
+        published.append({"name": name, "step": step, "tokens_seen": step * tokens_per_step})
+    return published
