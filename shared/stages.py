@@ -168,7 +168,8 @@ _EXPERIMENT = (
     Stage("experiment", "experiment", "evaluator",
           (Reads("train", ("metrics.csv",)), Reads("process", ("train.jsonl", "val.jsonl")),
            Reads("export", ("report.json",)), Reads("serve", ("report.json",)),
-           Reads("eval-*", ("responses.jsonl",)), Reads("score-*", ("scores.json",))),
+           Reads("eval-*", ("responses.jsonl",)), Reads("score-*", ("scores.json",)),
+           Reads("probe-scratch", ("results.jsonl", "systems.json", "summary.json"))),
           (Output("experiment.json", ExperimentResult),),
           ()),
 )

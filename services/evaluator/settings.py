@@ -132,6 +132,10 @@ class EvalConfig(BaseModel):
         {}, description="experiment: system -> the score run of the comparison on all questions",
         json_schema_extra=NOT_FINGERPRINTED,
     )
+    probe_run: str | None = Field(
+        None, description="experiment: the probe-scratch run of the experiment's seeds, or None (no probe)",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
 
 
 class RagConfig(BaseModel):

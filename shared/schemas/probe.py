@@ -87,3 +87,6 @@ class ProbeSystem(BaseModel):
     train_run: str | None = Field(None, description="the train run its weights come from")
     on_curve: bool = Field(False, description="a point of the learning curve: the initialisation, a kept "
                            "checkpoint or a probe snapshot (not model.pt, the run's best, nor a baseline)")
+    ranks_only: bool = Field(False, description="scored by rank only (no greedy continuation) and summarised in "
+                             "the curve alone: a weights-only probe snapshot, or any point of another seed than "
+                             "the main run's")

@@ -118,9 +118,10 @@ def summarise(items: list[ProbeItem], results: list[ProbeResult], *, seed: int,
 
 def curve(items: list[ProbeItem], results: list[ProbeResult], systems: list[ProbeSystem], *,
           seed: int) -> list[dict[str, Any]]:
-    """The learning curve: per point of training (a step every seed reached), accuracy@1 by group (all, form,
-    exposure bucket, both) for each seed, their mean and spread over seeds (sd, min, max), and the mean's 95 %
-    interval over items (bootstrap of each item's accuracy averaged over the seeds) with n."""
+    """The learning curve: per point of training (a step; the seeds that reached it are listed), accuracy@1 by
+    group (all, form, exposure bucket, both) for each seed, their mean and spread over seeds (sd, min, max), and
+    for all items and each form the mean's 95 % interval over items (bootstrap of each item's accuracy averaged
+    over the seeds), with n."""
     parts = groups(items)
     correct: dict[str, dict[str, float]] = {}
     for r in results:
@@ -143,7 +144,9 @@ def curve(items: list[ProbeItem], results: list[ProbeResult], systems: list[Prob
                 "n": len(ordered), "by_seed": [float(v) for v in by_seed], "mean": float(by_seed.mean()),
                 "sd": float(by_seed.std(ddof=1)) if len(members) > 1 else None,
                 "min": float(by_seed.min()), "max": float(by_seed.max()),
-                "interval": bootstrap_mean(dict(zip(ordered, matrix.mean(axis=0))), seed=seed).model_dump(),
             }
+            if group in ("all", *PROBE_FORMS):
+                entry["groups"][group]["interval"] = bootstrap_mean(dict(zip(ordered, matrix.mean(axis=0))),
+                                                                    seed=seed).model_dump()
         out.append(entry)
     return out

@@ -68,11 +68,12 @@ def points(train_run: Manifest, prefix: str = "") -> list[tuple[ProbeSystem, str
             train_run.output(output)  # a listed point that was not published stops here, by name
             by_step[info["step"]] = (ProbeSystem(name=f"{prefix}scratch@{info['name']}", kind="scratch",
                                                  step=info["step"], tokens_seen=info["tokens_seen"], seed=seed,
-                                                 train_run=train_run.run, on_curve=True), output)
+                                                 train_run=train_run.run, on_curve=True,
+                                                 ranks_only=bool(prefix) or listing == "snapshots"), output)
     kept = {c["name"]: c for c in train_run.metrics.get("checkpoints") or []}
     best = kept.get(train_run.metrics.get("best_checkpoint", ""), {})
     final = ProbeSystem(name=f"{prefix}scratch", kind="scratch", step=best.get("step"),
-                        tokens_seen=best.get("tokens_seen"), seed=seed, train_run=train_run.run)
+                        tokens_seen=best.get("tokens_seen"), seed=seed, train_run=train_run.run, ranks_only=bool(prefix))
     return [by_step[step] for step in sorted(by_step)] + [(final, "model.pt")]
 
 
@@ -99,9 +100,11 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         train_bin = runs.fetch(store, tokenize_run.output("train.bin"), scratch / "train.bin")
         results, systems = [], []
 
-        def probe(backend: ProbeBackend, system: ProbeSystem, greedy: bool = True) -> None:
+        def probe(backend: ProbeBackend, system: ProbeSystem) -> None:
+            # greedy continuations where the report reads them: not the dense curve's snapshots nor the other
+            # seeds, whose ranks give the curve and its spread
             t0 = time.monotonic()
-            results.extend(score_items(backend, items, greedy_tokens=config.greedy_tokens if greedy else None))
+            results.extend(score_items(backend, items, greedy_tokens=None if system.ranks_only else config.greedy_tokens))
             systems.append(system)
             log.info("probe-scratch: %s scored on %d items in %.1fs", system.name, len(items), time.monotonic() - t0)
 
@@ -116,17 +119,14 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             for number, (system, output) in enumerate(models):
                 path = runs.fetch(store, train_run.output(output), scratch / "model.pt")
                 backend = TorchBackend.from_checkpoint(system.name, path, tokenizer, device)
-                # greedy continuations where the report reads them: the main seed's checkpoints, not the
-                # dense curve's snapshots nor the other seeds (their ranks give the curve's spread)
-                greedy = train_run is main and not output.startswith("snapshots/")
                 if number == 0:  # the trainer's initialisation with this run's seed: the point at zero tokens
                     probe(TorchBackend.random_init(f"{prefix}{INIT}", backend.config, tokenizer, seed, device),
                           ProbeSystem(name=f"{prefix}{INIT}", kind="scratch", step=0, tokens_seen=0, seed=seed,
-                                      train_run=train_run.run, on_curve=True), greedy=train_run is main)
-                probe(backend, system, greedy)
+                                      train_run=train_run.run, on_curve=True, ranks_only=bool(prefix)))
+                probe(backend, system)
                 path.unlink()
-        compared = [s.name for s in systems if s.seed in (None, seeds[0])]
-        summary = summarise(items, results, seed=settings.seed, baselines=BASELINES, systems=compared)
+        summary = summarise(items, results, seed=settings.seed, baselines=BASELINES,
+                            systems=[s.name for s in systems if not s.ranks_only])
         summary["curve"] = curve(items, results, systems, seed=settings.seed)
         writer.put_bytes("results.jsonl", "".join(r.model_dump_json() + "\n" for r in results).encode())
         writer.put_json("systems.json", [s.model_dump() for s in systems])

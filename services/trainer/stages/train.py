@@ -1,8 +1,8 @@
 """The ``train`` stage: token shards from the latest ``tokenize`` run in, ``model.pt`` and metrics out.
 
 Every rank runs this; rank 0 decides whether the run is needed and publishes it. Checkpoints
-live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape and the token
-shards, so rerunning after a crash or SIGTERM resumes, and another model or corpus starts fresh.
+live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape, the token shards and
+the seed, so rerunning after a crash or SIGTERM resumes, and another model, corpus or seed starts fresh.
 The store is the caller's: every rank runs ``als-lm train``, which opens it from the settings.
 """
 
@@ -64,7 +64,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
     dist.barrier()
     meta = _read_meta(local / "meta.json")
     lineage = hashlib.sha256(json.dumps(
-        [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs]], sort_keys=True
+        [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs], settings.seed], sort_keys=True
     ).encode()).hexdigest()[:12]
     run_dir = cfg.checkpoint_dir or Path(settings.work_dir) / "train" / f"{cfg.preset}-{lineage}"
 
