@@ -1,0 +1,102 @@
+"""What the probe's dense multi-seed curve costs (issue 22): one seed of the experiment's training, one point
+of the probe.
+
+1. The trainer's ``mini`` preset with the CPU experiment's batch (8 x 256 tokens, one thread) for ``--steps``
+   steps through the real ``Trainer``, writing a probe snapshot every fifth of them: tokens/s, and the seconds
+   one snapshot adds;
+2. the in-process probe on every item the bundled benchmark and sample give (``build_items``), with a GPT of
+   the mini shape and a 9,666-token vocabulary (the experiment's): seconds per point by rank only (a snapshot or
+   another seed) and with greedy continuations (the main seed's checkpoints), against the one-forward-per-
+   candidate reference (tests/evaluator/probe/test_torch_backend.py) on ``--reference-items`` items.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_probe_curve.py --out /tmp/probe-curve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.evaluator.inputs import load_benchmark
+from services.evaluator.probe.backends.torch_model import TorchBackend, _model
+from services.evaluator.probe.items import Corpus, build_items
+from services.evaluator.probe.score import score_items
+from services.evaluator.probe.tokens import ProbeTokenizer
+from services.evaluator.settings import BENCHMARK
+from services.trainer.settings import TrainConfig
+from services.trainer.train import Trainer
+from shared.schemas.corpus import TokenShardsMeta
+from shared.schemas.model import ModelConfig
+from shared.schemas.probe import TARGET_DELIMITER
+from tests.evaluator.probe.test_probe_items import sample_documents, split
+from tests.evaluator.probe.test_torch_backend import reference_loglikelihoods
+from tests.trainer.conftest import build_shards
+
+
+def train_seed(work: Path, steps: int) -> dict:
+    shards = build_shards(work / "shards", vocab_size=9666)
+    vocab = TokenShardsMeta.model_validate_json((shards / "meta.json").read_text()).vocab_size
+    cfg = TrainConfig(preset="mini", device="cpu", max_steps=steps, micro_batch=8, grad_accum=1, lr=2e-3, min_lr=2e-4,
+                      warmup_steps=2, dropout=0.0, log_interval=steps, eval_interval=steps, eval_batches=2,
+                      checkpoint_interval=steps, early_stopping_patience=0,
+                      probe_at_fractions=[0.2, 0.4, 0.6, 0.8, 1.0])
+    trainer = Trainer(cfg, 1337, shards / "train.bin", shards / "val.bin", vocab, work / "run")
+    t0 = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for step in range(5):
+        trainer._snapshot(steps + 1 + step)
+    per_snapshot = (time.perf_counter() - t1) / 5
+    return {"steps": steps, "tokens": steps * trainer.tokens_per_step, "seconds": round(seconds, 1),
+            "tokens_per_s": round(steps * trainer.tokens_per_step / seconds), "seconds_per_snapshot": round(per_snapshot, 3),
+            "vocab": vocab}
+
+
+def probe_point(work: Path, reference_items: int) -> dict:
+    train, val = split(sample_documents())
+    items = build_items(load_benchmark(BENCHMARK), Corpus(train, val), k=9, seed=1337).items
+    tokenizer = ProbeTokenizer(work / "shards" / "tokenizer.json")
+    config = ModelConfig(n_layer=4, n_head=4, n_embd=256, block_size=256, vocab_size=tokenizer.vocab_size,
+                         dropout=0.0, bias=True)
+    torch.manual_seed(0)
+    backend = TorchBackend("mini", config, _model(config, "cpu"), tokenizer)
+    out = {"items": len(items)}
+    for label, greedy in (("ranks_only", None), ("with_greedy_8", 8)):
+        t0 = time.perf_counter()
+        score_items(backend, items, greedy_tokens=greedy)
+        out[f"seconds_per_point_{label}"] = round(time.perf_counter() - t0, 1)
+    sub = items[:reference_items]
+    t0 = time.perf_counter()
+    for item in sub:
+        reference_loglikelihoods(backend, item.stem, [TARGET_DELIMITER + c for c in item.candidates])
+    out["reference_seconds_per_point_ranks_only"] = round((time.perf_counter() - t0) / len(sub) * len(items), 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--reference-items", type=int, default=60)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {"load_average_before": os.getloadavg(), "train": train_seed(Path(tmp), args.steps),
+                  "probe": probe_point(Path(tmp), args.reference_items), "load_average_after": os.getloadavg()}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
