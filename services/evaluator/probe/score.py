@@ -132,7 +132,7 @@ def curve(items: list[ProbeItem], results: list[ProbeResult], systems: list[Prob
             by_step.setdefault(s.step, []).append(s)
     out = []
     for step in sorted(by_step):
-        members = sorted(by_step[step], key=lambda s: s.seed or 0)
+        members = by_step[step]  # in the order the systems were scored: the main run first
         entry: dict[str, Any] = {"step": step, "tokens_seen": members[0].tokens_seen,
                                  "seeds": [s.seed for s in members], "systems": [s.name for s in members],
                                  "groups": {}}
