@@ -294,9 +294,9 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         timings["training"] = round(stack.run(training, len(steps), total, force, rerun="make experiment"), 1)
 
         os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
-        if config.threads:
-            import torch
+        import torch
 
+        if config.threads:
             torch.set_num_threads(config.threads)
         store = open_store(stack.store_settings)
         train = train_run(store, config, config.seeds[0])
@@ -316,12 +316,17 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             timings[f"training seed {seed}"] = round(stack.run(step, number, total, force, rerun="make experiment"), 1)
         console.rule(f"[bold]{len(steps) + len(seeds) + 2}/{total} probe: {len(config.seeds)} seed(s) scored in "
                      "process at every point of training")
+        threads = config.alone_threads if config.alone_threads and not baselines.running else config.threads
+        if threads:  # the baselines done in the background: the probe has the machine to itself
+            torch.set_num_threads(threads)
         try:
             probed = chain.probe(train, [train_run(store, config, seed) for seed in config.seeds[1:]])
         except Exception as err:  # noqa: BLE001 - reported by name below; the baselines still run
             probed = None
             failed.append(f"the probe of {train.run}: {type(err).__name__}: {err}")
             console.print(f"[red]{failed[-1]}[/red]")
+        if config.threads:
+            torch.set_num_threads(config.threads)
         console.rule(f"[bold]{len(steps) + len(seeds) + 3}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
         if config.alone_threads:

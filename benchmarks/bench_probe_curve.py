@@ -9,6 +9,9 @@ of the probe.
    another seed) and with greedy continuations (the main seed's checkpoints), against the one-forward-per-
    candidate reference (tests/evaluator/probe/test_torch_backend.py) on ``--reference-items`` items.
 
+Each figure is given as wall seconds and as CPU seconds of this process (``time.process_time``, one thread): on
+a machine shared with other jobs the CPU seconds are what one core of an idle machine would take, roughly.
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_probe_curve.py --out /tmp/probe-curve.json
 """
 
@@ -50,16 +53,16 @@ def train_seed(work: Path, steps: int) -> dict:
                       checkpoint_interval=steps, early_stopping_patience=0,
                       probe_at_fractions=[0.2, 0.4, 0.6, 0.8, 1.0])
     trainer = Trainer(cfg, 1337, shards / "train.bin", shards / "val.bin", vocab, work / "run")
-    t0 = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
-    seconds = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    t1 = time.process_time()
     for step in range(5):
         trainer._snapshot(steps + 1 + step)
-    per_snapshot = (time.perf_counter() - t1) / 5
-    return {"steps": steps, "tokens": steps * trainer.tokens_per_step, "seconds": round(seconds, 1),
-            "tokens_per_s": round(steps * trainer.tokens_per_step / seconds), "seconds_per_snapshot": round(per_snapshot, 3),
-            "vocab": vocab}
+    tokens = steps * trainer.tokens_per_step
+    return {"steps": steps, "tokens": tokens, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "tokens_per_wall_s": round(tokens / wall), "tokens_per_cpu_s": round(tokens / cpu),
+            "cpu_s_per_snapshot": round((time.process_time() - t1) / 5, 3), "vocab": vocab}
 
 
 def probe_point(work: Path, reference_items: int) -> dict:
@@ -72,14 +75,17 @@ def probe_point(work: Path, reference_items: int) -> dict:
     backend = TorchBackend("mini", config, _model(config, "cpu"), tokenizer)
     out = {"items": len(items)}
     for label, greedy in (("ranks_only", None), ("with_greedy_8", 8)):
-        t0 = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         score_items(backend, items, greedy_tokens=greedy)
-        out[f"seconds_per_point_{label}"] = round(time.perf_counter() - t0, 1)
+        out[f"point_{label}"] = {"wall_s": round(time.perf_counter() - wall, 1),
+                                 "cpu_s": round(time.process_time() - cpu, 1)}
     sub = items[:reference_items]
-    t0 = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for item in sub:
         reference_loglikelihoods(backend, item.stem, [TARGET_DELIMITER + c for c in item.candidates])
-    out["reference_seconds_per_point_ranks_only"] = round((time.perf_counter() - t0) / len(sub) * len(items), 1)
+    scale = len(items) / len(sub)
+    out["reference_point_ranks_only"] = {"wall_s": round((time.perf_counter() - wall) * scale, 1),
+                                         "cpu_s": round((time.process_time() - cpu) * scale, 1)}
     return out
 
 

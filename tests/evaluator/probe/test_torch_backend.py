@@ -4,6 +4,7 @@ every token. Same log-likelihoods (float rounding), same ranks, same greedy text
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import pytest
@@ -90,3 +91,13 @@ def test_batched_greedy_equals_rereading_the_window_every_token(tiny):
     assert tiny.greedy_many(contexts, 8) == expected
     assert [tiny.greedy(c, 8) for c in contexts[-3:]] == expected[-3:]  # the window slides past the block
     assert any(expected) and tiny.greedy_many(contexts[:2], 0) == ["", ""]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU profile's probe is checked on one")
+def test_on_the_gpu_the_scores_match_the_cpu_reference(tiny):
+    gpu = TorchBackend("tiny", tiny.config, copy.deepcopy(tiny.model).cuda(), tiny.tokenizer)
+    asked = requests()
+    for (context, continuations), got in zip(asked, gpu.loglikelihoods_many(asked)):
+        assert got == pytest.approx(reference_loglikelihoods(tiny, context, continuations), abs=1e-3)
+    contexts = [context for context, _ in asked]
+    assert gpu.greedy_many(contexts, 8) == [reference_greedy(tiny, c, 8) for c in contexts]
