@@ -160,30 +160,30 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def extend(self, idx, past: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-               pad: torch.Tensor | None = None, last_only: bool = False, keep: torch.Tensor | None = None):
+               pad: torch.Tensor | None = None, last_only: bool = False):
         """Inference with a KV cache: the logits at every position of ``idx`` (or its last one) after the
         positions ``past`` holds (each layer's keys and values, batch 1 or ``idx``'s), and the cache extended
         by ``idx``. ``pad``: each row's count of left-padding positions (cache and ``idx`` together), which no
-        position sees and which do not count as positions. ``keep``: a boolean mask of ``idx``'s shape, the
-        positions whose logits are wanted (returned flattened, row by row). The probe reads a batch of stems
-        once and every candidate after its stem."""
+        position sees and which do not count as positions. The probe reads a batch of stems once and every
+        candidate after its stem."""
         B, T = idx.size()
         seen = 0 if past is None else past[0][0].size(2)
         pad = torch.zeros(B, dtype=torch.long, device=idx.device) if pad is None else pad
         columns = torch.arange(seen + T, device=idx.device)
-        # the caller keeps every position it reads within block_size; right padding past it is clamped
-        pos = (columns[seen:][None, :] - pad[:, None]).clamp(0, self.config.block_size - 1)
+        pos = columns[seen:][None, :] - pad[:, None]
+        if int(pos[:, -1].max()) >= self.config.block_size:
+            raise ValueError(f"{int(pos[:, -1].max()) + 1} positions exceed block_size {self.config.block_size}")
         key, query = columns[None, None, :], columns[seen:][None, :, None]
         # a row's key is seen from its first real position on, causally; a padding position sees itself
         # (finite values that no real position reads)
         mask = ((key >= pad[:, None, None]) & (key <= query)) | (key == query)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos.clamp(min=0))
         present = []
         for i, block in enumerate(self.transformer.h):
             x, kv = block(x, None if past is None else past[i], mask[:, None])
             present.append(kv)
-        x = x[:, [-1], :] if last_only else x if keep is None else x[keep]
-        return self.lm_head(self.transformer.ln_f(x)), present
+        x = self.transformer.ln_f(x[:, [-1], :] if last_only else x)
+        return self.lm_head(x), present
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (Linear and Embedding weights); not biases or LayerNorm gains."""

@@ -86,31 +86,29 @@ class TorchBackend:
 
     def _after(self, chunk: list[tuple[list[int], list[tuple[int, int, list[int]]]]]) -> list[float]:
         """log P(continuation | its prefix) for every continuation of the chunk: one forward of the prefixes
-        (left-padded) gives every first token and the cache; one forward of the continuations without their
-        last token after their prefix's cache gives the rest."""
+        (left-padded) gives every first token and the cache; one forward per continuation length, of those
+        continuations without their last token after their prefix's cache, gives the rest."""
         width = max(len(prefix) for prefix, _ in chunk)
         pad = torch.tensor([width - len(prefix) for prefix, _ in chunk], device=self.device)
         logits, past = self.model.extend(self._tensor([p for p, _ in chunk], width, pad_left=True), pad=pad,
                                          last_only=True)
         first = F.log_softmax(logits[:, -1].float(), dim=-1)
         rows = [(row, cont) for row, (_, conts) in enumerate(chunk) for _, _, cont in conts]
-        out = [float(first[row, cont[0]]) for row, cont in rows]
-        longer = [n for n, (_, cont) in enumerate(rows) if len(cont) > 1]  # most candidates are one or two tokens
-        if longer:
-            inputs = [rows[n][1][:-1] for n in longer]
-            width = max(len(ids) for ids in inputs)
-            which = torch.tensor([rows[n][0] for n in longer], device=self.device)
-            keep = torch.arange(width)[None, :] < torch.tensor([len(ids) for ids in inputs])[:, None]
-            logits, _ = self.model.extend(self._tensor(inputs, width), [(k[which], v[which]) for k, v in past],
-                                          pad=pad[which], keep=keep.to(self.device))
-            logprobs = F.log_softmax(logits.float(), dim=-1)  # the kept positions, row by row
-            targets = torch.tensor([t for n in longer for t in rows[n][1][1:]], device=self.device)
-            picked = logprobs[torch.arange(len(targets), device=self.device), targets].tolist()
-            at = 0
-            for n in longer:
-                count = len(rows[n][1]) - 1
-                out[n] += sum(picked[at:at + count])
-                at += count
+        out = first[torch.tensor([row for row, _ in rows], device=self.device),
+                    torch.tensor([cont[0] for _, cont in rows], device=self.device)].tolist()
+        by_length: dict[int, list[int]] = {}  # the rest of each candidate, read without padding
+        for n, (_, cont) in enumerate(rows):
+            if len(cont) > 1:  # most candidates are one or two tokens
+                by_length.setdefault(len(cont), []).append(n)
+        for members in by_length.values():
+            which = torch.tensor([rows[n][0] for n in members], device=self.device)
+            inputs = torch.tensor([rows[n][1][:-1] for n in members], device=self.device)
+            logits, _ = self.model.extend(inputs, [(k[which], v[which]) for k, v in past], pad=pad[which])
+            logprobs = F.log_softmax(logits.float(), dim=-1)
+            targets = torch.tensor([rows[n][1][1:] for n in members], device=self.device)
+            picked = logprobs.gather(-1, targets[..., None])[..., 0].sum(dim=1).tolist()
+            for n, value in zip(members, picked):
+                out[n] += value
         return out
 
     def greedy_many(self, contexts: list[str], max_tokens: int) -> list[str]:
