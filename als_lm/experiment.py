@@ -3,7 +3,9 @@
 A from-scratch model is trained with checkpoints kept at fixed fractions of its tokens; each kept
 checkpoint is exported, served in Ollama under its own tag, asked every benchmark question through
 its chat template and raw as a base model (k-shot), and scored (the learning curve). The RAG baseline and the closed-book control (the same generator
-without the retrieved context) answer the same questions. ``experiment/<run_id>/experiment.json``
+without the retrieved context) answer the same questions. The same config is trained with the other
+``seeds`` too, and every seed's points of training (the kept checkpoints and the weights-only probe
+snapshots) are scored in process on the likelihood probe (docs/probe.md). ``experiment/<run_id>/experiment.json``
 links every run by id with the fact-exposure analysis, and ``als-lm report`` draws it all.
 
 The corpus, tokenizer and training stages run as their own processes (as in the demo); the stages
@@ -56,8 +58,11 @@ class ExperimentConfig(BaseModel):
         None, ge=1, description="Ollama threads for the baselines left once training and the checkpoints are "
         "done: the background run is stopped and the rest asked with the machine to itself, resuming from its "
         "journaled answers; None: the background runs to the end with eval.num_thread")
+    seeds: list[int] = Field([1337], min_length=1, description="training seeds of the from-scratch model: the "
+                             "first is the main run (its checkpoints exported, served and asked), the others are "
+                             "trained with the same config and probed, for the probe curve's spread over seeds")
     train: dict[str, Any] = Field(description="als-lm train settings (a train config); keep_at_fractions names "
-                                  "the learning curve's checkpoints")
+                                  "the learning curve's checkpoints, probe_at_fractions the probe's snapshots")
     export: dict[str, Any] = {}
     eval: dict[str, Any] = {}
     rag: dict[str, Any] = {}
@@ -78,6 +83,8 @@ class ExperimentConfig(BaseModel):
                                                         userfiles.validation_problems(err))) from None
         if not self.train.get("keep_at_fractions"):
             raise SettingsError("experiment config: train.keep_at_fractions must name the checkpoints to keep")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SettingsError(f"experiment config: seeds repeat: {self.seeds}")
 
     def env(self) -> dict[str, str]:
         """The service sections as environment variables every stage process and call reads."""
@@ -107,9 +114,16 @@ def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
         Step("process: clean, dedup, filter, split", ("process",)),
         Step("tokenizer: train BPE, validate, write shards", ("tokenize",)),
         Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
-        Step(f"train the {config.train.get('preset')} preset, keeping checkpoints at "
-             f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config))),
+        Step(f"train the {config.train.get('preset')} preset (seed {config.seeds[0]}), keeping checkpoints at "
+             f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config)),
+             {"ALS_SEED": str(config.seeds[0])}),
     ]
+
+
+def seed_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
+    """The other seeds' training: the same config, probed only (the probe curve's spread over seeds)."""
+    return [Step(f"train the {config.train.get('preset')} preset with seed {seed} (probed only)",
+                 ("train", "--config", str(train_config)), {"ALS_SEED": str(seed)}) for seed in config.seeds[1:]]
 
 
 BASELINES = (("rag", "RAG"), ("closed_book", "closed-book"))
@@ -123,20 +137,20 @@ def baseline_steps(limit: int | None, force: bool) -> list[Step]:
             for system, label in BASELINES]
 
 
-def train_run(store: ArtifactStore, config: ExperimentConfig) -> Manifest:
-    """The train run of this config: found by its fingerprint, as the train stage itself decided to run
-    or skip, so an older or newer run of another config is never taken for it."""
+def train_run(store: ArtifactStore, config: ExperimentConfig, seed: int) -> Manifest:
+    """The train run of this config and seed: found by its fingerprint, as the train stage itself decided to
+    run or skip, so an older or newer run of another config is never taken for it."""
     from services.trainer.settings import TrainerSettings
     from services.trainer.stages.train import INPUTS
     from shared import stages
     from shared.settings import load
 
-    settings = load(TrainerSettings, train=config.train)
+    settings = load(TrainerSettings, train=config.train, seed=seed)
     tokenize = runs.latest(store, "tokenize")  # the one the train stage just read
     probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokenize, INPUTS))
     found = [m for m in runs.runs(store, "train") if m.fingerprint == probe]
     if not found:
-        raise RunNotFound(f"no train run of this config on {tokenize.run} in {store.description}")
+        raise RunNotFound(f"no train run of this config with seed {seed} on {tokenize.run} in {store.description}")
     return found[-1]
 
 
@@ -199,24 +213,37 @@ class Chain:
         return {**kept, "export_run": exported.run, "serve_run": served.run, "eval_run": asked.run,
                 "score_run": scored.run, "base_eval_run": base_asked.run, "base_score_run": base_scored.run}
 
+    def probe(self, train: Manifest, seed_runs: list[Manifest]) -> Manifest:
+        """The probe items, and every seed's points of training scored on them in process (docs/probe.md)."""
+        from services.evaluator.settings import EvaluatorSettings
+        from services.evaluator.stages import probe, probe_items
+        from shared.settings import load
 
-def probe_llama_systems(chain: Chain, train: Manifest, checkpoints: list[dict]) -> dict[str, str]:
-    """The probe through llama.cpp (docs/probe.md): each exported checkpoint's GGUF beside the in-process probe of
-    ``train`` (which runs before this), and the RAG generator closed-book and with retrieval on the same items."""
+        items, ran = self.timed("probe", probe_items.run, self.store, load(EvaluatorSettings), force=self.force)
+        console.print(f"  probe-items: {'published' if ran else 'unchanged'} {items.run} ({items.metrics['items']} "
+                      f"items of {items.metrics['facts']} key facts)")
+        settings = load(EvaluatorSettings, probe={"items_run": items.run, "train_run": train.run,
+                                                  "seed_runs": [r.run for r in seed_runs]})
+        probed, ran = self.timed("probe", probe.run, self.store, settings, force=self.force)
+        accuracy = probed.metrics["accuracy"]
+        console.print(f"  probe-scratch: {'published' if ran else 'unchanged'} {probed.run} ({probed.metrics['points']}"
+                      f" points of {len(probed.metrics['seeds'])} seeds; accuracy@1 of the final model "
+                      f"{accuracy['scratch']:.3f}, bigram {accuracy['ngram-2']:.3f}, chance {probed.metrics['chance']:.3f})")
+        return probed
+
+
+def probe_llama_systems(chain: Chain, scratch: Manifest, checkpoints: list[dict]) -> dict[str, str]:
+    """The probe through llama.cpp (docs/probe.md): each exported checkpoint's GGUF beside the in-process probe
+    run ``scratch``, and the RAG generator closed-book and with retrieval on the same items."""
     from services.evaluator.settings import EvaluatorSettings
     from services.evaluator.stages import probe_gguf, probe_rag
     from shared.settings import load
 
-    scratch = [m for m in runs.runs(chain.store, "probe-scratch") if train.run in {i.run for i in m.inputs}]
-    if not scratch:
-        console.print(f"[yellow]probe-gguf and probe-rag not run: no probe-scratch run of {train.run}, whose "
-                      "items they score and with which the GGUFs are compared[/yellow]")
-        return {}
     probed = {}
     for stage, module, chosen in (
-            ("probe-gguf", probe_gguf, {"scratch_run": scratch[-1].run,
+            ("probe-gguf", probe_gguf, {"scratch_run": scratch.run,
                                         "export_runs": [c["export_run"] for c in checkpoints]}),
-            ("probe-rag", probe_rag, {"items_run": scratch[-1].upstream("probe-items")})):
+            ("probe-rag", probe_rag, {"items_run": scratch.upstream("probe-items")})):
         manifest, ran = chain.timed(stage, module.run, chain.store, load(EvaluatorSettings, probe=chosen),
                                     force=chain.force)
         console.print(f"  {stage}: {'published' if ran else 'unchanged'} {manifest.run} "
@@ -226,7 +253,7 @@ def probe_llama_systems(chain: Chain, train: Manifest, checkpoints: list[dict]) 
 
 
 def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], systems: dict[str, str],
-              force: bool) -> tuple[Manifest, bool]:
+              probe: Manifest | None, force: bool) -> tuple[Manifest, bool]:
     """Publish experiment.json linking this experiment's runs (services/evaluator/stages/experiment.py)."""
     from services.evaluator.settings import EvaluatorSettings
     from services.evaluator.stages import experiment as linking
@@ -235,7 +262,8 @@ def link_runs(store: ArtifactStore, train: Manifest, checkpoints: list[dict], sy
     settings = load(EvaluatorSettings, eval={
         "train_run": train.run, "system_scores": systems,
         "checkpoint_scores": {c["name"]: c["score_run"] for c in checkpoints},
-        "checkpoint_base_scores": {c["name"]: c["base_score_run"] for c in checkpoints}})
+        "checkpoint_base_scores": {c["name"]: c["base_score_run"] for c in checkpoints},
+        "probe_run": probe.run if probe else None})
     return linking.run(store, settings, force=force)
 
 
@@ -274,7 +302,8 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         train_config.parent.mkdir(parents=True, exist_ok=True)
         train_config.write_text(yaml.safe_dump(config.train))
         steps = front_steps(config, train_config)
-        total = len(steps) + 3
+        seeds = seed_steps(config, train_config)
+        total = len(steps) + len(seeds) + 4
         *corpus, training = steps
         for number, step in enumerate(corpus, 1):
             label = " ".join(step.argv[:2])
@@ -286,12 +315,12 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         timings["training"] = round(stack.run(training, len(steps), total, force, rerun="make experiment"), 1)
 
         os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
-        if config.threads:
-            import torch
+        import torch
 
+        if config.threads:
             torch.set_num_threads(config.threads)
         store = open_store(stack.store_settings)
-        train = train_run(store, config)
+        train = train_run(store, config, config.seeds[0])
         chain = Chain(store, limit, force)
 
         kept = train.metrics.get("checkpoints") or []
@@ -304,9 +333,24 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             except Exception as err:  # noqa: BLE001 - reported by name below; the others still run
                 failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
                 console.print(f"[red]{failed[-1]}[/red]")
-        if checkpoints:  # in the foreground while the baselines are asked in the background
-            probe_llama_systems(chain, train, checkpoints)
-        console.rule(f"[bold]{len(steps) + 2}/{total} baselines: RAG and the closed-book control")
+        for number, (step, seed) in enumerate(zip(seeds, config.seeds[1:]), len(steps) + 2):
+            timings[f"training seed {seed}"] = round(stack.run(step, number, total, force, rerun="make experiment"), 1)
+        console.rule(f"[bold]{len(steps) + len(seeds) + 2}/{total} probe: {len(config.seeds)} seed(s) scored in "
+                     "process at every point of training")
+        threads = config.alone_threads if config.alone_threads and not baselines.running else config.threads
+        if threads:  # the baselines done in the background: the probe has the machine to itself
+            torch.set_num_threads(threads)
+        try:
+            probed = chain.probe(train, [train_run(store, config, seed) for seed in config.seeds[1:]])
+            if checkpoints:  # in the foreground while the baselines are asked in the background
+                probe_llama_systems(chain, probed, checkpoints)
+        except Exception as err:  # noqa: BLE001 - reported by name below; the baselines still run
+            probed = None
+            failed.append(f"the probe of {train.run}: {type(err).__name__}: {err}")
+            console.print(f"[red]{failed[-1]}[/red]")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        console.rule(f"[bold]{len(steps) + len(seeds) + 3}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
         if config.alone_threads:
             baselines.stop()  # the running step ends; its answers so far stay journaled
@@ -337,7 +381,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
 
         console.rule(f"[bold]{total}/{total} experiment.json and the report")
         t0 = time.monotonic()
-        result, ran = link_runs(store, train, checkpoints, systems, force)
+        result, ran = link_runs(store, train, checkpoints, systems, probed, force)
         console.print(f"experiment: {'published' if ran else 'unchanged'} {result.run}")
         report = Step("write the report", ("report",))
         stack.run(report, total, total, force, rerun="make experiment")
@@ -347,6 +391,10 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         console.rule("[bold green]ALS-LM experiment finished")
         for line in summary_lines(store, checkpoints, systems):
             console.print(line)
+        if probed is not None:
+            console.print(f"  probe ({probed.run}): accuracy@1 " + ", ".join(
+                f"{name} {value:.3f}" for name, value in probed.metrics["accuracy"].items())
+                + f"; chance {probed.metrics['chance']:.3f}")
         elapsed = round(time.monotonic() - started, 1)
         console.print(f"total time: {elapsed:.0f}s; by stage: "
                       + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))

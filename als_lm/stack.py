@@ -162,6 +162,11 @@ class Background:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        """A step is still running or about to start."""
+        return self._thread.is_alive()
+
     def join(self) -> list[tuple[Step, int, float]]:
         """Wait for every step; (step, exit code, seconds) of each that ran."""
         self._thread.join()

@@ -102,7 +102,7 @@ _PIPELINE = (
            # the extraction arm's model (docs/extract.md), with train.tokens_run naming the shards
            Reads("extract-tokens", ("train.bin", "val.bin", "meta.json", "tokenizer.json"))),
           (Output("model.pt"), Output("tokenizer.json"), Output("metrics.csv"), Output("plots/*.png"),
-           Output("checkpoints/*/model.pt")),
+           Output("checkpoints/*/model.pt"), Output("snapshots/*/model.pt")),
           ("train", "seed")),
     Stage("export", "export run", "exporter",
           (Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("val.bin",))),
@@ -163,7 +163,8 @@ _PROBE = (
           ("probe", "seed"), outside="the bundled benchmark and entity list"),
     Stage("probe-scratch", "probe run", "evaluator",
           (Reads("probe-items", ("items.jsonl",)),
-           Reads("train", ("model.pt", "checkpoints/*/model.pt", "tokenizer.json")), Reads("tokenize", ("train.bin",))),
+           Reads("train", ("model.pt", "checkpoints/*/model.pt", "snapshots/*/model.pt", "tokenizer.json")),
+           Reads("tokenize", ("train.bin",))),
           (Output("results.jsonl", ProbeResult), Output("systems.json"), Output("summary.json")),
           ("probe", "seed"), optional=True),
     Stage("probe-gguf", "probe gguf", "evaluator",
@@ -202,7 +203,8 @@ _EXPERIMENT = (
     Stage("experiment", "experiment", "evaluator",
           (Reads("train", ("metrics.csv",)), Reads("process", ("train.jsonl", "val.jsonl")),
            Reads("export", ("report.json",)), Reads("serve", ("report.json",)),
-           Reads("eval-*", ("responses.jsonl",)), Reads("score-*", ("scores.json",))),
+           Reads("eval-*", ("responses.jsonl",)), Reads("score-*", ("scores.json",)),
+           Reads("probe-scratch", ("results.jsonl", "systems.json", "summary.json"))),
           (Output("experiment.json", ExperimentResult),),
           ()),
 )

@@ -20,10 +20,11 @@ from shared.store import LocalStore
 pytestmark = pytest.mark.slow
 
 SMOKE = {
-    "sources": ["sample"], "device": "cpu", "threads": 1, "limit": 3, "alone_threads": 2,
+    "sources": ["sample"], "device": "cpu", "threads": 1, "limit": 3, "alone_threads": 2, "seeds": [1337, 7],
     "train": {"preset": "tiny", "device": "cpu", "max_steps": 12, "micro_batch": 4, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
               "warmup_steps": 2, "log_interval": 3, "eval_interval": 3, "eval_batches": 2,
-              "checkpoint_interval": 1000, "early_stopping_patience": 0, "keep_at_fractions": [0.5, 1.0]},
+              "checkpoint_interval": 1000, "early_stopping_patience": 0, "keep_at_fractions": [0.5, 1.0],
+              "probe_at_fractions": [0.25, 0.75]},
     "export": {"quants": ["Q8_0"], "default_quant": "Q8_0", "ppl_max_tokens": 512},
     "eval": {"max_tokens": 8, "num_thread": 1},
     "probe": {"rag_items": 2},  # ~20 s of one core per RAG item (docs/probe.md)
@@ -75,6 +76,24 @@ def test_every_kept_checkpoint_is_exported_served_asked_and_scored_by_id(done):
     assert len(tags) == 2 * len(result.checkpoints), "each checkpoint is served under its own tags"
     assert result.systems["scratch"] == result.checkpoints[-1].score_run
     assert result.systems["scratch_base"] == result.checkpoints[-1].base_score_run
+
+
+def test_every_seed_is_trained_and_probed_at_every_point_and_the_report_draws_the_curve(done):
+    _, _, store = done
+    result = result_of(store)
+    main = runs.resolve(store, result.train_run)
+    [other] = [runs.resolve(store, r) for r in result.seed_train_runs]
+    assert (main.settings["seed"], other.settings["seed"]) == (1337, 7)
+    assert other.settings["train"] == main.settings["train"]  # the seeds share the config
+    assert [s["step"] for s in other.metrics["snapshots"]] == [3, 9]
+    probe = runs.resolve(store, result.probe_run)
+    assert probe.metrics["train_runs"] == [main.run, other.run] and probe.metrics["seeds"] == [1337, 7]
+    curve = json.loads(store.get_bytes(probe.output("summary.json").key))["curve"]
+    assert [p["step"] for p in curve] == [0, 3, 6, 9, 12] and all(p["seeds"] == [1337, 7] for p in curve)
+    report = runs.latest(store, "report")
+    assert report.output("charts/probe_curve.png").size > 0
+    assert "Probe accuracy@1 by exposure bucket against training tokens" in store.get_bytes(
+        report.output("report.md").key).decode()
 
 
 def test_closed_book_asks_the_rag_generator_without_context(done):
@@ -132,7 +151,7 @@ def test_rerun_skips_everything_and_pairs_each_checkpoint_with_its_own_runs(done
     # Every stage but the score of that checkpoint and the two that read it (experiment.json, the report):
     # corpus, tokenizer, index, training, export, serve, both conditions asked and scored, both baselines.
     upstream = set(runs.stages(store)) - {"score-scratch", "experiment", "report"}
-    assert {"export", "serve", "eval-rag", "eval-scratch_base"} <= upstream
+    assert {"export", "serve", "eval-rag", "eval-scratch_base", "probe-scratch", "probe-gguf", "probe-rag"} <= upstream
     before = {stage: {r.run for r in runs.runs(store, stage)} for stage in upstream}
     proc = experiment(root, config)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

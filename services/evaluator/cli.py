@@ -226,13 +226,17 @@ def probe_items(force: bool) -> None:
 
 @probe_group.command("run")
 @click.option("--train-run", default=None, help="The train run to probe ('train/<run_id>'; default: the latest).")
+@click.option("--seed-run", "seed_runs", multiple=True,
+              help="A train run of the same config with another seed, probed beside it (repeatable).")
 @click.option("--items-run", default=None, help="The probe-items run ('probe-items/<run_id>'; default: the latest).")
 @FORCE
-def probe_run(train_run: str | None, items_run: str | None, force: bool) -> None:
-    """Score the items on every kept checkpoint in process and on n-gram baselines -> probe-scratch."""
+def probe_run(train_run: str | None, seed_runs: tuple[str, ...], items_run: str | None, force: bool) -> None:
+    """Score the items in process at every kept checkpoint and probe snapshot of each seed's train run, and on
+    n-gram baselines -> probe-scratch."""
     from services.evaluator.stages import probe as stage
 
-    settings = settings_with(EvaluatorSettings, probe={"train_run": train_run, "items_run": items_run})
+    settings = settings_with(EvaluatorSettings, probe={"train_run": train_run, "items_run": items_run,
+                                                       "seed_runs": list(seed_runs) or None})
     _, manifest, _ = run_stage_command(stage.run, settings, force)
     m = manifest.metrics
     click.echo(f"{m['items']} items, chance {m['chance']:.3f}; accuracy@1 "

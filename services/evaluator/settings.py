@@ -132,6 +132,10 @@ class EvalConfig(BaseModel):
         {}, description="experiment: system -> the score run of the comparison on all questions",
         json_schema_extra=NOT_FINGERPRINTED,
     )
+    probe_run: str | None = Field(
+        None, description="experiment: the probe-scratch run of the experiment's seeds, or None (no probe)",
+        json_schema_extra=NOT_FINGERPRINTED,
+    )
 
 
 class RagConfig(BaseModel):
@@ -202,6 +206,9 @@ class ProbeConfig(BaseModel):
     rag_items: int | None = Field(None, ge=1, description="probe-rag: score a seeded sample of this many items, "
                                   "stratified by form and exposure bucket (the CPU profile: RAG reads ~2,500 "
                                   "context tokens per item); None: every item", json_schema_extra=affects("probe-rag"))
+    seed_runs: list[str] = Field([], description="probe-scratch: train runs of the same config with other seeds "
+                                 "('train/<run_id>'), probed beside train_run for the curve's spread over seeds",
+                                 json_schema_extra=NOT_FINGERPRINTED)
 
 
 class ExtractConfig(BaseModel):

@@ -45,6 +45,12 @@ def tag(step: int) -> str:
     return f"step{step:08d}"
 
 
+def snapshot_path(root: Path, step: int) -> Path:
+    """Where the weights-only probe snapshot of ``step`` is written: beside the checkpoints, never one of them
+    (``complete`` globs ``step*``)."""
+    return Path(root) / "snapshots" / tag(step) / "model.pt"
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

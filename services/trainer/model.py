@@ -54,16 +54,23 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
 
-    def forward(self, x):
+    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None):
+        """The output, and the keys and values of every position seen: a KV cache for inference, where
+        ``past`` holds those of the positions before ``x`` and ``mask`` says which of them each position sees."""
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        # flash / memory-efficient kernels where the device has them; the causal mask is implicit
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
-        )
+        if past is not None:  # one cached prefix (batch 1) may continue into several sequences
+            k, v = (torch.cat([p.expand(B, -1, -1, -1), t], dim=2) for p, t in zip(past, (k, v)))
+        if mask is None:
+            # flash / memory-efficient kernels where the device has them; the causal mask is implicit
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            )
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(y)), (k, v)
 
 
 class MLP(nn.Module):
@@ -88,9 +95,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None):
+        attended, present = self.attn(self.ln_1(x), past, mask)
+        x = x + attended
+        return x + self.mlp(self.ln_2(x)), present
 
 
 class GPT(nn.Module):
@@ -140,15 +148,42 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             if self.gradient_checkpointing and self.training:
                 # recompute the block's activations in backward: ~30% more compute, far less memory
-                x = checkpoint(block, x, use_reentrant=False)
+                x, _ = checkpoint(block, x, use_reentrant=False)
             else:
-                x = block(x)
+                x, _ = block(x)
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None  # generation needs only the last position
         logits = self.lm_head(x)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1))
         return logits, loss
+
+    @torch.no_grad()
+    def extend(self, idx, past: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+               pad: torch.Tensor | None = None, last_only: bool = False):
+        """Inference with a KV cache: the logits at every position of ``idx`` (or its last one) after the
+        positions ``past`` holds (each layer's keys and values, batch 1 or ``idx``'s), and the cache extended
+        by ``idx``. ``pad``: each row's count of left-padding positions (cache and ``idx`` together), which no
+        position sees and which do not count as positions. The probe reads a batch of stems once and every
+        candidate after its stem."""
+        B, T = idx.size()
+        seen = 0 if past is None else past[0][0].size(2)
+        pad = torch.zeros(B, dtype=torch.long, device=idx.device) if pad is None else pad
+        columns = torch.arange(seen + T, device=idx.device)
+        pos = columns[seen:][None, :] - pad[:, None]
+        if int(pos[:, -1].max()) >= self.config.block_size:
+            raise ValueError(f"{int(pos[:, -1].max()) + 1} positions exceed block_size {self.config.block_size}")
+        key, query = columns[None, None, :], columns[seen:][None, :, None]
+        # a row's key is seen from its first real position on, causally; a padding position sees itself
+        # (finite values that no real position reads)
+        mask = ((key >= pad[:, None, None]) & (key <= query)) | (key == query)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos.clamp(min=0))
+        present = []
+        for i, block in enumerate(self.transformer.h):
+            x, kv = block(x, None if past is None else past[i], mask[:, None])
+            present.append(kv)
+        x = self.transformer.ln_f(x[:, [-1], :] if last_only else x)
+        return self.lm_head(x), present
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (Linear and Embedding weights); not biases or LayerNorm gains."""

@@ -57,6 +57,10 @@ class TrainConfig(BaseModel):
         [], description="also keep (and publish as checkpoints/<name>/model.pt) the checkpoints at these "
         "fractions of max_steps, e.g. [0.1, 0.25, 0.5, 1.0]: the experiment's learning curve"
     )
+    probe_at_fractions: list[float] = Field(
+        [], description="write the model's weights alone (published as snapshots/<name>/model.pt) at these "
+        "fractions of max_steps: the probe's dense learning curve, without a full checkpoint each"
+    )
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
@@ -82,17 +86,24 @@ class TrainConfig(BaseModel):
             raise ValueError(f"min_lr={self.min_lr} is above the peak lr={self.lr}")
         return self
 
-    @field_validator("keep_at_fractions")
+    @field_validator("keep_at_fractions", "probe_at_fractions")
     @classmethod
     def _fractions(cls, fractions: list[float]) -> list[float]:
         if any(not 0 < f <= 1 for f in fractions):
             raise ValueError(f"fractions must be in (0, 1]: {fractions}")
         return sorted(set(fractions))
 
+    def steps_at(self, fractions: list[float]) -> list[int]:
+        """The steps fractions of max_steps name (at least step 1 each), in order, without repeats."""
+        return sorted({max(1, round(f * self.max_steps)) for f in fractions})
+
     @property
     def kept_steps(self) -> list[int]:
-        """The steps ``keep_at_fractions`` names (at least step 1 each), in order, without repeats."""
-        return sorted({max(1, round(f * self.max_steps)) for f in self.keep_at_fractions})
+        return self.steps_at(self.keep_at_fractions)
+
+    @property
+    def probe_steps(self) -> list[int]:
+        return self.steps_at(self.probe_at_fractions)
 
     @property
     def checkpointing(self) -> bool:

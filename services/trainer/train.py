@@ -177,6 +177,7 @@ class Trainer:
         self.val_shard = TokenShard(val_bin, self.model_config.block_size, vocab_size)
         self.resume_from = self._checkpoint_to_resume()
         self.kept_steps = frozenset(cfg.kept_steps)
+        self.probe_steps = frozenset(cfg.probe_steps)
         init_distributed(self.device)  # first: it picks DeepSpeed's accelerator before anything imports it
         self.ds_config = deepspeed_config(cfg, self.device, self.precision)
         import deepspeed
@@ -200,6 +201,9 @@ class Trainer:
         torch.manual_seed(seed + self.rank)  # dropout masks differ between ranks, as their data does
         self.batches = Batches(self.train_shard, cfg.micro_batch, seed, self.rank)
         self.zero_stage = self.ds_config["zero_optimization"]["stage"]
+        if self.probe_steps and self.zero_stage == 3:
+            raise InvalidInput("probe_at_fractions: ZeRO stage 3 partitions the weights across ranks, and a "
+                               "probe snapshot is one rank's copy of them; use stage 0-2 or no snapshots")
         self.peak_flops = peak_flops(self.device, cfg.peak_tflops)
         if self.rank == 0:
             log.info(
@@ -315,6 +319,8 @@ class Trainer:
                         log.info("step %d: train %.4f%s, lr %.2e, %.0f tok/s", step, train_loss,
                                  f", val {val_loss:.4f}" if val_loss is not None else "", lr, tokens_per_s)
 
+                if step in self.probe_steps and self.rank == 0:
+                    self._snapshot(step)
                 if checkpoint_due or self._early_stop(stale):
                     info = checkpoints.CheckpointInfo(
                         step=step, tokens_seen=tokens_seen, val_loss=val_loss, best_val_loss=best,
@@ -335,6 +341,17 @@ class Trainer:
         if result.stopped_early and self.rank == 0:
             log.info("early stop at step %d: %d evaluations without improvement", step, stale)
         return result
+
+    def _snapshot(self, step: int) -> Path:
+        """The weights alone at ``step``, as ``model.pt`` is written (``{"config", "model"}``) in the dtype
+        the forward pass uses: a point of the probe's learning curve, not a state to resume from."""
+        dest = checkpoints.snapshot_path(self.run_dir, step)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.engine.module.state_dict().items()}
+        tmp = dest.with_name(dest.name + ".tmp")
+        torch.save({"config": self.model_config.to_dict(), "model": state}, tmp)
+        os.replace(tmp, dest)
+        return dest
 
     def _early_stop(self, stale: int) -> bool:
         return 0 < self.cfg.early_stopping_patience <= stale

@@ -66,6 +66,9 @@ class ExperimentResult(BaseModel):
         description="system -> score run of the comparison on all questions: scratch and scratch_base (final "
         "checkpoint), rag, closed_book"
     )
+    probe_run: str | None = Field(None, description="the probe-scratch run: every seed's points of training "
+                                  "scored on the likelihood probe (docs/probe.md)")
+    seed_train_runs: list[str] = Field([], description="the train runs of the other seeds (probed only)")
     exposure: list[ItemExposure]
 
     @model_validator(mode="after")

@@ -69,8 +69,9 @@ class ProbeResult(BaseModel):
     lengths: list[int] = Field(description="characters of each continuation (delimiter included), for acc_norm")
     rank: int = Field(ge=1, description="1 + candidates at least as likely as the true one (ties count against)")
     rank_norm: int = Field(ge=1, description="the same by log-likelihood per character (lm-eval's acc_norm)")
-    greedy: str = Field(description="the system's greedy continuation of the stem")
-    greedy_match: bool = Field(description="the greedy continuation starts with the true value")
+    greedy: str | None = Field(description="the system's greedy continuation of the stem; None: not asked (a "
+                               "probe snapshot of the dense curve, scored by rank only)")
+    greedy_match: bool | None = Field(description="the greedy continuation starts with the true value")
 
 
 class ProbeSystem(BaseModel):
@@ -85,3 +86,10 @@ class ProbeSystem(BaseModel):
         "closed_book and rag: the RAG generator without and with its retrieved chunks")
     step: int | None = None
     tokens_seen: int | None = None
+    seed: int | None = Field(None, description="the training seed of a scratch system")
+    train_run: str | None = Field(None, description="the train run its weights come from")
+    on_curve: bool = Field(False, description="a point of the learning curve: the initialisation, a kept "
+                           "checkpoint or a probe snapshot (not model.pt, the run's best, nor a baseline)")
+    ranks_only: bool = Field(False, description="scored by rank only (no greedy continuation) and summarised in "
+                             "the curve alone: a weights-only probe snapshot, or any point of another seed than "
+                             "the main run's")

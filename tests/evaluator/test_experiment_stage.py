@@ -102,3 +102,19 @@ def test_a_checkpoint_is_linked_to_its_base_condition_runs_only_when_they_asked_
     swapped = dict(zip(base, [s for _, s in reversed(list(base.values()))]))
     with pytest.raises(InvalidInput, match="not the served model"):
         experiment.run(store, for_run(settings, checkpoint_base_scores=swapped))
+
+
+def test_the_probe_run_of_the_experiments_seeds_is_linked_and_one_of_another_train_run_refused(experiment_runs):
+    store, settings, _ = experiment_runs
+    work = settings.work_dir
+    train = settings.eval.train_run
+    probe = _publish(store, "probe-scratch", {"summary.json": "{}"}, work, settings={"of": train},
+                     metrics={"train_run": train, "train_runs": [train, "train/seed-7"]})
+    manifest, _ = experiment.run(store, for_run(settings, probe_run=probe.run))
+    result = ExperimentResult.model_validate_json(store.get_bytes(manifest.output("experiment.json").key))
+    assert (result.probe_run, result.seed_train_runs) == (probe.run, ["train/seed-7"])
+    assert any(i.run == probe.run for i in manifest.inputs)
+    other = _publish(store, "probe-scratch", {"summary.json": "{}"}, work, settings={"of": "another"},
+                     metrics={"train_run": "train/another", "train_runs": ["train/another"]})
+    with pytest.raises(InvalidInput, match="is not a probe-scratch run of"):
+        experiment.run(store, for_run(settings, probe_run=other.run))

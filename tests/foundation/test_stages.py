@@ -96,12 +96,13 @@ def _get(model: BaseModel, path: tuple[str, ...]):
 # or affects(...) must come with an edit here, by someone who checked that the field cannot change
 # the results of the stages it leaves out (where and how fast a stage runs, which run it reads).
 NEVER_FINGERPRINTED = {
-    'eval.benchmark', 'eval.checkpoint_base_scores', 'eval.checkpoint_scores', 'eval.eval_run', 'eval.limit', 'eval.num_thread', 'eval.reviewer',
+    'eval.benchmark', 'eval.checkpoint_base_scores', 'eval.checkpoint_scores', 'eval.eval_run', 'eval.limit', 'eval.num_thread',
+    'eval.probe_run', 'eval.reviewer',
     'eval.serve_run', 'eval.system', 'eval.system_scores', 'eval.train_run', 'export.threads', 'export.train_run',
     'extract.extract_base_scores', 'extract.extract_train_run', 'extract.items_run', 'extract.main_base_scores',
     'extract.main_train_run', 'extract.qa_run',
     'extract.tokenize_run', 'train.tokens_run',
-    'log_level', 'ollama_host', 'probe.export_runs', 'probe.items_run', 'probe.scratch_run', 'probe.train_run', 'process.workers', 'rag.chroma_mode', 'rag.chroma_url',
+    'log_level', 'ollama_host', 'probe.export_runs', 'probe.items_run', 'probe.scratch_run', 'probe.seed_runs', 'probe.train_run', 'process.workers', 'rag.chroma_mode', 'rag.chroma_url',
     'scrape.autothrottle_max_delay', 'scrape.backoff_base', 'scrape.backoff_max',
     'scrape.clinicaltrials.requests_per_second', 'scrape.download_timeout', 'scrape.job_dir', 'scrape.ncbi_api_key',
     'scrape.pmc.email', 'scrape.pmc.requests_per_second', 'scrape.pmc.requests_per_second_with_key',

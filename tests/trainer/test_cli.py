@@ -71,6 +71,26 @@ def test_train_publishes_model_metrics_and_plots_then_skips_when_unchanged(env, 
     assert (tmp_path / "plots" / "loss.png").stat().st_size > 1000
 
 
+def test_probe_snapshots_are_published_and_another_seed_trains_in_its_own_directory(env, sample_shards, monkeypatch,
+                                                                                    tmp_path):
+    publish_tokenize(env, sample_shards)
+    monkeypatch.setenv("ALS_TRAIN__PROBE_AT_FRACTIONS", "[0.5]")
+    args = ["train", *FAST, "--max-steps", "4", "--eval-interval", "4", "--checkpoint-interval", "4"]
+    assert als_lm(monkeypatch, *args) == 0
+    first = runs.latest(env, "train")
+    assert first.metrics["snapshots"] == [{"name": "step00000002", "step": 2,
+                                           "tokens_seen": first.metrics["tokens_seen"] // 2}]
+    snapshot = torch.load(runs.fetch(env, first.output("snapshots/step00000002/model.pt"), tmp_path / "snapshot.pt"),
+                          weights_only=True)
+    assert ModelConfig.model_validate(snapshot["config"]).block_size == 32
+    monkeypatch.setenv("ALS_SEED", "7")
+    assert als_lm(monkeypatch, *args) == 0
+    second = runs.latest(env, "train")
+    assert second.run != first.run and second.settings["seed"] == 7
+    assert second.metrics["checkpoint_dir"] != first.metrics["checkpoint_dir"]  # not resumed from seed 1337's
+    assert second.metrics["steps"] == 4 and second.output("model.pt").sha256 != first.output("model.pt").sha256
+
+
 def _meta_with_vocab(shards: Path, vocab: int, dest: Path) -> Path:
     meta = json.loads((shards / "meta.json").read_text())
     dest.write_text(json.dumps({**meta, "vocab_size": vocab}))

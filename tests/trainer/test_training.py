@@ -184,3 +184,14 @@ def test_kept_checkpoints_survive_the_run_and_are_exported(sample_shards, tmp_pa
     assert result.step == 20
     exported = export_model(tmp_path / "run" / checkpoints.tag(5), tmp_path / "model.pt")
     assert torch.load(exported, weights_only=False)["config"]["n_layer"] == 4
+
+
+def test_probe_snapshots_hold_the_weights_of_their_step_and_are_not_checkpoints(sample_shards, tmp_path):
+    run = tmp_path / "run"
+    trainer(sample_shards, run, keep_at_fractions=[0.25], probe_at_fractions=[0.25, 0.75, 0.75]).fit()
+    assert sorted(p.parent.name for p in (run / "snapshots").glob("*/model.pt")) == ["step00000005", "step00000015"]
+    assert all(path.parent == run for path, _ in checkpoints.complete(run))  # resume never picks a snapshot
+    snapshot = torch.load(checkpoints.snapshot_path(run, 5), weights_only=True)
+    kept = torch.load(export_model(run / checkpoints.tag(5), tmp_path / "model.pt"), weights_only=False)
+    assert snapshot["config"] == kept["config"]
+    assert all(torch.equal(snapshot["model"][k], kept["model"][k]) for k in kept["model"])

@@ -5,7 +5,7 @@ so the same items are scored the same way on each (the lm-evaluation-harness con
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class ProbeBackend(Protocol):
@@ -18,4 +18,17 @@ class ProbeBackend(Protocol):
 
     def greedy(self, context: str, max_tokens: int) -> str:
         """The model's greedy continuation of the context, at most ``max_tokens`` tokens."""
+        ...
+
+
+@runtime_checkable
+class BatchedBackend(Protocol):
+    """A backend that scores many items in one call (the in-process model: many stems per forward)."""
+
+    def loglikelihoods_many(self, requests: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """``loglikelihoods(context, continuations)`` of each request, in order."""
+        ...
+
+    def greedy_many(self, contexts: list[str], max_tokens: int) -> list[str]:
+        """``greedy(context, max_tokens)`` of each context, in order."""
         ...

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.evaluator.probe.backend import ProbeBackend
+import numpy as np
+
+from services.evaluator.probe.backend import BatchedBackend, ProbeBackend
 from services.evaluator.stats import bootstrap_mean, compare, holm
 from shared.errors import InvalidInput
 from shared.schemas.experiment import EXPOSURE_BUCKETS
-from shared.schemas.probe import PROBE_FORMS, TARGET_DELIMITER, ProbeItem, ProbeResult
+from shared.schemas.probe import PROBE_FORMS, TARGET_DELIMITER, ProbeItem, ProbeResult, ProbeSystem
 
 
 def rank(values: list[float], answer: int) -> int:
@@ -28,17 +30,31 @@ def starts_with(text: str, value: str) -> bool:
     return " ".join(text.split()).lower().startswith(" ".join(value.split()).lower())
 
 
+def score_items(backend: ProbeBackend, items: list[ProbeItem], *, greedy_tokens: int | None) -> list[ProbeResult]:
+    """Every item ranked by the backend's likelihoods (in one call where it scores many at once); the greedy
+    continuation only with ``greedy_tokens`` (the dense curve's snapshots need only the ranks)."""
+    requests = [(item.stem, [TARGET_DELIMITER + c for c in item.candidates]) for item in items]
+    stems = [item.stem for item in items]
+    if isinstance(backend, BatchedBackend):
+        likelihoods = backend.loglikelihoods_many(requests)
+        continued = backend.greedy_many(stems, greedy_tokens) if greedy_tokens else [None] * len(items)
+    else:
+        likelihoods = [backend.loglikelihoods(*request) for request in requests]
+        continued = [backend.greedy(stem, greedy_tokens) if greedy_tokens else None for stem in stems]
+    results = []
+    for item, (_, continuations), values, greedy in zip(items, requests, likelihoods, continued):
+        lengths = [len(c) for c in continuations]
+        results.append(ProbeResult(
+            item=item.id, system=backend.name, loglikelihoods=values, lengths=lengths,
+            rank=rank(values, item.answer),
+            rank_norm=rank([ll / n for ll, n in zip(values, lengths)], item.answer),
+            greedy=greedy, greedy_match=None if greedy is None else starts_with(greedy, item.candidates[item.answer]),
+        ))
+    return results
+
+
 def score_item(backend: ProbeBackend, item: ProbeItem, *, greedy_tokens: int) -> ProbeResult:
-    continuations = [TARGET_DELIMITER + c for c in item.candidates]
-    likelihoods = backend.loglikelihoods(item.stem, continuations)
-    lengths = [len(c) for c in continuations]
-    greedy = backend.greedy(item.stem, greedy_tokens)
-    return ProbeResult(
-        item=item.id, system=backend.name, loglikelihoods=likelihoods, lengths=lengths,
-        rank=rank(likelihoods, item.answer),
-        rank_norm=rank([ll / n for ll, n in zip(likelihoods, lengths)], item.answer),
-        greedy=greedy, greedy_match=starts_with(greedy, item.candidates[item.answer]),
-    )
+    return score_items(backend, [item], greedy_tokens=greedy_tokens)[0]
 
 
 def rates(results: list[ProbeResult], items: dict[str, ProbeItem], *, seed: int) -> dict[str, Any]:
@@ -53,7 +69,7 @@ def rates(results: list[ProbeResult], items: dict[str, ProbeItem], *, seed: int)
         "accuracy": interval({r.item: float(r.rank == 1) for r in results}),
         "accuracy_norm": interval({r.item: float(r.rank_norm == 1) for r in results}),
         "mrr": interval({r.item: 1.0 / r.rank for r in results}),
-        "greedy_match": interval({r.item: float(r.greedy_match) for r in results}),
+        "greedy_match": interval({r.item: float(r.greedy_match) for r in results if r.greedy_match is not None}),
     }
 
 
@@ -69,13 +85,15 @@ def groups(items: Iterable[ProbeItem]) -> dict[str, set[str]]:
 
 
 def summarise(items: list[ProbeItem], results: list[ProbeResult], *, seed: int,
-              baselines: tuple[str, ...] = ()) -> dict[str, Any]:
+              baselines: tuple[str, ...] = (), systems: list[str] | None = None) -> dict[str, Any]:
     """Every system's rates overall, by form and by exposure bucket; and each system against each
-    baseline, paired on the same items (bootstrap of the difference in accuracy@1, exact McNemar)."""
+    baseline, paired on the same items (bootstrap of the difference in accuracy@1, exact McNemar).
+    ``systems``: only these (None: all); the dense curve's points are summarised by ``curve``."""
     by_id = {i.id: i for i in items}
     by_system: dict[str, list[ProbeResult]] = {}
     for r in results:
-        by_system.setdefault(r.system, []).append(r)
+        if systems is None or r.system in systems:
+            by_system.setdefault(r.system, []).append(r)
     parts = groups(items)
     systems = {name: {group: rates([r for r in rs if r.item in ids], by_id, seed=seed)
                       for group, ids in parts.items()}
@@ -121,3 +139,39 @@ def agreement(ours: list[ProbeResult], theirs: list[ProbeResult], *, seed: int) 
         "max_abs_loglikelihood_difference": max(abs(x - y) for i in common
                                                 for x, y in zip(a[i].loglikelihoods, b[i].loglikelihoods)),
     }
+
+
+def curve(items: list[ProbeItem], results: list[ProbeResult], systems: list[ProbeSystem], *,
+          seed: int) -> list[dict[str, Any]]:
+    """The learning curve: per point of training (a step; the seeds that reached it are listed), accuracy@1 by
+    group (all, form, exposure bucket, both) for each seed, their mean and spread over seeds (sd, min, max), and
+    for all items and each form the mean's 95 % interval over items (bootstrap of each item's accuracy averaged
+    over the seeds), with n."""
+    parts = groups(items)
+    correct: dict[str, dict[str, float]] = {}
+    for r in results:
+        correct.setdefault(r.system, {})[r.item] = float(r.rank == 1)
+    by_step: dict[int, list[ProbeSystem]] = {}
+    for s in systems:
+        if s.on_curve and s.step is not None:
+            by_step.setdefault(s.step, []).append(s)
+    out = []
+    for step in sorted(by_step):
+        members = by_step[step]  # in the order the systems were scored: the main run first
+        entry: dict[str, Any] = {"step": step, "tokens_seen": members[0].tokens_seen,
+                                 "seeds": [s.seed for s in members], "systems": [s.name for s in members],
+                                 "groups": {}}
+        for group, ids in parts.items():
+            ordered = sorted(ids)
+            matrix = np.array([[correct[s.name][i] for i in ordered] for s in members])
+            by_seed = matrix.mean(axis=1)
+            entry["groups"][group] = {
+                "n": len(ordered), "by_seed": [float(v) for v in by_seed], "mean": float(by_seed.mean()),
+                "sd": float(by_seed.std(ddof=1)) if len(members) > 1 else None,
+                "min": float(by_seed.min()), "max": float(by_seed.max()),
+            }
+            if group in ("all", *PROBE_FORMS):
+                entry["groups"][group]["interval"] = bootstrap_mean(dict(zip(ordered, matrix.mean(axis=0))),
+                                                                    seed=seed).model_dump()
+        out.append(entry)
+    return out

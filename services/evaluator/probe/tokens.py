@@ -24,15 +24,20 @@ class ProbeTokenizer:
         if self.eos is None:
             raise InvalidInput(f"tokenizer {path} has no <|eos|> token")
         self.vocab_size = self.tokenizer.get_vocab_size()
+        self._splits: dict[tuple[str, str], tuple[list[int], list[int]]] = {}  # every point scores the same items
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def split(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """The context's tokens after ``<|eos|>``, and the continuation's tokens."""
-        context_ids = self.encode(context)
-        whole = self.encode(context + continuation)
-        return [self.eos, *context_ids], whole[len(context_ids):]
+        key = (context, continuation)
+        if key not in self._splits:
+            context_ids = self.encode(context)
+            whole = self.encode(context + continuation)
+            self._splits[key] = ([self.eos, *context_ids], whole[len(context_ids):])
+        context_ids, continuation_ids = self._splits[key]
+        return list(context_ids), list(continuation_ids)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids)

@@ -64,8 +64,8 @@ def grouped_bars(title: str, groups: list[str], series: dict[str, list[Interval]
 
 
 def curves(title: str, xs: list[float], panels: dict[str, dict[str, list[Interval]]], xlabel: str,
-           references: dict[str, dict[str, Interval]] | None = None) -> bytes:
-    """One panel per figure, each series a line with its interval as a band.
+           references: dict[str, dict[str, Interval]] | None = None, band: str = "95 % CI") -> bytes:
+    """One panel per figure, each series a line with its interval as a band (``band`` says what it is).
 
     ``references`` draws, per panel, other systems' value (with its interval) as a dashed line.
     """
@@ -93,7 +93,7 @@ def curves(title: str, xs: list[float], panels: dict[str, dict[str, list[Interva
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"{title} (bands: 95 % CI)", fontsize=10)
+    fig.suptitle(f"{title} (bands: {band})", fontsize=10)
     return _png(fig)
 
 

@@ -9,13 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.evaluator.probe.score import agreement, summarise
+from services.evaluator.probe.score import agreement, curve, summarise
 from services.evaluator.probe.score import rates as item_rates
 from services.evaluator.report import charts
 from services.evaluator.report.document import Chart, Section, Table
 from services.evaluator.stats import Interval, compare, holm
 from shared import runs
-from shared.errors import MissingArtifact
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound
 from shared.schemas.experiment import EXPOSURE_BUCKETS
@@ -83,8 +82,10 @@ def section(data: ProbeData, seed: int) -> tuple[Section, dict]:
     """The report section and its numbers for report.json."""
     in_process = [s for s in data.systems if s.kind in IN_PROCESS]
     names = {s.name for s in in_process}
-    summary = summarise(data.items, [r for r in data.results if r.system in names], seed=seed,
-                        baselines=(NGRAM, INIT))
+    own = [r for r in data.results if r.system in names]
+    summary = summarise(data.items, own, seed=seed, baselines=(NGRAM, INIT),
+                        systems=[s.name for s in in_process if not s.ranks_only])
+    summary["curve"] = curve(data.items, own, in_process, seed=seed)
     rates = summary["systems"]
     shared = paired_systems(data, seed)
     family = summary["comparisons"] + (shared["comparisons"] if shared else [])
@@ -93,7 +94,7 @@ def section(data: ProbeData, seed: int) -> tuple[Section, dict]:
     groups = ["all", *PROBE_FORMS, *(f"bucket {b}" for b in EXPOSURE_BUCKETS if f"bucket {b}" in rates[INIT])]
     chance = rates[INIT]["all"]["chance"]
     table = Table(["system", "tokens seen", *groups, "MRR", "greedy exact match"], [])
-    for system in in_process:
+    for system in (s for s in in_process if s.name in rates):
         by = rates[system.name]
         table.rows.append([system.name, "-" if system.tokens_seen is None else f"{system.tokens_seen:,}",
                            *(_interval(by[g]["accuracy"]).text() for g in groups),
@@ -116,9 +117,8 @@ def section(data: ProbeData, seed: int) -> tuple[Section, dict]:
          "are Holm-adjusted over every paired test of this section, one family):"),
         paired,
     ]
-    curve = _curve(data, rates, chance)
-    if curve:
-        blocks.append(curve)
+    if len(summary["curve"]) > 1:
+        blocks.extend(_curve(summary["curve"], rates, chance))
     if shared:
         summary["paired_systems"] = shared
         blocks += _shared_blocks(data, shared, chance)
@@ -219,7 +219,7 @@ def _shared_blocks(data: ProbeData, shared: dict, chance: float) -> list[str | T
 
 def stored(numbers: dict, probe: Manifest, trained_by: dict[str, str]) -> dict[str, str]:
     """The headline's "stored" cell for each system whose model the probe scored: the final checkpoint's
-    accuracy@1 on memorisation stems against chance, when the probe read the same train run as the system's
+    accuracy@1 on memorisation stems against chance, when the probe's main train run is the one of the system's
     served model; a probe of another run says nothing about this one. The RAG generator's, closed-book and with
     retrieval, on the items every probed system scored, when the store holds its probe run."""
     chance = f"chance {100 * numbers['systems'][INIT]['all']['chance']:.1f} %"
@@ -227,9 +227,8 @@ def stored(numbers: dict, probe: Manifest, trained_by: dict[str, str]) -> dict[s
     cells = {system: (f"{_interval(shared['rates'][system]['memorisation']['accuracy']).text()} of memorisation "
                       f"stems ({chance}; the {shared['items']} items every probed system scored)")
              for system in ("closed_book", "rag") if system in shared["rates"]}
-    try:
-        train = probe.upstream("train")
-    except MissingArtifact:
+    train = probe.metrics.get("train_run")
+    if train is None:
         return cells
     form = numbers["systems"].get("scratch", {}).get("memorisation")
     if form is None:
@@ -238,26 +237,48 @@ def stored(numbers: dict, probe: Manifest, trained_by: dict[str, str]) -> dict[s
     return cells | {system: cell for system, run in trained_by.items() if run == train}
 
 
-def _curve(data: ProbeData, rates: dict, chance: float) -> Chart | None:
-    """Probe accuracy@1 against training tokens, a line per exposure bucket, a panel per form."""
-    points = sorted((s for s in data.systems if s.kind == "scratch" and s.name != "scratch"
-                     and s.tokens_seen is not None), key=lambda s: s.tokens_seen)
-    if len(points) < 2:
-        return None
-    panels: dict[str, dict[str, list[Interval]]] = {}
+def _spread(group: dict) -> Interval:
+    """A group's accuracy at one point as the mean over seeds, its band the range over seeds."""
+    return Interval(estimate=group["mean"], low=group["min"], high=group["max"], n=len(group["by_seed"]),
+                    method="range over seeds")
+
+
+def _curve(points: list[dict], rates: dict, chance: float) -> list[str | Table | Chart]:
+    """Probe accuracy@1 against training tokens: a panel per form with a line per exposure bucket and a panel of
+    all items, each the mean over seeds with the range over seeds as its band, the chance and n-gram lines; and
+    the curve's table (each point's mean over seeds with its 95 % interval over items)."""
+    seeds = sorted({s for p in points for s in p["seeds"]})
+    panels: dict[str, dict[str, list[Interval]]] = {
+        "all items accuracy@1": {group: [_spread(p["groups"][group]) for p in points]
+                                 for group in ("all", *PROBE_FORMS) if group in points[0]["groups"]}}
     references: dict[str, dict[str, Interval]] = {}
     for form in PROBE_FORMS:
-        series = {}
-        for b in EXPOSURE_BUCKETS:
-            key = f"{form}/{b}"
-            if key in rates[points[0].name]:
-                series[f"exposure {b}"] = [_interval(rates[p.name][key]["accuracy"]) for p in points]
+        series = {f"exposure {b}": [_spread(p["groups"][f"{form}/{b}"]) for p in points]
+                  for b in EXPOSURE_BUCKETS if f"{form}/{b}" in points[0]["groups"]}
         if series:
             panels[f"{form} accuracy@1"] = series
-            references[f"{form} accuracy@1"] = {
-                "chance": Interval(estimate=chance, n=rates[INIT][form]["n"], undefined_reason="a constant"),
-                NGRAM: _interval(rates[NGRAM][form]["accuracy"])}
-    png = charts.curves("Probe accuracy@1 against training tokens", [p.tokens_seen for p in points], panels,
-                        "training tokens", references)
-    return Chart("probe_curve", "Probe accuracy@1 by exposure bucket against training tokens, with the chance "
-                 f"and {NGRAM} lines", png)
+    for label, group in (("all items accuracy@1", "all"), *((f"{f} accuracy@1", f) for f in PROBE_FORMS)):
+        if label in panels:
+            references[label] = {
+                "chance": Interval(estimate=chance, n=rates[INIT][group]["n"], undefined_reason="a constant"),
+                NGRAM: _interval(rates[NGRAM][group]["accuracy"])}
+    png = charts.curves(f"Probe accuracy@1 against training tokens, {len(seeds)} seed(s)",
+                        [p["tokens_seen"] for p in points], panels, "training tokens", references,
+                        band=f"range over {len(seeds)} seed(s)")
+    groups = ["all", *(f for f in PROBE_FORMS if f in points[0]["groups"])]
+    table = Table(["step", "tokens seen", "seeds", *(f"{g} (mean over seeds, 95 % CI over items)" for g in groups),
+                   "all: range over seeds"], [])
+    for p in points:
+        every = p["groups"]["all"]
+        table.rows.append([f"{p['step']:,}", f"{p['tokens_seen']:,}", str(len(p["seeds"])),
+                           *(_interval(p["groups"][g]["interval"]).text() for g in groups),
+                           f"{100 * every['min']:.1f}-{100 * every['max']:.1f} %"])
+    return [
+        Chart("probe_curve", f"Probe accuracy@1 by exposure bucket against training tokens: the mean over "
+              f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}), the range over seeds as a band, with the "
+              f"chance and {NGRAM} lines", png),
+        (f"The learning curve at {len(points)} points of training (the initialisation, the kept checkpoints and "
+         "the probe snapshots), each seed scored on every item; accuracy by exposure bucket at every point is in "
+         "report.json (probe.curve):"),
+        table,
+    ]

@@ -75,6 +75,11 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     linked = [r for c in checkpoints for r in (c["export_run"], c["serve_run"], c["eval_run"], c["score_run"],
                                                c.get("base_eval_run"), c.get("base_score_run")) if r]
     linked += [*systems.values(), *(runs.resolve(store, s).metrics["eval_run"] for s in systems.values())]
+    probe = runs.resolve(store, cfg.probe_run) if cfg.probe_run else None
+    if probe is not None:
+        if probe.stage != "probe-scratch" or probe.metrics.get("train_run") != train.run:
+            raise InvalidInput(f"{probe.run} is not a probe-scratch run of {train.run}")
+        linked.append(probe.run)
     inputs = experiment_inputs(store, benchmark, train, process, sorted(set(linked)))
 
     def body(writer: RunWriter, scratch: Path) -> None:
@@ -85,6 +90,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         result = ExperimentResult(
             preset=train.metrics["preset"], parameters=train.metrics["params"], train_run=train.run,
             unigram_val_loss=train.metrics.get("unigram_val_loss"), checkpoints=checkpoints, systems=systems,
+            probe_run=probe.run if probe else None, seed_train_runs=probe.metrics["train_runs"][1:] if probe else [],
             exposure=exposure(load_benchmark(benchmark), documents("train.jsonl"), documents("val.jsonl")),
         )
         writer.put_json("experiment.json", result.model_dump(mode="json"))
@@ -96,5 +102,6 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
             systems={s: runs.resolve(store, r).metrics.get("accuracy") for s, r in systems.items()},
         )
 
-    linking = {"train_run": train.run, "checkpoints": checkpoints, "systems": systems}
+    linking = {"train_run": train.run, "checkpoints": checkpoints, "systems": systems,
+               "probe_run": probe.run if probe else None}
     return runs.run_stage(store, "experiment", linking, inputs, body, work_dir=settings.work_dir, force=force)

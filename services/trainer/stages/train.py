@@ -1,8 +1,8 @@
 """The ``train`` stage: token shards from the latest ``tokenize`` run (or ``train.tokens_run``) in, ``model.pt`` and metrics out.
 
 Every rank runs this; rank 0 decides whether the run is needed and publishes it. Checkpoints
-live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape and the token
-shards, so rerunning after a crash or SIGTERM resumes, and another model or corpus starts fresh.
+live in ``<work_dir>/train/<lineage>/`` where the lineage hashes the model shape, the token shards and
+the seed, so rerunning after a crash or SIGTERM resumes, and another model, corpus or seed starts fresh.
 The store is the caller's: every rank runs ``als-lm train``, which opens it from the settings.
 """
 
@@ -68,7 +68,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
     dist.barrier()
     meta = _read_meta(local / "meta.json")
     lineage = hashlib.sha256(json.dumps(
-        [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs]], sort_keys=True
+        [model_config(cfg, meta.vocab_size).to_dict(), [i.sha256 for i in inputs], settings.seed], sort_keys=True
     ).encode()).hexdigest()[:12]
     run_dir = cfg.checkpoint_dir or Path(settings.work_dir) / "train" / f"{cfg.preset}-{lineage}"
 
@@ -82,6 +82,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
         monitor.plot(run_dir / "metrics.csv", scratch / "plots")
         writer.put_tree("plots", scratch / "plots")
         kept = _publish_kept(writer, run_dir, cfg.kept_steps, scratch)
+        snapshots = _publish_snapshots(writer, run_dir, cfg.probe_steps, trainer.tokens_per_step)
         writer.metrics.update(
             preset=cfg.preset,
             params=trainer.num_params,
@@ -97,6 +98,7 @@ def run(store: ArtifactStore, settings: TrainerSettings, *, force: bool = False)
             world_size=trainer.world_size,
             checkpoint_dir=str(run_dir),
             checkpoints=kept,
+            snapshots=snapshots,
         )
 
     if rank == 0:
@@ -132,3 +134,18 @@ def _publish_kept(writer: RunWriter, run_dir: Path, steps: list[int], scratch: P
         kept.append({"name": name, "step": step, "tokens_seen": info.tokens_seen,
                      "train_loss": row.train_loss if row else None, "val_loss": info.val_loss})
     return kept
+
+
+def _publish_snapshots(writer: RunWriter, run_dir: Path, steps: list[int], tokens_per_step: int) -> list[dict]:
+    """Each probe snapshot as ``snapshots/<name>/model.pt`` (the probe's dense curve); a step the run never
+    reached is named."""
+    published = []
+    for step in steps:
+        path = checkpoints.snapshot_path(run_dir, step)
+        if not path.exists():
+            log.warning("train: no probe snapshot at step %d (the run stopped at an earlier step)", step)
+            continue
+        name = path.parent.name
+        writer.put_file(f"snapshots/{name}/model.pt", path)
+        published.append({"name": name, "step": step, "tokens_seen": step * tokens_per_step})
+    return published

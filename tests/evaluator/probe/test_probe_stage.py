@@ -26,6 +26,7 @@ from services.exporter.settings import ExporterSettings
 from services.exporter.stages import export
 from services.trainer.model import GPT, GPTConfig
 from shared import runs
+from shared.errors import InvalidInput
 from shared.runs import RunWriter
 from shared.schemas.corpus import TokenShardsMeta
 from shared.schemas.probe import ProbeItem, ProbeResult
@@ -79,36 +80,46 @@ def train_tiny(tmp, steps: int, keep: tuple[int, ...] = (), seed: int = 0) -> di
     return {step: {"config": config.to_dict(), "model": state} for step, state in states.items()}
 
 
-def publish_train(store: LocalStore, tmp, kept: dict[int, dict]):
-    """A train run as the train stage publishes it: model.pt, the kept checkpoints and their metrics."""
+def publish_train(store: LocalStore, tmp, kept: dict[int, dict], seed: int = 0, snapshots: tuple[int, ...] = ()):
+    """A train run as the train stage publishes it: model.pt, the kept checkpoints, the probe snapshots at
+    ``snapshots`` (the other steps of ``kept``) and their metrics."""
     tokenize = runs.latest(store, "tokenize")
-    writer = RunWriter(store, "train", {"fixture": "probe"}, runs.inputs_from(tokenize, ["train.bin", "tokenizer.json"]))
-    info = []
+    writer = RunWriter(store, "train", {"fixture": "probe", "seed": seed},
+                       runs.inputs_from(tokenize, ["train.bin", "tokenizer.json"]))
+    info = {"checkpoints": [], "snapshots": []}
     for step, state in kept.items():
         torch.save(state, tmp / f"step{step}.pt")
-        writer.put_file(f"checkpoints/step{step:08d}/model.pt", tmp / f"step{step}.pt")
-        info.append({"name": f"step{step:08d}", "step": step, "tokens_seen": step * 16 * 64})
+        listing = "snapshots" if step in snapshots else "checkpoints"
+        writer.put_file(f"{listing}/step{step:08d}/model.pt", tmp / f"step{step}.pt")
+        info[listing].append({"name": f"step{step:08d}", "step": step, "tokens_seen": step * 16 * 64})
     writer.put_file("model.pt", tmp / f"step{max(kept)}.pt")
     writer.put_file("tokenizer.json", tmp / "tokenizer.json")
-    writer.metrics.update(checkpoints=info, best_checkpoint=info[-1]["name"])
+    writer.metrics.update(**info, best_checkpoint=info["checkpoints"][-1]["name"])
     return writer.publish()
+
+
+SEEDS = (0, 1, 2)
+SNAPSHOTS = (30, 75, 225)
 
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
+    """Three seeds of the tiny model, each with two kept checkpoints and three probe snapshots; the first seed's
+    run is the main one."""
     tmp = tmp_path_factory.mktemp("probe")
     store = LocalStore(tmp / "artifacts")
     publish_corpus(store, tmp)
-    train_run = publish_train(store, tmp, train_tiny(tmp, STEPS))
+    train_runs = [publish_train(store, tmp, train_tiny(tmp, STEPS, (*SNAPSHOTS, STEPS // 2, STEPS), seed), seed,
+                                SNAPSHOTS) for seed in SEEDS]
     # Every fifth question keeps the test inside its time budget; test_probe_items covers them all.
     benchmark = tmp / "questions.json"
     benchmark.write_text(json.dumps(json.loads(BENCHMARK.read_text())[::5]))
-    settings = EvaluatorSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"},
-                                 eval={"benchmark": benchmark})
+    settings = EvaluatorSettings(work_dir=tmp / "work", store={"root": tmp / "artifacts"}, eval={"benchmark": benchmark},
+                                 probe={"train_run": train_runs[0].run, "seed_runs": [t.run for t in train_runs[1:]]})
     items_run, items_ran = probe_items.run(store, settings)
     probe_run, probe_ran = probe.run(store, settings)
-    return {"store": store, "settings": settings, "items": items_run, "probe": probe_run, "train": train_run,
-            "ran": (items_ran, probe_ran), "tmp": tmp}
+    return {"store": store, "settings": settings, "items": items_run, "probe": probe_run, "train": train_runs[0],
+            "train_runs": train_runs, "ran": (items_ran, probe_ran), "tmp": tmp}
 
 
 def read(store, run, name, schema):
@@ -130,17 +141,56 @@ def test_items_publish_with_a_manifest_and_an_unchanged_rerun_is_skipped(probed)
 
 
 @pytest.mark.slow
-def test_every_system_scores_every_item_and_the_run_traces_to_its_inputs(probed):
+def test_every_point_of_every_seed_scores_every_item_and_the_run_traces_to_its_inputs(probed):
     store, run = probed["store"], probed["probe"]
     items = read(store, probed["items"], "items.jsonl", ProbeItem)
     results = read(store, run, "results.jsonl", ProbeResult)
-    systems = {r.system for r in results}
-    assert systems == {"ngram-1", "ngram-2", "scratch@init", "scratch@step00000150", "scratch@step00000300",
-                       "scratch"}
+    points = ["scratch@init", *(f"scratch@step{s:08d}" for s in (30, 75, 150, 225, 300)), "scratch"]
+    systems = {"ngram-1", "ngram-2", *points, *(f"seed{seed}/{p}" for seed in SEEDS[1:] for p in points)}
+    assert {r.system for r in results} == systems
     for system in systems:
         assert sorted(r.item for r in results if r.system == system) == sorted(i.id for i in items)
+    # greedy continuations only where the report reads them: not at snapshots, not for the other seeds
+    asked = {r.system for r in results if r.greedy is not None}
+    assert asked == {"ngram-1", "ngram-2", "scratch@init", "scratch@step00000150", "scratch@step00000300", "scratch"}
     assert {i.stage for i in run.inputs} == {"probe-items", "train", "tokenize"}
-    assert run.upstream("train") == probed["train"].run
+    assert {i.run for i in run.inputs if i.stage == "train"} == {t.run for t in probed["train_runs"]}
+    assert any(i.name == "snapshots/step00000075/model.pt" for i in run.inputs)
+    assert run.metrics["train_run"] == probed["train"].run and run.metrics["seeds"] == list(SEEDS)
+
+
+@pytest.mark.slow
+def test_the_curve_gives_each_point_every_seeds_accuracy_their_mean_and_spread(probed):
+    store, run = probed["store"], probed["probe"]
+    items = {i.id: i for i in read(store, probed["items"], "items.jsonl", ProbeItem)}
+    results = read(store, run, "results.jsonl", ProbeResult)
+    summary = json.loads(store.get_bytes(run.output("summary.json").key))
+    curve = summary["curve"]
+    assert [p["step"] for p in curve] == [0, 30, 75, 150, 225, 300]
+    assert [p["tokens_seen"] for p in curve] == [0, *(s * 16 * 64 for s in (30, 75, 150, 225, 300))]
+    at75 = curve[2]
+    assert at75["seeds"] == list(SEEDS)
+    for seed, system, got in zip(SEEDS, at75["systems"], at75["groups"]["memorisation"]["by_seed"]):
+        assert system == ("" if seed == 0 else f"seed{seed}/") + "scratch@step00000075"
+        mine = [r.rank == 1 for r in results if r.system == system and items[r.item].form == "memorisation"]
+        assert got == pytest.approx(sum(mine) / len(mine))
+    group = at75["groups"]["all"]
+    assert group["mean"] == pytest.approx(np.mean(group["by_seed"]))
+    assert group["min"] == min(group["by_seed"]) and group["sd"] == pytest.approx(np.std(group["by_seed"], ddof=1))
+    assert group["interval"]["low"] <= group["mean"] <= group["interval"]["high"] and group["n"] == len(items)
+    buckets = {i.bucket for i in items.values() if i.form == "memorisation"}
+    assert all(f"memorisation/{b}" in p["groups"] for p in curve for b in buckets)  # exposure at every point
+    # paired tests and full rates for the main run's checkpoints and the baselines, not for every curve point
+    assert set(summary["systems"]) == {"ngram-1", "ngram-2", "scratch@init", "scratch@step00000150",
+                                       "scratch@step00000300", "scratch"}
+
+
+@pytest.mark.slow
+def test_a_seed_probed_twice_is_refused(probed):
+    settings = probed["settings"].model_copy(update={"probe": probed["settings"].probe.model_copy(
+        update={"seed_runs": [probed["train_runs"][1].run, probed["train_runs"][1].run]})})
+    with pytest.raises(InvalidInput, match="repeat a seed"):
+        probe.run(probed["store"], settings)
 
 
 @pytest.mark.slow
@@ -166,12 +216,16 @@ def test_report_section_tables_every_system_with_chance_and_draws_the_curve(prob
     found = probe_report.latest(store)
     data = probe_report.load(store, found, tmp / "report")
     section, numbers = probe_report.section(data, seed=0)
-    [table, _] = [b for b in section.blocks if isinstance(b, Table)]
-    assert [row[0] for row in table.rows] == [s.name for s in data.systems] + ["chance 1/(k+1)"]
+    [table, _, curve_table] = [b for b in section.blocks if isinstance(b, Table)]
+    assert [row[0] for row in table.rows] == ["ngram-1", "ngram-2", "scratch@init", "scratch@step00000150",
+                                              "scratch@step00000300", "scratch", "chance 1/(k+1)"]
     assert all("n=" in cell for row in table.rows[:-1] for cell in row[2:4])
     assert {c["b"] for c in numbers["comparisons"]} == {"ngram-2", "scratch@init"}
     [chart] = [b for b in section.blocks if isinstance(b, Chart)]
-    assert chart.png.startswith(b"\x89PNG")
+    assert chart.png.startswith(b"\x89PNG") and "3 seed(s) (0, 1, 2)" in chart.caption
+    assert [row[0] for row in curve_table.rows] == ["0", "30", "75", "150", "225", "300"]
+    assert [row[2] for row in curve_table.rows] == ["3"] * 6
+    assert [p["step"] for p in numbers["curve"]] == [0, 30, 75, 150, 225, 300]
 
 
 @pytest.mark.slow
