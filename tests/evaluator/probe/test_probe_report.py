@@ -52,7 +52,7 @@ def test_every_system_is_compared_on_the_items_all_of_them_scored(data):
 
 def test_the_headline_gives_closed_book_and_rag_their_memorisation_rate_with_its_n(data):
     _, numbers = probe_report.section(data, seed=0)
-    manifest = type("Run", (), {"upstream": lambda self, stage: "train/t"})()
+    manifest = type("Run", (), {"metrics": {"train_run": "train/t"}})()
     cells = probe_report.stored(numbers, manifest, {"scratch": "train/t"})
     memorised = numbers["paired_systems"]["rates"]["rag"]["memorisation"]["accuracy"]
     assert set(cells) == {"scratch", "closed_book", "rag"}
