@@ -33,13 +33,14 @@ RERUN = "make experiment-extract"
 
 
 def extraction_train_run(store: ArtifactStore, config: ExperimentConfig, tokens: Manifest) -> Manifest:
-    """The train run of this config on the extract-tokens run ``tokens``, found by its fingerprint."""
+    """The train run of this config and its main seed on the extract-tokens run ``tokens``, found by its
+    fingerprint."""
     from services.trainer.settings import TrainerSettings
     from services.trainer.stages.train import INPUTS
     from shared import stages
     from shared.settings import load
 
-    settings = load(TrainerSettings, train=config.train | {"tokens_run": tokens.run})
+    settings = load(TrainerSettings, train=config.train | {"tokens_run": tokens.run}, seed=config.seeds[0])
     probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokens, INPUTS))
     found = [m for m in runs.runs(store, "train") if m.fingerprint == probe]
     if not found:
@@ -83,7 +84,7 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
 
             torch.set_num_threads(config.threads)
         store = open_store(stack.store_settings)
-        main = train_run(store, config)
+        main = train_run(store, config, config.seeds[0])  # the extraction arm pairs with the main seed
         tokenize = main.upstream("tokenize")
 
         def timed(label: str, number: int, stage, settings) -> Manifest:
@@ -103,7 +104,7 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
         extract_config = work / "experiment-extract-train.yaml"
         extract_config.write_text(yaml.safe_dump(config.train | {"tokens_run": tokens.run}))
         training = Step(f"train the extraction model ({config.train.get('preset')}, the main run's settings)",
-                        ("train", "--config", str(extract_config)))
+                        ("train", "--config", str(extract_config)), {"ALS_SEED": str(config.seeds[0])})
         timings["training (extraction model)"] = round(stack.run(training, n + 4, total, force, rerun=RERUN), 1)
         extraction = extraction_train_run(store, config, tokens)
         # Each kept checkpoint exported, served, asked and scored as make experiment does (the main model's runs
