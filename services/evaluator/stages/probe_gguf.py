@@ -66,7 +66,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
     config = settings.probe
     scratch_run = resolve(store, config.scratch_run, "probe-scratch")
     items_run = runs.resolve(store, scratch_run.upstream("probe-items"))
-    train = scratch_run.upstream("train")
+    train = scratch_run.metrics["train_run"]  # the main run: the other seeds' runs are probed, never exported
     models = [(m, checkpoint_of(m), gguf_output(m, config.gguf)) for m in exports(store, config.export_runs, train)]
     if len({checkpoint for _, checkpoint, _ in models}) != len(models):
         raise InvalidInput("two of the export runs named export the same checkpoint: name one per checkpoint")

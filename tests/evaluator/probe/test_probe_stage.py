@@ -315,9 +315,9 @@ def test_report_pairs_the_gguf_with_the_model_on_the_same_items_in_one_holm_fami
     family = numbers["comparisons"] + shared["comparisons"]
     smallest = min(family, key=lambda c: c["mcnemar"]["p_value"])
     assert smallest["mcnemar"]["p_holm"] == pytest.approx(min(1.0, len(family) * smallest["mcnemar"]["p_value"]))
-    tables = [b for b in section.blocks if isinstance(b, Table)]
-    assert [row[0] for row in tables[2].rows] == [*shared["systems"], "chance 1/(k+1)"]
-    assert [row[0] for row in tables[4].rows] == ["gguf@step00000150", "gguf@step00000300"]
+    tables = {b.headers[1]: b for b in section.blocks if isinstance(b, Table)}
+    assert [row[0] for row in tables["accuracy@1, all"].rows] == [*shared["systems"], "chance 1/(k+1)"]
+    assert [row[0] for row in tables["in process"].rows] == ["gguf@step00000150", "gguf@step00000300"]
     assert shared["agreement"]["gguf@step00000300"]["same_rank"] == gguf_probed["run"].metrics["same_rank"][
         "gguf@step00000300"]
     assert not probe_report.stored(numbers, probe_report.latest(store)[0], {}).keys() & {"rag", "closed_book"}
