@@ -45,7 +45,7 @@ def nanogpt_logits(state: dict, ids: list[int]) -> np.ndarray:
     with torch.no_grad():
         x = t.wte(torch.tensor([ids])) + t.wpe(torch.arange(len(ids)))
         for block in t.h:
-            x = block(x)
+            x, _ = block(x)  # a block returns its keys and values too (the probe's cache)
         return model.lm_head(t.ln_f(x))[0].double().numpy()
 
 
