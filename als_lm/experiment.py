@@ -137,20 +137,22 @@ def baseline_steps(limit: int | None, force: bool) -> list[Step]:
             for system, label in BASELINES]
 
 
-def train_run(store: ArtifactStore, config: ExperimentConfig, seed: int) -> Manifest:
+def train_run(store: ArtifactStore, config: ExperimentConfig, seed: int, tokens: Manifest | None = None) -> Manifest:
     """The train run of this config and seed: found by its fingerprint, as the train stage itself decided to
-    run or skip, so an older or newer run of another config is never taken for it."""
+    run or skip, so an older or newer run of another config is never taken for it. ``tokens``: the token
+    shards it trained on when not the latest ``tokenize`` run (the extraction arm's ``extract-tokens``)."""
     from services.trainer.settings import TrainerSettings
     from services.trainer.stages.train import INPUTS
     from shared import stages
     from shared.settings import load
 
-    settings = load(TrainerSettings, train=config.train, seed=seed)
-    tokenize = runs.latest(store, "tokenize")  # the one the train stage just read
-    probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokenize, INPUTS))
+    train = config.train | ({"tokens_run": tokens.run} if tokens else {})
+    settings = load(TrainerSettings, train=train, seed=seed)
+    tokens = tokens or runs.latest(store, "tokenize")  # the one the train stage just read
+    probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokens, INPUTS))
     found = [m for m in runs.runs(store, "train") if m.fingerprint == probe]
     if not found:
-        raise RunNotFound(f"no train run of this config with seed {seed} on {tokenize.run} in {store.description}")
+        raise RunNotFound(f"no train run of this config with seed {seed} on {tokens.run} in {store.description}")
     return found[-1]
 
 

@@ -21,31 +21,13 @@ from pathlib import Path
 import click
 import yaml
 
-from als_lm.experiment import CPU_CONFIG, Chain, ExperimentConfig, front_steps, read_config, train_run
+from als_lm.experiment import CPU_CONFIG, Chain, front_steps, read_config, train_run
 from als_lm.stack import LocalStack, Step, show_report
-from shared import runs
 from shared.log import console
 from shared.manifest import Manifest
-from shared.runs import RunNotFound
-from shared.store import ArtifactStore, open_store
+from shared.store import open_store
 
 RERUN = "make experiment-extract"
-
-
-def extraction_train_run(store: ArtifactStore, config: ExperimentConfig, tokens: Manifest) -> Manifest:
-    """The train run of this config and its main seed on the extract-tokens run ``tokens``, found by its
-    fingerprint."""
-    from services.trainer.settings import TrainerSettings
-    from services.trainer.stages.train import INPUTS
-    from shared import stages
-    from shared.settings import load
-
-    settings = load(TrainerSettings, train=config.train | {"tokens_run": tokens.run}, seed=config.seeds[0])
-    probe = runs.fingerprint("train", stages.fingerprint_settings("train", settings), runs.inputs_from(tokens, INPUTS))
-    found = [m for m in runs.runs(store, "train") if m.fingerprint == probe]
-    if not found:
-        raise RunNotFound(f"no train run of this config on {tokens.run} in {store.description}")
-    return found[-1]
 
 
 @click.command("experiment-extract")
@@ -106,7 +88,7 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
         training = Step(f"train the extraction model ({config.train.get('preset')}, the main run's settings)",
                         ("train", "--config", str(extract_config)), {"ALS_SEED": str(config.seeds[0])})
         timings["training (extraction model)"] = round(stack.run(training, n + 4, total, force, rerun=RERUN), 1)
-        extraction = extraction_train_run(store, config, tokens)
+        extraction = train_run(store, config, config.seeds[0], tokens)
         # Each kept checkpoint exported, served, asked and scored as make experiment does (the main model's runs
         # are make experiment's own, found by fingerprint); the base condition's score runs are the QA measure.
         console.rule(f"[bold]{n + 5}/{total} both models' checkpoints asked as base models; probe and QA, paired")
