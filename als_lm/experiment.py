@@ -114,6 +114,7 @@ def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
         Step("process: clean, dedup, filter, split", ("process",)),
         Step("tokenizer: train BPE, validate, write shards", ("tokenize",)),
         Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
+        Step("probe: cut cloze items from the benchmark's key facts and the corpus", ("probe", "items")),
         Step(f"train the {config.train.get('preset')} preset (seed {config.seeds[0]}), keeping checkpoints at "
              f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config)),
              {"ALS_SEED": str(config.seeds[0])}),
@@ -129,12 +130,16 @@ def seed_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
 BASELINES = (("rag", "RAG"), ("closed_book", "closed-book"))
 
 
-def baseline_steps(limit: int | None, force: bool) -> list[Step]:
-    """The baselines as `als-lm eval run` processes: RAG first (the longest), then the closed-book control."""
-    return [Step(f"ask the {label} baseline", ("eval", "run", "--system", system,
-                                                *(("--limit", str(limit)) if limit else ()),
-                                                *(("--force",) if force else ())))
-            for system, label in BASELINES]
+def background_steps(limit: int | None, force: bool) -> list[Step]:
+    """What does not need the model, as stage processes beside training: the RAG generator's probe first
+    (it cannot resume, so it must end before the foreground stops the background), then the baselines'
+    answers, RAG (the longest) and the closed-book control (journaled: a stopped run resumes)."""
+    forced = ("--force",) if force else ()
+    return [Step("probe the RAG generator closed-book and with its chunks", ("probe", "rag", *forced),
+                 resumable=False),
+            *(Step(f"ask the {label} baseline", ("eval", "run", "--system", system,
+                                                  *(("--limit", str(limit)) if limit else ()), *forced))
+              for system, label in BASELINES)]
 
 
 def train_run(store: ArtifactStore, config: ExperimentConfig, seed: int, tokens: Manifest | None = None) -> Manifest:
@@ -221,7 +226,8 @@ class Chain:
         from services.evaluator.stages import probe, probe_items
         from shared.settings import load
 
-        items, ran = self.timed("probe", probe_items.run, self.store, load(EvaluatorSettings), force=self.force)
+        # published by the experiment's own step before training (the RAG probe in the background reads them)
+        items, ran = self.timed("probe", probe_items.run, self.store, load(EvaluatorSettings), force=False)
         console.print(f"  probe-items: {'published' if ran else 'unchanged'} {items.run} ({items.metrics['items']} "
                       f"items of {items.metrics['facts']} key facts)")
         settings = load(EvaluatorSettings, probe={"items_run": items.run, "train_run": train.run,
@@ -234,20 +240,23 @@ class Chain:
         return probed
 
 
-def probe_llama_systems(chain: Chain, scratch: Manifest, checkpoints: list[dict]) -> dict[str, str]:
+def probe_llama_systems(chain: Chain, scratch: Manifest, checkpoints: list[dict],
+                        threads: int | None = None) -> dict[str, str]:
     """The probe through llama.cpp (docs/probe.md): each exported checkpoint's GGUF beside the in-process probe
-    run ``scratch``, and the RAG generator closed-book and with retrieval on the same items."""
+    run ``scratch``, and the RAG generator closed-book and with retrieval on the same items (found by
+    fingerprint when the background published it)."""
     from services.evaluator.settings import EvaluatorSettings
     from services.evaluator.stages import probe_gguf, probe_rag
     from shared.settings import load
 
     probed = {}
-    for stage, module, chosen in (
+    eval_threads = {"eval": {"num_thread": threads}} if threads else {}
+    for stage, module, chosen, force in (
             ("probe-gguf", probe_gguf, {"scratch_run": scratch.run,
-                                        "export_runs": [c["export_run"] for c in checkpoints]}),
-            ("probe-rag", probe_rag, {"items_run": scratch.upstream("probe-items")})):
-        manifest, ran = chain.timed(stage, module.run, chain.store, load(EvaluatorSettings, probe=chosen),
-                                    force=chain.force)
+                                        "export_runs": [c["export_run"] for c in checkpoints]}, chain.force),
+            ("probe-rag", probe_rag, {"items_run": scratch.upstream("probe-items")}, False)):
+        manifest, ran = chain.timed(stage, module.run, chain.store,
+                                    load(EvaluatorSettings, probe=chosen, **eval_threads), force=force)
         console.print(f"  {stage}: {'published' if ran else 'unchanged'} {manifest.run} "
                       f"(accuracy@1 {manifest.metrics['accuracy']})")
         probed[stage] = manifest.run
@@ -312,8 +321,9 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             timings[label] = round(timings.get(label, 0.0) + stack.run(step, number, total, force,
                                                                        rerun="make experiment"), 1)
         log_path = stack.root / "work" / "logs" / "baselines.log"
-        console.print(f"asking the RAG and closed-book baselines in the background (log: {log_path})")
-        baselines = stack.background(baseline_steps(limit, force), log_path)
+        console.print("probing the RAG generator, then asking the RAG and closed-book baselines in the background "
+                      f"(log: {log_path})")
+        baselines = stack.background(background_steps(limit, force), log_path)
         timings["training"] = round(stack.run(training, len(steps), total, force, rerun="make experiment"), 1)
 
         os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
@@ -337,41 +347,39 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                 console.print(f"[red]{failed[-1]}[/red]")
         for number, (step, seed) in enumerate(zip(seeds, config.seeds[1:]), len(steps) + 2):
             timings[f"training seed {seed}"] = round(stack.run(step, number, total, force, rerun="make experiment"), 1)
-        console.rule(f"[bold]{len(steps) + len(seeds) + 2}/{total} probe: {len(config.seeds)} seed(s) scored in "
-                     "process at every point of training")
-        threads = config.alone_threads if config.alone_threads and not baselines.running else config.threads
-        if threads:  # the baselines done in the background: the probe has the machine to itself
-            torch.set_num_threads(threads)
-        try:
-            probed = chain.probe(train, [train_run(store, config, seed) for seed in config.seeds[1:]])
-            if checkpoints:  # in the foreground while the baselines are asked in the background
-                probe_llama_systems(chain, probed, checkpoints)
-        except Exception as err:  # noqa: BLE001 - reported by name below; the baselines still run
-            probed = None
-            failed.append(f"the probe of {train.run}: {type(err).__name__}: {err}")
-            console.print(f"[red]{failed[-1]}[/red]")
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        console.rule(f"[bold]{len(steps) + len(seeds) + 3}/{total} baselines: RAG and the closed-book control")
+        console.rule(f"[bold]{len(steps) + len(seeds) + 2}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
         if config.alone_threads:
-            baselines.stop()  # the running step ends; its answers so far stay journaled
+            baselines.stop(finish_unresumable=True)  # running answers end (journaled); the RAG probe finishes
             console.print(f"the baselines not yet published are asked here with {config.alone_threads} Ollama "
                           "threads, from their last journaled answer")
         asked_in_background = {}
         for step, code, seconds in baselines.join():
-            system = step.argv[3]
-            timings[f"{system} answers (background)"] = seconds
-            asked_in_background[system] = code == 0
+            name = " ".join(step.argv[:2]) if step.argv[0] == "probe" else step.argv[3]
+            timings[f"{name} (background)"] = seconds
+            asked_in_background[name] = code == 0
             if code > 0:  # < 0: stopped above
-                console.print(f"[yellow]the background {system} run failed (exit {code}, see {log_path}); "
-                              "asking here, from its last journaled answer[/yellow]")
-        timings["waiting for the baselines"] = round(time.monotonic() - t0, 1)
+                console.print(f"[yellow]the background {name} run failed (exit {code}, see {log_path}); "
+                              "running it here (answers resume from the last journaled one)[/yellow]")
+        timings["waiting for the background"] = round(time.monotonic() - t0, 1)
         systems = {}
         for system, label in BASELINES:
             _, scored = chain.ask_and_score(system, label, force=False if asked_in_background.get(system) else None,
                                             threads=config.alone_threads)
             systems[system] = scored.run
+
+        console.rule(f"[bold]{len(steps) + len(seeds) + 3}/{total} probe: {len(config.seeds)} seed(s) scored in "
+                     "process at every point of training, each checkpoint's GGUF, the RAG generator")
+        if config.alone_threads:  # the machine to itself: the probe gets both cores
+            torch.set_num_threads(config.alone_threads)
+        try:
+            probed = chain.probe(train, [train_run(store, config, seed) for seed in config.seeds[1:]])
+            if checkpoints:
+                probe_llama_systems(chain, probed, checkpoints, threads=config.alone_threads)
+        except Exception as err:  # noqa: BLE001 - reported by name below; the experiment.json still links the rest
+            probed = None
+            failed.append(f"the probe of {train.run}: {type(err).__name__}: {err}")
+            console.print(f"[red]{failed[-1]}[/red]")
 
         timings.update(chain.timings)
         if failed or not checkpoints:

@@ -42,6 +42,7 @@ class Step:
     title: str
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    resumable: bool = True  # a stopped run picks up from its journal; False: stopping it loses its work
 
 
 def minio_credentials(path: Path) -> tuple[str, str]:
@@ -140,6 +141,7 @@ class Background:
         self.stack, self.steps, self.log = stack, steps, log
         self.results: list[tuple[Step, int, float]] = []
         self._proc: subprocess.Popen | None = None
+        self._current: Step | None = None
         self._stopped = threading.Event()
         self._starting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="baselines", daemon=True)
@@ -152,6 +154,7 @@ class Background:
                     if self._stopped.is_set():
                         return
                     t0 = time.monotonic()
+                    self._current = step
                     self._proc = subprocess.Popen([sys.executable, "-m", "als_lm", *step.argv],
                                                   env={**self.stack.env, **step.env}, stdout=out,
                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -172,11 +175,14 @@ class Background:
         self._thread.join()
         return self.results
 
-    def stop(self) -> None:
+    def stop(self, finish_unresumable: bool = False) -> None:
         """End the running step (its answers so far stay journaled; its exit code is negative) and start
-        no other: on exit or Ctrl-C, and when the foreground takes the rest over with more threads."""
+        no other: on exit or Ctrl-C, and when the foreground takes the rest over with more threads. With
+        ``finish_unresumable`` a running step that cannot resume is waited for instead."""
         with self._starting:
             self._stopped.set()
+        if finish_unresumable and self._current is not None and not self._current.resumable:
+            self._proc.wait()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -111,7 +111,8 @@ def test_closed_book_asks_the_rag_generator_without_context(done):
 def test_baselines_are_asked_once_in_the_background_while_the_model_trains(done):
     root, _, store = done
     timings = json.loads((root / "timings.json").read_text())["stages_s"]
-    assert timings["rag answers (background)"] > 0
+    assert timings["probe rag (background)"] > 0, "the RAG generator's probe ran beside training"
+    assert len(runs.runs(store, "probe-rag")) == 1, "the foreground found it by fingerprint"
     assert "gemma3-270m" in (root / "work" / "logs" / "baselines.log").read_text(), "the background asked RAG"
     # After the checkpoints the background is stopped (alone_threads) and the foreground finds what it
     # published by fingerprint, or resumes what it left from the journal, with another thread count.
