@@ -5,8 +5,11 @@ import json
 import click
 import pytest
 
+from services.evaluator.inputs import load_benchmark
 from services.evaluator.scoring import realcheck
 from services.evaluator.scoring.realcheck import Label, Pair
+from services.evaluator.settings import BENCHMARK
+from shared.schemas.eval import FactMatch, ItemScore, Response, ScoreFile
 
 FACTS = [{"text": "glutamate release"}, {"text": "sodium channels"}]
 
@@ -99,3 +102,38 @@ def test_scorer_agreement_floor_on_the_real_outputs():
 
     assert floors_met(realcheck.judge(pairs))
     assert not floors_met(dict.fromkeys(gold, "absent"))
+
+
+def test_weighted_agreement_weights_each_stratum_by_its_population():
+    strata = [realcheck.Stratum(system="rag", verdict="absent", population=90, pair_ids=["a1", "a2"]),
+              realcheck.Stratum(system="rag", verdict="supported", population=10, pair_ids=["s1", "s2"])]
+    gold = {"a1": "absent", "a2": "absent", "s1": "absent", "s2": "absent"}
+    said = {"a1": "absent", "a2": "absent", "s1": "supported", "s2": "supported"}
+    interval = realcheck.weighted_agreement(strata, gold, said, seed=1)
+    assert interval.estimate == pytest.approx(0.9) and interval.n == 4  # the sample's own share is 0.5
+
+
+def _scores(items, verdict_of) -> ScoreFile:
+    return ScoreFile(summary={}, items=[ItemScore(
+        id=item.id, category=item.category, facts_present=[verdict_of(item.id, i) == "supported" for i in
+                                                           range(len(item.key_facts))],
+        accuracy=0.0, fabricated_entities=[], hedging={},
+        facts=[FactMatch(fact=f.text, present=verdict_of(item.id, i) == "supported", verdict=verdict_of(item.id, i),
+                         counted=f.counted) for i, f in enumerate(item.key_facts)]) for item in items])
+
+
+def test_sample_by_verdict_draws_each_stratum_from_distinct_items_and_counts_its_population():
+    items = load_benchmark(BENCHMARK)[:30]
+    verdict_of = lambda item_id, index: "supported" if index == 0 else "absent"  # noqa: E731
+    responses = [Response(id=i.id, system="rag", model="m", response=f"about {i.id}")
+                 for i in items]
+    pairs, strata = realcheck.sample_by_verdict({"rag": ("eval-rag/x", responses, _scores(items, verdict_of))},
+                                                per_stratum=5, seed=3)
+    by = {s.verdict: s for s in strata}
+    counted_first = sum(i.key_facts[0].counted for i in items)
+    assert by["supported"].population == counted_first and len(by["supported"].pair_ids) == 5
+    assert by["contradicted"].population == 0 and by["contradicted"].pair_ids == []
+    absent = [p for p in pairs if p.pair_id in by["absent"].pair_ids]
+    assert len({p.item_id for p in absent}) == len(absent) == 5, "distinct items within a stratum"
+    assert all(p.response == f"about {p.item_id}" and p.fact.counted for p in pairs)
+    assert [p.pair_id for p in pairs] != by["supported"].pair_ids + by["absent"].pair_ids, "shuffled"

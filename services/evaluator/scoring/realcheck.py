@@ -2,13 +2,18 @@
 
     python -m services.evaluator.scoring.realcheck sample --responses rag=R.jsonl ... [--per-system 60]
     python -m services.evaluator.scoring.realcheck report
+    python -m services.evaluator.scoring.realcheck sample-verdicts --set NAME --store volumes/experiment/artifacts
+    python -m services.evaluator.scoring.realcheck report --set NAME
 
 ``sample`` draws (key fact, response) pairs, seeded and stratified by system, from stored answers of
 the systems; two readers label every pair independently (``labels-1.jsonl``, ``labels-2.jsonl``)
 without seeing the scorer's verdicts, and a third reading settles the pairs they disagree on
 (``adjudicated.jsonl``). ``report`` prints the readers' agreement (Cohen's kappa) and the scorer's
 agreement, precision and recall of each verdict against the settled labels, each with its 95 %
-interval and n, as recorded in docs/evaluation.md. The dev set (``scoring_cases.jsonl``) holds
+interval and n, as recorded in docs/evaluation.md. ``sample-verdicts`` draws a later set from an
+experiment's scored answers stratified by the scorer's verdict (so the rare verdicts get enough pairs for
+their precision), into its own folder; its pairs are shuffled so the order tells a reader nothing, and its
+report weights each stratum by its share of all the pairs it was drawn from. The dev set (``scoring_cases.jsonl``) holds
 written sentences; this set holds only what the systems really said.
 """
 
@@ -30,7 +35,10 @@ from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.facts import Embedder, FactScorer
 from services.evaluator.settings import BENCHMARK, EvalConfig
-from shared.schemas.eval import KeyFact
+from shared import runs
+from shared.schemas.eval import KeyFact, Response, ScoreFile
+from shared.schemas.experiment import ExperimentResult
+from shared.store import LocalStore
 
 DATA = BENCHMARK.parent / "real_outputs"
 VERDICTS = ("supported", "contradicted", "absent")
@@ -86,6 +94,65 @@ def sample_pairs(responses: dict[str, tuple[str, Path]], per_system: int, seed: 
     return pairs
 
 
+class Stratum(BaseModel):
+    """How many (answer, counted fact) pairs of one system got one verdict, and how many were drawn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: str
+    verdict: Verdict
+    population: int
+    pair_ids: list[str]
+
+
+def sample_by_verdict(answers: dict[str, tuple[str, list[Response], ScoreFile]], per_stratum: int,
+                      seed: int) -> tuple[list[Pair], list[Stratum]]:
+    """Up to ``per_stratum`` pairs of each (system, scorer verdict), distinct items within a stratum, drawn
+    from every counted key fact of every scored answer; the pairs come back shuffled."""
+    items = {i.id: i for i in load_benchmark(BENCHMARK)}
+    rng = random.Random(seed)
+    pairs, strata = [], []
+    for system, (run, responses, scores) in sorted(answers.items()):
+        said = {r.id: r.response for r in responses}
+        by_verdict: dict[str, list[tuple[str, int]]] = {v: [] for v in VERDICTS}
+        for score in scores.items:
+            if score.id in items and score.id in said:
+                for index, fact in enumerate(score.facts):
+                    if fact.counted:
+                        by_verdict[fact.verdict].append((score.id, index))
+        for verdict, population in by_verdict.items():
+            shuffled = rng.sample(population, len(population))
+            chosen, seen = [], set()
+            for item_id, index in shuffled:
+                if item_id not in seen and len(chosen) < per_stratum:
+                    chosen.append((item_id, index))
+                    seen.add(item_id)
+            drawn = [Pair(pair_id=f"{system}:{item_id}:{index}", system=system, source_run=run, item_id=item_id,
+                          question=items[item_id].question, facts=items[item_id].key_facts, fact_index=index,
+                          response=said[item_id]) for item_id, index in chosen]
+            pairs += drawn
+            strata.append(Stratum(system=system, verdict=verdict, population=len(population),
+                                  pair_ids=[p.pair_id for p in drawn]))
+    rng.shuffle(pairs)
+    return pairs, strata
+
+
+def weighted_agreement(strata: list[Stratum], gold: dict[str, str], verdicts: dict[str, str], seed: int,
+                       resamples: int = 2000) -> stats.Interval:
+    """The scorer's agreement over all the pairs the strata were drawn from: each stratum's sampled agreement
+    weighted by its population, with a bootstrap that resamples within strata."""
+    drawn = [s for s in strata if s.pair_ids]
+    weights = np.array([s.population for s in drawn], dtype=float)
+    weights /= weights.sum()
+    n = np.array([len(s.pair_ids) for s in drawn])
+    hits = np.array([sum(verdicts[i] == gold[i] for i in s.pair_ids) for s in drawn])
+    rng = np.random.default_rng(seed)
+    draws = rng.binomial(n[:, None], (hits / n)[:, None], size=(len(drawn), resamples)) / n[:, None]
+    low, high = np.percentile(weights @ draws, [2.5, 97.5])
+    return stats.Interval(estimate=float(weights @ (hits / n)), low=float(low), high=float(high), n=int(n.sum()),
+                          method="strata weighted by population; percentile bootstrap within strata")
+
+
 def settled(pairs: list[Pair], first: list[Label], second: list[Label], adjudicated: list[Label]) -> dict[str, str]:
     """The label of each pair: the readers' shared verdict, or the adjudicator's where they differ."""
     a, b, c = ({lab.pair_id: lab.verdict for lab in labels} for labels in (first, second, adjudicated))
@@ -138,7 +205,7 @@ def judge(pairs: list[Pair]) -> dict[str, str]:
 
 
 def report_text(pairs: list[Pair], first: list[Label], second: list[Label], adjudicated: list[Label],
-                verdicts: dict[str, str], seed: int = stats.SEED) -> str:
+                verdicts: dict[str, str], seed: int = stats.SEED, strata: list[Stratum] | None = None) -> str:
     gold = settled(pairs, first, second, adjudicated)
     ids = [p.pair_id for p in pairs]
     a = {lab.pair_id: lab.verdict for lab in first}
@@ -162,6 +229,16 @@ def report_text(pairs: list[Pair], first: list[Label], second: list[Label], adju
     confusion = Counter((gold[i], verdicts[i]) for i in ids)
     for g in VERDICTS:
         lines.append(f"| {g} | " + " | ".join(str(confusion[(g, v)]) for v in VERDICTS) + " |")
+    if strata:
+        population = sum(s.population for s in strata)
+        lines += ["", f"Stratified by the scorer's verdict: the shares above are of the sample. Over all "
+                  f"{population} pairs the strata were drawn from, the scorer agrees with the settled label on "
+                  f"{weighted_agreement(strata, gold, verdicts, seed)}; recall is not estimated from this sample.",
+                  "", "| system | verdict | pairs | drawn | precision |", "|---|---|---|---|---|"]
+        for s in strata:
+            right = sum(gold[i] == s.verdict for i in s.pair_ids)
+            lines.append(f"| {s.system} | {s.verdict} | {s.population} | {len(s.pair_ids)} | "
+                         f"{proportion(right, len(s.pair_ids))} |")
     by_system = Counter(p.system for p in pairs)
     agreed = Counter(p.system for p in pairs if verdicts[p.pair_id] == gold[p.pair_id])
     lines += ["", "| system | scorer agreement |", "|---|---|"]
@@ -195,13 +272,54 @@ def sample(specs: tuple[str, ...], per_system: int, seed: int) -> None:
     click.echo(f"{out}: {len(pairs)} new pairs, {len(drawn) + len(pairs)} in all")
 
 
+SYSTEMS = ("rag", "closed_book", "scratch_base")
+
+
+def experiment_answers(root: Path, systems: tuple[str, ...]) -> dict[str, tuple[str, list[Response], ScoreFile]]:
+    """Each system's answers and scores of the latest experiment in a local artifact store."""
+    store = LocalStore(root)
+    result = ExperimentResult.model_validate_json(store.get_bytes(runs.latest(store, "experiment")
+                                                                  .output("experiment.json").key))
+    answers = {}
+    for system in systems:
+        scored = runs.resolve(store, result.systems[system])
+        asked = runs.resolve(store, scored.metrics["eval_run"])
+        responses = [Response.model_validate_json(line) for line in
+                     store.get_bytes(asked.output("responses.jsonl").key).decode().splitlines() if line.strip()]
+        answers[system] = (asked.run, responses,
+                           ScoreFile.model_validate_json(store.get_bytes(scored.output("scores.json").key)))
+    return answers
+
+
+@main.command("sample-verdicts")
+@click.option("--set", "name", required=True, help="the new set's folder under benchmark/real_outputs/")
+@click.option("--store", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="a local artifact store holding an experiment (volumes/experiment/artifacts)")
+@click.option("--systems", default=",".join(SYSTEMS), show_default=True)
+@click.option("--per-stratum", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--seed", type=int, default=20261207, show_default=True)
+def sample_verdicts(name: str, root: Path, systems: str, per_stratum: int, seed: int) -> None:
+    """Draw a new set stratified by the scorer's verdict from the latest experiment's answers."""
+    folder = DATA / name
+    if folder.exists():
+        raise click.ClickException(f"{folder} exists; its pairs may be labelled already")
+    pairs, strata = sample_by_verdict(experiment_answers(root, tuple(systems.split(","))), per_stratum, seed)
+    folder.mkdir(parents=True)
+    (folder / "pairs.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
+    (folder / "strata.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in strata))
+    click.echo(f"{folder}: {len(pairs)} pairs in {sum(bool(s.pair_ids) for s in strata)} strata")
+
+
 @main.command()
-def report() -> None:
+@click.option("--set", "name", default=None, help="a set's folder under benchmark/real_outputs/ (default: the first set)")
+def report(name: str | None) -> None:
     """Readers' and scorer's agreement, per-verdict precision and recall (Markdown)."""
-    pairs = _read(DATA / "pairs.jsonl", Pair)
-    labels = [_read(DATA / f"labels-{n}.jsonl", Label) for n in (1, 2)]
-    adjudicated = _read(DATA / "adjudicated.jsonl", Label) if (DATA / "adjudicated.jsonl").exists() else []
-    click.echo(report_text(pairs, *labels, adjudicated, judge(pairs)))
+    folder = DATA / name if name else DATA
+    pairs = _read(folder / "pairs.jsonl", Pair)
+    labels = [_read(folder / f"labels-{n}.jsonl", Label) for n in (1, 2)]
+    adjudicated = _read(folder / "adjudicated.jsonl", Label) if (folder / "adjudicated.jsonl").exists() else []
+    strata = _read(folder / "strata.jsonl", Stratum) if (folder / "strata.jsonl").exists() else None
+    click.echo(report_text(pairs, *labels, adjudicated, judge(pairs), strata=strata))
 
 
 if __name__ == "__main__":
