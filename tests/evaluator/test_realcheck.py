@@ -124,7 +124,10 @@ def _scores(items, verdict_of) -> ScoreFile:
 
 def test_sample_by_verdict_draws_each_stratum_from_distinct_items_and_counts_its_population():
     items = load_benchmark(BENCHMARK)[:30]
-    verdict_of = lambda item_id, index: "supported" if index == 0 else "absent"  # noqa: E731
+
+    def verdict_of(item_id: str, index: int) -> str:
+        return "supported" if index == 0 else "absent"
+
     responses = [Response(id=i.id, system="rag", model="m", response=f"about {i.id}")
                  for i in items]
     pairs, strata = realcheck.sample_by_verdict({"rag": ("eval-rag/x", responses, _scores(items, verdict_of))},
@@ -137,3 +140,15 @@ def test_sample_by_verdict_draws_each_stratum_from_distinct_items_and_counts_its
     assert len({p.item_id for p in absent}) == len(absent) == 5, "distinct items within a stratum"
     assert all(p.response == f"about {p.item_id}" and p.fact.counted for p in pairs)
     assert [p.pair_id for p in pairs] != by["supported"].pair_ids + by["absent"].pair_ids, "shuffled"
+
+
+def test_a_stratified_set_reports_its_population_weighted_agreement_and_each_strata_precision():
+    pairs = [_pair(n) for n in range(4)]
+    ids = [p.pair_id for p in pairs]
+    strata = [realcheck.Stratum(system="rag", verdict="absent", population=90, pair_ids=ids[:2]),
+              realcheck.Stratum(system="rag", verdict="supported", population=10, pair_ids=ids[2:])]
+    labels = _labels(["absent"] * 4, pairs)
+    said = dict(zip(ids, ["absent", "absent", "supported", "supported"]))
+    text = realcheck.report_text(pairs, labels, labels, [], said, strata=strata)
+    assert "Over all 100 pairs the strata were drawn from, the scorer agrees with the settled label on 90.0 %" in text
+    assert "| rag | supported | 10 | 2 | 0.0 %" in text

@@ -231,9 +231,10 @@ def report_text(pairs: list[Pair], first: list[Label], second: list[Label], adju
         lines.append(f"| {g} | " + " | ".join(str(confusion[(g, v)]) for v in VERDICTS) + " |")
     if strata:
         population = sum(s.population for s in strata)
-        lines += ["", f"Stratified by the scorer's verdict: the shares above are of the sample. Over all "
-                  f"{population} pairs the strata were drawn from, the scorer agrees with the settled label on "
-                  f"{weighted_agreement(strata, gold, verdicts, seed)}; recall is not estimated from this sample.",
+        overall = weighted_agreement(strata, gold, verdicts, seed)
+        lines += ["", (f"Stratified by the scorer's verdict: the shares above are of the sample. Over all {population} "
+                       f"pairs the strata were drawn from, the scorer agrees with the settled label on {overall}; "
+                       "recall is not estimated from this sample."),
                   "", "| system | verdict | pairs | drawn | precision |", "|---|---|---|---|---|"]
         for s in strata:
             right = sum(gold[i] == s.verdict for i in s.pair_ids)
