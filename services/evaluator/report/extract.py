@@ -10,7 +10,6 @@ from services.evaluator.report.document import Section, Table
 from services.evaluator.stats import Interval
 from shared import runs
 from shared.manifest import InputRef, Manifest
-from shared.runs import RunNotFound
 from shared.schemas.extract import HALVES
 from shared.store import ArtifactStore
 
@@ -18,13 +17,16 @@ STAGE = "extract-measure"
 TITLE = "Extractable or not: question-answer text for half of the facts"
 
 
-def latest(store: ArtifactStore) -> tuple[Manifest, list[InputRef]] | None:
-    """The latest extract-measure run and the input the report reads from it, or None when there is none."""
-    try:
-        manifest = runs.latest(store, STAGE)
-    except RunNotFound:
+def latest(store: ArtifactStore, main_train_run: str | None = None) -> tuple[Manifest, list[InputRef]] | None:
+    """The latest extract-measure run (paired with ``main_train_run`` when the report's experiment names one: an
+    arm measured against another experiment's model is not this one's) and the input the report reads from it,
+    or None when there is none."""
+    found = runs.runs(store, STAGE)
+    if main_train_run is not None:
+        found = [m for m in found if m.metrics.get("main_train_run") == main_train_run]
+    if not found:
         return None
-    return manifest, runs.inputs_from(manifest, ["summary.json"])
+    return found[-1], runs.inputs_from(found[-1], ["summary.json"])
 
 
 def load(store: ArtifactStore, found: tuple[Manifest, list[InputRef]], scratch: Path) -> dict:

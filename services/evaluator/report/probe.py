@@ -40,11 +40,11 @@ class ProbeData:
     """The probe-gguf and probe-rag runs whose systems are in ``results`` too."""
 
 
-def latest(store: ArtifactStore) -> tuple[Manifest, list[InputRef]] | None:
-    """The latest probe run and the inputs the report reads from it and from the llama.cpp probe runs of the
-    same items, or None when the store has no probe run."""
+def latest(store: ArtifactStore, probe_run: str | None = None) -> tuple[Manifest, list[InputRef]] | None:
+    """The probe run (``probe_run``, the one the report's experiment names, else the latest) and the inputs the
+    report reads from it and from the llama.cpp probe runs of the same items, or None when there is none."""
     try:
-        manifest = runs.latest(store, STAGE)
+        manifest = runs.resolve(store, probe_run) if probe_run else runs.latest(store, STAGE)
     except RunNotFound:
         return None
     items = manifest.input("items.jsonl")

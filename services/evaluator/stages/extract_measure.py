@@ -116,7 +116,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         writer.put_json("summary.json", summary)
         last = names[-1]
         writer.metrics.update(
-            checkpoints=names, probe_items=len(items),
+            main_train_run=main.run, checkpoints=names, probe_items=len(items),
             accuracy={key: rate["estimate"] for key, rate in summary["rates"].items() if f"|{last}|" in key},
             tests={t["name"]: {"difference": t["difference"]["estimate"], "p_holm": t["p_holm"]}
                    for t in summary["tests"]},

@@ -87,10 +87,10 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         inputs += runs.inputs_from(run, ["reviews.jsonl"])
     if experiment_run is not None:
         inputs += runs.inputs_from(experiment_run, ["experiment.json"])
-    probe = probe_report.latest(store)
+    probe = probe_report.latest(store, result.probe_run if result else None)
     if probe is not None:
         inputs += probe[1]
-    extraction = extract_report.latest(store)
+    extraction = extract_report.latest(store, result.train_run if result else None)
     if extraction is not None:
         inputs += extraction[1]
     seed = settings.seed

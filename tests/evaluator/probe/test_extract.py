@@ -177,8 +177,9 @@ def test_measure_refuses_models_trained_on_other_shards(arm):
 
 @pytest.mark.slow
 def test_report_has_the_section_with_every_rate_interval_and_the_holm_adjusted_family(arm):
-    found = extract_report.latest(arm["store"])
+    found = extract_report.latest(arm["store"], arm["main"].run)
     assert found[0].run == arm["measured"].run
+    assert extract_report.latest(arm["store"], arm["extract"].run) is None, "measured against another model"
     summary = extract_report.load(arm["store"], found, arm["root"])
     section = extract_report.section(summary, found[0].run)
     curve, tests = [b for b in section.blocks if isinstance(b, Table)]

@@ -60,3 +60,24 @@ def test_the_command_writes_the_task_or_says_what_is_wrong(tmp_path):
     assert done.stderr.strip() == f"Error: {items}:1 is not JSON: Expecting property name enclosed in double quotes"
     done = harness(tmp_path / "absent.jsonl", tmp_path / "bad")
     assert done.returncode == 1 and "absent.jsonl does not exist" in done.stderr and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow  # trains the tiny model (shared with the backend tests) and loads lm-eval
+def test_lm_eval_ranks_the_task_as_the_in_process_probe_does(tmp_path_factory):
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    from tests.evaluator.probe.tiny_trained import ranks, trained
+
+    model = trained(tmp_path_factory.getbasetemp() / "tiny-trained")
+    items = cloze_items(40)
+    task = write_task(items, tmp_path_factory.mktemp("harness")).parent
+    results = simple_evaluate(model="hf", model_args=f"pretrained={model.hf},dtype=float32", tasks=[TASK],
+                              device="cpu", batch_size=1, log_samples=True,
+                              task_manager=TaskManager(include_path=str(task)))
+    theirs = {s["doc"]["id"]: s["acc"] for s in results["samples"][TASK]}
+    ours = {item["id"]: float(ranks(model.loglikelihoods(item["stem"], [" " + c for c in item["candidates"]]),
+                                    item["answer"]) == 1) for item in items}
+    assert theirs == ours, "lm_eval puts the same candidate first on every item"
+    assert results["results"][TASK]["acc,none"] == pytest.approx(sum(ours.values()) / len(items))
+    assert 0.1 < sum(ours.values()) / len(items), "above chance: a model that learned, not a tie of zeros"
