@@ -237,6 +237,36 @@ def stored(numbers: dict, probe: Manifest, trained_by: dict[str, str]) -> dict[s
     return cells | {system: cell for system, run in trained_by.items() if run == train}
 
 
+def finding(numbers: dict) -> str | None:
+    """The headline's paragraph on what the from-scratch model stores, from the probe's numbers: the final model
+    against the bigram model on each form (paired, Holm-adjusted), the curve's ends over seeds, and the final
+    model by exposure bucket; None when the probe lacks the final model or the bigram baseline."""
+    systems = numbers["systems"]
+    if "scratch" not in systems or "ngram-2" not in systems or not numbers.get("curve"):
+        return None
+    final, bigram = systems["scratch"], systems["ngram-2"]
+    tests = {(c["a"], c["b"], c["group"]): c for c in numbers["comparisons"]}
+    forms = []
+    for form, words in (("memorisation", "stems cut from training sentences (memorisation)"),
+                        ("generalisation", "the same facts in other words (generalisation)")):
+        test = tests.get(("scratch", "ngram-2", form))
+        against = (f"; final model − bigram {_interval(test['difference']).text(signed=True)}, Holm-adjusted "
+                   f"McNemar p {test['mcnemar']['p_holm']:.3g}" if test else "")
+        forms.append(f"{_interval(final[form]['accuracy']).text()} of {words} (bigram model of the training split "
+                     f"{_interval(bigram[form]['accuracy']).text()}{against})")
+    first, last = numbers["curve"][0], numbers["curve"][-1]
+    seeds = ", ".join(str(s) for s in last["seeds"])
+    buckets = "; ".join(f"{bucket} {_interval(final[f'bucket {bucket}']['accuracy']).text()}"
+                        for bucket in EXPOSURE_BUCKETS if f"bucket {bucket}" in final)
+    chance = 100 * systems[INIT]["all"]["chance"] if INIT in systems else 100 * final["all"]["chance"]
+    return (f"Stored or not (the likelihood probe, chance {chance:.1f} %): the main run's final from-scratch model "
+            f"ranks the true value first on {forms[0]}, and on {forms[1]}. Over training, the mean over seeds ({seeds}) goes "
+            f"from {100 * first['groups']['all']['mean']:.1f} % of all items at initialisation to "
+            f"{100 * last['groups']['all']['mean']:.1f} % (seeds {100 * last['groups']['all']['min']:.1f}-"
+            f"{100 * last['groups']['all']['max']:.1f} %) after {last['tokens_seen']:,} tokens. By exposure (documents "
+            f"where the item's subject and value co-occur), the final model: {buckets}.")
+
+
 def _spread(group: dict) -> Interval:
     """A group's accuracy at one point as the mean over seeds, its band the range over seeds."""
     return Interval(estimate=group["mean"], low=group["min"], high=group["max"], n=len(group["by_seed"]),

@@ -137,18 +137,22 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                                     analysis.exposure(result, systems, seed))
         absent = coverage.absent_facts(items, corpus_documents(corpus))
         sources = sorted({i.stage for i in runs.resolve(store, corpus_ref.run).inputs})
-        probe_numbers, stored = None, {}
+        probe_numbers, stored, findings = None, {}, []
         if probe is not None:
             probe_section, probe_numbers = probe_report.section(probe_report.load(store, probe, scratch), seed)
             stored = probe_report.stored(probe_numbers, probe[0], {s: _train_run(store, r) for s, r in
                                                                    score_runs.items() if s.startswith("scratch")})
-        sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
-                           experiment, absent, hallucination, family, sources, stored)
-        if probe is not None:
-            sections.append(probe_section)
+            if "scratch" in stored and (found := probe_report.finding(probe_numbers)):
+                findings.append(found)
         extract_summary = None
         if extraction is not None:
             extract_summary = extract_report.load(store, extraction, scratch)
+            findings.append(f"Extractable or not (the extraction arm): {extract_report.verdict(extract_summary['tests'])}")
+        sections = compose(systems, items, retrieval, contamination, COMMAND, seed, figures, comparisons, matrices,
+                           experiment, absent, hallucination, family, sources, stored, findings)
+        if probe is not None:
+            sections.append(probe_section)
+        if extraction is not None:
             sections.append(extract_report.section(extract_summary, extraction[0].run))
         writer.put_bytes("report.md", to_markdown(TITLE, sections).encode())
         writer.put_bytes("report.html", to_html(TITLE, sections).encode())

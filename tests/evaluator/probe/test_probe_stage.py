@@ -321,3 +321,18 @@ def test_report_pairs_the_gguf_with_the_model_on_the_same_items_in_one_holm_fami
     assert shared["agreement"]["gguf@step00000300"]["same_rank"] == gguf_probed["run"].metrics["same_rank"][
         "gguf@step00000300"]
     assert not probe_report.stored(numbers, probe_report.latest(store)[0], {}).keys() & {"rag", "closed_book"}
+
+
+@pytest.mark.slow
+def test_headline_finding_states_each_form_against_the_bigram_the_curve_and_the_buckets(probed):
+    store, tmp = probed["store"], probed["tmp"]
+    _, numbers = probe_report.section(probe_report.load(store, probe_report.latest(store), tmp / "finding"), seed=0)
+    text = probe_report.finding(numbers)
+    final = numbers["systems"]["scratch"]
+    for form in ("memorisation", "generalisation"):
+        assert probe_report._interval(final[form]["accuracy"]).text() in text
+        test = next(c for c in numbers["comparisons"] if (c["a"], c["b"], c["group"]) == ("scratch", "ngram-2", form))
+        assert f"Holm-adjusted McNemar p {test['mcnemar']['p_holm']:.3g}" in text
+    assert "mean over seeds (0, 1, 2)" in text and f"after {numbers['curve'][-1]['tokens_seen']:,} tokens" in text
+    assert "5+ " + probe_report._interval(final["bucket 5+"]["accuracy"]).text() in text
+    assert probe_report.finding({**numbers, "systems": {"scratch": final}}) is None, "no bigram: no finding"
