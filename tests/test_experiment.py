@@ -92,8 +92,10 @@ def test_every_seed_is_trained_and_probed_at_every_point_and_the_report_draws_th
     assert [p["step"] for p in curve] == [0, 3, 6, 9, 12] and all(p["seeds"] == [1337, 7] for p in curve)
     report = runs.latest(store, "report")
     assert report.output("charts/probe_curve.png").size > 0
-    assert "Probe accuracy@1 by exposure bucket against training tokens" in store.get_bytes(
-        report.output("report.md").key).decode()
+    text = store.get_bytes(report.output("report.md").key).decode()
+    assert "Probe accuracy@1 by exposure bucket against training tokens" in text
+    headline = text.split("## About this report")[0]
+    assert "Stored or not (the likelihood probe" in headline and "mean over seeds (1337, 7)" in headline
 
 
 def test_closed_book_asks_the_rag_generator_without_context(done):

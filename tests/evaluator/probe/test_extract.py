@@ -188,4 +188,7 @@ def test_report_has_the_section_with_every_rate_interval_and_the_holm_adjusted_f
     assert [row[0] for row in tests.rows] == [t["name"] for t in summary["tests"]]
     assert section.blocks[-1].startswith(("Yes at this scale", "Not shown at this scale"))
     report = runs.latest(arm["store"], "report")
-    assert extract_report.TITLE in arm["store"].get_bytes(report.output("report.md").key).decode()
+    text = arm["store"].get_bytes(report.output("report.md").key).decode()
+    assert extract_report.TITLE in text
+    headline = text.split("## About this report")[0]
+    assert f"Extractable or not (the extraction arm): {extract_report.verdict(summary['tests'])}" in headline
