@@ -153,3 +153,23 @@ def test_a_stratified_set_reports_its_population_weighted_agreement_and_each_str
     # 90 % of the pairs are in a stratum the scorer gets right, 10 % in one it gets half right
     assert "Over all 100 pairs the strata were drawn from, the scorer agrees with the settled label on 95.0 %" in text
     assert "| rag | supported | 10 | 2 | 50.0 %" in text
+
+
+def test_scorer_floors_on_the_experiment_set_stratified_by_verdict():
+    """Issue 24, real answers: measured once after the set was labelled (weighted agreement 91.0 %, 30 of the 32
+    contradicted facts found; docs/evaluation.md); the floors sit a case or two below. An all-"absent" scorer
+    keeps a high weighted agreement (absent strata hold most pairs) but finds no contradiction: it fails."""
+    data = realcheck.DATA / "experiment-20261207"
+    pairs = realcheck._read(data / "pairs.jsonl", Pair)
+    strata = realcheck._read(data / "strata.jsonl", realcheck.Stratum)
+    first, second = (realcheck._read(data / f"labels-{n}.jsonl", Label) for n in (1, 2))
+    gold = realcheck.settled(pairs, first, second, [])
+    assert sorted(i for s in strata for i in s.pair_ids) == sorted(gold), "every pair in exactly one stratum"
+
+    def floors_met(said: dict[str, str]) -> bool:
+        contradicted = [i for i in gold if gold[i] == "contradicted"]
+        found = sum(said[i] == "contradicted" for i in contradicted) / len(contradicted)
+        return realcheck.weighted_agreement(strata, gold, said, seed=0).estimate >= 0.89 and found >= 0.87
+
+    assert floors_met(realcheck.judge(pairs))
+    assert not floors_met(dict.fromkeys(gold, "absent"))
