@@ -100,6 +100,28 @@ def test_validation_v2_cases_are_real_benchmark_facts_of_every_kind():
     assert {c["verdict"] for c in cases} == set(devset.VERDICTS)
 
 
+def test_validation_v3_cases_are_real_benchmark_facts_of_every_kind():
+    """The third validation set (written before any rule change after v2 was measured; not yet measured): it
+    loads with the case schema, and every case asks a real item's question about one of that item's key facts
+    as the benchmark states it, over every kind and value type, all three verdicts. Only the empty-answer
+    cases have an empty response."""
+    cases = devset.load_split("validation_v3")
+    items = {i.id: i for i in load_benchmark(BENCHMARK)}
+    assert len(cases) >= 160 and len({c["case_id"] for c in cases}) == len(cases)
+    for case in cases:
+        item = items[case["item_id"]]
+        assert case["question"] == item.question and case["key_fact"] in item.key_facts, case["case_id"]
+        assert case["split"] == "validation_v3", case["case_id"]
+        assert (case["kind"] == "empty") == (not case["response"].strip()), case["case_id"]
+    kinds = Counter(c["kind"] for c in cases)
+    assert kinds["paraphrase"] >= 40 and kinds["degenerate"] >= 25 and kinds["other_subject"] >= 20
+    assert {"wrong_value", "negation", "list", "hedge", "unrelated", "refusal", "empty"} <= set(kinds)
+    assert {c["type"] for c in cases if c["kind"] == "wrong_value"} == {
+        "year", "date", "count", "percentage", "dose", "duration", "route", "drug", "drug_class", "gene",
+        "protein", "inheritance", "direction", "approval_status", "trial_outcome"}
+    assert {c["verdict"] for c in cases if c["kind"] in ("degenerate", "other_subject", "empty")} == {"absent"}
+    assert {c["verdict"] for c in cases} == set(devset.VERDICTS)
+
 def test_reference_answers_state_their_own_key_facts(scorer):
     """Guards against over-eager negation/subject/contradiction rules: a reference answer must score
     (almost) fully and contradict (almost) nothing."""

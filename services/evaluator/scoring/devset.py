@@ -1,6 +1,6 @@
 """Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
 
-    python -m services.evaluator.scoring.devset [--split dev|heldout|validation|validation_v2] [--misses]
+    python -m services.evaluator.scoring.devset [--split dev|heldout|validation|validation_v2|validation_v3] [--misses]
 
 prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
 overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
@@ -10,7 +10,8 @@ Cases marked ``"split": "heldout"`` were written after the rules were frozen and
 holds cases written, by kind and value type, before the rules of issue 24 changed and never read
 while they were changed; ``--split validation`` scores them. ``validation_cases_v2.jsonl`` is a second
 such set, written once the first had been measured (so spent) and before the next rule change;
-``--split validation_v2`` scores it.
+``--split validation_v2`` scores it. ``validation_cases_v3.jsonl`` is a third, written once v2 had been
+measured and before the next rule change; ``--split validation_v3`` scores it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from shared.schemas.eval import KeyFact
 CASES = BENCHMARK.parent / "scoring_cases.jsonl"
 VALIDATION = BENCHMARK.parent / "validation_cases.jsonl"
 VALIDATION_V2 = BENCHMARK.parent / "validation_cases_v2.jsonl"
+VALIDATION_V3 = BENCHMARK.parent / "validation_cases_v3.jsonl"
 # Splits kept in a file of their own; the other splits are marked cases of CASES.
-SPLIT_FILES = {"validation": VALIDATION, "validation_v2": VALIDATION_V2}
+SPLIT_FILES = {"validation": VALIDATION, "validation_v2": VALIDATION_V2, "validation_v3": VALIDATION_V3}
 VERDICTS = ("supported", "contradicted", "absent")
 
 
@@ -119,7 +121,8 @@ def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats
 @click.command()
 @click.option("--split", type=click.Choice(["all", "dev", "heldout", *SPLIT_FILES]), default="all",
               show_default=True, help="Which cases: those the rules were developed on, those written after "
-              "(heldout) or before a rule change (validation, validation_v2), or dev and heldout together.")
+              "(heldout) or before a rule change (validation, validation_v2, validation_v3), or dev and heldout "
+              "together.")
 @click.option("--misses", is_flag=True, help="List the disagreements too.")
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
 def main(split: str, misses: bool, no_embeddings: bool) -> None:
