@@ -16,19 +16,17 @@ import click
 from als_lm.stack import LocalStack
 from shared import runs
 from shared.log import console
-from shared.runs import RunNotFound
 from shared.store import ArtifactStore, open_store
 
 
 def final_model(store: ArtifactStore) -> str | None:
     """The Ollama tag of the latest experiment's final checkpoint; None when there is no experiment."""
-    from shared.schemas.experiment import ExperimentResult
+    from services.evaluator.stages.experiment import latest
 
-    try:
-        found = runs.latest(store, "experiment")
-    except RunNotFound:
+    found = latest(store)
+    if found is None:
         return None
-    result = ExperimentResult.model_validate_json(store.get_bytes(found.output("experiment.json").key))
+    result = found[1]
     serve = runs.resolve(store, result.checkpoints[-1].serve_run)
     return next((t for t in serve.metrics.get("tags", []) if t.endswith(":latest")), None)
 

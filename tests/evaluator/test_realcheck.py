@@ -173,3 +173,11 @@ def test_scorer_floors_on_the_experiment_set_stratified_by_verdict():
 
     assert floors_met(realcheck.judge(pairs))
     assert not floors_met(dict.fromkeys(gold, "absent"))
+
+
+def test_sample_verdicts_names_a_store_without_an_experiment(tmp_path):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(realcheck.main, ["sample-verdicts", "--set", "never-written", "--store", str(tmp_path)])
+    assert result.exit_code != 0 and "holds no experiment run: run `make experiment` first" in result.output
+    assert not (realcheck.DATA / "never-written").exists()

@@ -35,9 +35,9 @@ from services.evaluator.inputs import load_benchmark, load_responses
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.facts import Embedder, FactScorer
 from services.evaluator.settings import BENCHMARK, EvalConfig
+from services.evaluator.stages import experiment as experiment_stage
 from shared import runs
 from shared.schemas.eval import KeyFact, Response, ScoreFile
-from shared.schemas.experiment import ExperimentResult
 from shared.store import LocalStore
 
 DATA = BENCHMARK.parent / "real_outputs"
@@ -279,8 +279,13 @@ SYSTEMS = ("rag", "closed_book", "scratch_base")
 def experiment_answers(root: Path, systems: tuple[str, ...]) -> dict[str, tuple[str, list[Response], ScoreFile]]:
     """Each system's answers and scores of the latest experiment in a local artifact store."""
     store = LocalStore(root)
-    result = ExperimentResult.model_validate_json(store.get_bytes(runs.latest(store, "experiment")
-                                                                  .output("experiment.json").key))
+    found = experiment_stage.latest(store)
+    if found is None:
+        raise click.ClickException(f"{root} holds no experiment run: run `make experiment` first")
+    result = found[1]
+    if unknown := sorted(set(systems) - set(result.systems)):
+        raise click.ClickException(f"{found[0].run} has no system {', '.join(unknown)} "
+                                   f"(it has {', '.join(result.systems)})")
     answers = {}
     for system in systems:
         scored = runs.resolve(store, result.systems[system])

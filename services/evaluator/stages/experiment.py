@@ -25,6 +25,15 @@ from shared.schemas.experiment import ExperimentResult
 from shared.store import ArtifactStore
 
 
+def latest(store: ArtifactStore) -> tuple[Manifest, ExperimentResult] | None:
+    """The latest ``experiment`` run and its validated result, or None when there is none."""
+    try:
+        manifest = runs.latest(store, "experiment")
+    except runs.RunNotFound:
+        return None
+    return manifest, ExperimentResult.model_validate_json(store.get_bytes(manifest.output("experiment.json").key))
+
+
 def linked_checkpoints(store: ArtifactStore, train: Manifest, scores: dict[str, str],
                        base_scores: dict[str, str] | None = None) -> list[dict]:
     """Each named checkpoint of ``train`` (in step order) with the runs that exported, served, asked

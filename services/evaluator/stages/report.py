@@ -21,6 +21,7 @@ from services.evaluator.report.compose import TITLE, Experiment, compose
 from services.evaluator.report.document import Chart, to_html, to_markdown
 from services.evaluator.score import benchmark_input, build, corpus_documents
 from services.evaluator.settings import EvaluatorSettings
+from services.evaluator.stages import experiment as experiment_stage
 from shared import runs, stages
 from shared.manifest import InputRef, Manifest
 from shared.runs import RunNotFound, RunWriter
@@ -30,16 +31,6 @@ from shared.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 COMMAND = "als-lm report"
-
-
-def _experiment(store: ArtifactStore) -> tuple[Manifest, ExperimentResult] | None:
-    """The latest ``experiment`` run and its validated result, or None when there is none."""
-    try:
-        manifest = runs.latest(store, "experiment")
-    except RunNotFound:
-        return None
-    raw = store.get_bytes(manifest.output("experiment.json").key)
-    return manifest, ExperimentResult.model_validate_json(raw)
 
 
 def _score_runs(store: ArtifactStore, experiment: ExperimentResult | None) -> dict[str, Manifest]:
@@ -67,7 +58,7 @@ def _scored(store: ArtifactStore, run: Manifest, dest: Path) -> tuple[ScoreFile,
 
 
 def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = False) -> tuple[Manifest, bool]:
-    found = _experiment(store)
+    found = experiment_stage.latest(store)
     experiment_run, result = found if found else (None, None)
     score_runs = _score_runs(store, result)
     checkpoint_runs = [runs.resolve(store, c.score_run) for c in result.checkpoints] if result else []
