@@ -181,3 +181,11 @@ def test_sample_verdicts_names_a_store_without_an_experiment(tmp_path):
     result = CliRunner().invoke(realcheck.main, ["sample-verdicts", "--set", "never-written", "--store", str(tmp_path)])
     assert result.exit_code != 0 and "holds no experiment run: run `make experiment` first" in result.output
     assert not (realcheck.DATA / "never-written").exists()
+
+
+def test_report_names_an_unknown_set_and_the_sets_there_are():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(realcheck.main, ["report", "--set", "never-written"])
+    assert result.exit_code != 0 and "no set 'never-written'" in result.output
+    assert "experiment-20261207" in result.output

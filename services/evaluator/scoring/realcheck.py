@@ -20,6 +20,7 @@ written sentences; this set holds only what the systems really said.
 from __future__ import annotations
 
 import random
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -310,9 +311,12 @@ def sample_verdicts(name: str, root: Path, systems: str, per_stratum: int, seed:
     if folder.exists():
         raise click.ClickException(f"{folder} exists; its pairs may be labelled already")
     pairs, strata = sample_by_verdict(experiment_answers(root, tuple(systems.split(","))), per_stratum, seed)
-    folder.mkdir(parents=True)
-    (folder / "pairs.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
-    (folder / "strata.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in strata))
+    partial = folder.with_name(f".{name}.partial")  # renamed whole: a half-written set is never found as a set
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    (partial / "pairs.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
+    (partial / "strata.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in strata))
+    partial.rename(folder)
     click.echo(f"{folder}: {len(pairs)} pairs in {sum(bool(s.pair_ids) for s in strata)} strata")
 
 
@@ -321,6 +325,9 @@ def sample_verdicts(name: str, root: Path, systems: str, per_stratum: int, seed:
 def report(name: str | None) -> None:
     """Readers' and scorer's agreement, per-verdict precision and recall (Markdown)."""
     folder = DATA / name if name else DATA
+    if not (folder / "pairs.jsonl").exists():
+        sets = sorted(p.parent.name for p in DATA.glob("*/pairs.jsonl"))
+        raise click.ClickException(f"no set {name!r} under {DATA} (sets: {', '.join(sets) or 'none'})")
     pairs = _read(folder / "pairs.jsonl", Pair)
     labels = [_read(folder / f"labels-{n}.jsonl", Label) for n in (1, 2)]
     adjudicated = _read(folder / "adjudicated.jsonl", Label) if (folder / "adjudicated.jsonl").exists() else []
