@@ -107,13 +107,12 @@ def read_config(path: Path) -> ExperimentConfig:
 
 
 def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
-    """Corpus → tokenizer → RAG index → trained model with kept checkpoints (the baselines are asked
-    in the background from the index on, while the model trains)."""
+    """Corpus → tokenizer → probe items → trained model with kept checkpoints (the RAG index and the
+    baselines are built and asked in the background meanwhile)."""
     return [
         *(Step(f"ingest: scrape {source}", ("scrape", source)) for source in config.sources),
         Step("process: clean, dedup, filter, split", ("process",)),
         Step("tokenizer: train BPE, validate, write shards", ("tokenize",)),
-        Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
         Step("probe: cut cloze items from the benchmark's key facts and the corpus", ("probe", "items")),
         Step(f"train the {config.train.get('preset')} preset (seed {config.seeds[0]}), keeping checkpoints at "
              f"{config.train['keep_at_fractions']} of its steps", ("train", "--config", str(train_config)),
@@ -121,21 +120,33 @@ def front_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
     ]
 
 
-def seed_steps(config: ExperimentConfig, train_config: Path) -> list[Step]:
-    """The other seeds' training: the same config, probed only (the probe curve's spread over seeds)."""
-    return [Step(f"train the {config.train.get('preset')} preset with seed {seed} (probed only)",
-                 ("train", "--config", str(train_config)), {"ALS_SEED": str(seed)}) for seed in config.seeds[1:]]
+def seed_steps(config: ExperimentConfig, train_config: Path) -> tuple[list[Step], list[Step]]:
+    """The other seeds' training (the same config, probed only: the probe curve's spread over seeds), in two
+    lanes: one in the background from the end of the first seed on, beside the checkpoints; the other in the
+    foreground once the checkpoints are done. With the baselines' lane that keeps both cores busy to the end
+    (one lane of seeds left a core idle for ~19 minutes: docs/experiment.md, "The budget")."""
+    steps = [Step(f"train the {config.train.get('preset')} preset with seed {seed} (probed only)",
+                  ("train", "--config", str(train_config)), {"ALS_SEED": str(seed)}) for seed in config.seeds[1:]]
+    return steps[0::2], steps[1::2]
+
+
+def lane_name(step: Step) -> str:
+    """How a background step is named in timings.json and in the messages about it."""
+    if "ALS_SEED" in step.env:
+        return f"training seed {step.env['ALS_SEED']}"
+    return step.argv[3] if step.argv[:2] == ("eval", "run") else " ".join(step.argv[:2])
 
 
 BASELINES = (("rag", "RAG"), ("closed_book", "closed-book"))
 
 
 def background_steps(limit: int | None, force: bool) -> list[Step]:
-    """What does not need the model, as stage processes beside training: the RAG generator's probe first
-    (it cannot resume, so it must end before the foreground stops the background), then the baselines'
+    """What does not need the model, as stage processes beside training: the RAG index, the RAG generator's
+    probe (it cannot resume, so it must end before the foreground stops the background), then the baselines'
     answers, RAG (the longest) and the closed-book control (journaled: a stopped run resumes)."""
     forced = ("--force",) if force else ()
-    return [Step("probe the RAG generator closed-book and with its chunks", ("probe", "rag", *forced),
+    return [Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index", *forced), resumable=False),
+            Step("probe the RAG generator closed-book and with its chunks", ("probe", "rag", *forced),
                  resumable=False),
             *(Step(f"ask the {label} baseline", ("eval", "run", "--system", system,
                                                   *(("--limit", str(limit)) if limit else ()), *forced))
@@ -313,18 +324,22 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
         train_config.parent.mkdir(parents=True, exist_ok=True)
         train_config.write_text(yaml.safe_dump(config.train))
         steps = front_steps(config, train_config)
-        seeds = seed_steps(config, train_config)
-        total = len(steps) + len(seeds) + 4
+        seeds_beside, seeds_after = seed_steps(config, train_config)
+        total = len(steps) + len(seeds_after) + 4
         *corpus, training = steps
         for number, step in enumerate(corpus, 1):
             label = " ".join(step.argv[:2])
             timings[label] = round(timings.get(label, 0.0) + stack.run(step, number, total, force,
                                                                        rerun="make experiment"), 1)
-        log_path = stack.root / "work" / "logs" / "baselines.log"
-        console.print("probing the RAG generator, then asking the RAG and closed-book baselines in the background "
-                      f"(log: {log_path})")
-        baselines = stack.background(background_steps(limit, force), log_path)
+        logs = stack.root / "work" / "logs"
+        console.print("indexing for RAG, probing its generator, then asking the RAG and closed-book baselines in the "
+                      f"background (log: {logs / 'baselines.log'})")
+        baselines = stack.background(background_steps(limit, force), logs / "baselines.log")
         timings["training"] = round(stack.run(training, len(steps), total, force, rerun="make experiment"), 1)
+        if seeds_beside:
+            console.print(f"training seed(s) {', '.join(s.env['ALS_SEED'] for s in seeds_beside)} in the background "
+                          f"beside the checkpoints (log: {logs / 'seeds.log'})")
+        seed_lane = stack.background(seeds_beside, logs / "seeds.log")
 
         os.environ.update(stack.env)  # the in-process stages read the same settings as the processes
         import torch
@@ -345,9 +360,16 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
             except Exception as err:  # noqa: BLE001 - reported by name below; the others still run
                 failed.append(f"checkpoint {entry['name']} of {train.run}: {type(err).__name__}: {err}")
                 console.print(f"[red]{failed[-1]}[/red]")
-        for number, (step, seed) in enumerate(zip(seeds, config.seeds[1:]), len(steps) + 2):
-            timings[f"training seed {seed}"] = round(stack.run(step, number, total, force, rerun="make experiment"), 1)
-        console.rule(f"[bold]{len(steps) + len(seeds) + 2}/{total} baselines: RAG and the closed-book control")
+        for number, step in enumerate(seeds_after, len(steps) + 2):
+            timings[lane_name(step)] = round(stack.run(step, number, total, force, rerun="make experiment"), 1)
+        for step, code, seconds in seed_lane.join():
+            timings[f"{lane_name(step)} (background)"] = seconds
+            if code != 0:  # trained again here, where a failure stops the experiment with its error
+                console.print(f"[yellow]the background {lane_name(step)} failed (exit {code}, see "
+                              f"{logs / 'seeds.log'}); training it here[/yellow]")
+                timings[lane_name(step)] = round(stack.run(step, len(steps) + 1, total, force,
+                                                           rerun="make experiment"), 1)
+        console.rule(f"[bold]{len(steps) + len(seeds_after) + 2}/{total} baselines: RAG and the closed-book control")
         t0 = time.monotonic()
         if config.alone_threads:
             baselines.stop(finish_unresumable=True)  # running answers end (journaled); the RAG probe finishes
@@ -355,12 +377,15 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                           "threads, from their last journaled answer")
         asked_in_background = {}
         for step, code, seconds in baselines.join():
-            name = " ".join(step.argv[:2]) if step.argv[0] == "probe" else step.argv[3]
+            name = lane_name(step)
             timings[f"{name} (background)"] = seconds
             asked_in_background[name] = code == 0
             if code > 0:  # < 0: stopped above
-                console.print(f"[yellow]the background {name} run failed (exit {code}, see {log_path}); "
-                              "running it here (answers resume from the last journaled one)[/yellow]")
+                console.print(f"[yellow]the background {name} run failed (exit {code}, see "
+                              f"{logs / 'baselines.log'}); running it here[/yellow]")
+        if not asked_in_background.get("rag index"):  # stopped before it, or failed: its error is raised here
+            timings["rag index"] = round(stack.run(background_steps(limit, force)[0], len(steps) + 1, total, force,
+                                                   rerun="make experiment"), 1)
         timings["waiting for the background"] = round(time.monotonic() - t0, 1)
         systems = {}
         for system, label in BASELINES:
@@ -368,7 +393,7 @@ def experiment(config_path: Path, root: Path, store_kind: str, limit: int | None
                                             threads=config.alone_threads)
             systems[system] = scored.run
 
-        console.rule(f"[bold]{len(steps) + len(seeds) + 3}/{total} probe: {len(config.seeds)} seed(s) scored in "
+        console.rule(f"[bold]{len(steps) + len(seeds_after) + 3}/{total} probe: {len(config.seeds)} seed(s) scored in "
                      "process at every point of training, each checkpoint's GGUF, the RAG generator")
         if config.alone_threads:  # the machine to itself: the probe gets both cores
             torch.set_num_threads(config.alone_threads)

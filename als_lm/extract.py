@@ -55,8 +55,8 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
         work.mkdir(parents=True, exist_ok=True)
         main_config = work / "experiment-train.yaml"
         main_config.write_text(yaml.safe_dump(config.train))
-        # The main run's corpus, tokenizer and model (skipped when make experiment made them); not the RAG index.
-        steps = [s for s in front_steps(config, main_config) if s.argv[0] != "rag"]
+        # The main run's corpus, tokenizer and model (skipped when make experiment made them).
+        steps = front_steps(config, main_config)
         total = len(steps) + 5
         for number, step in enumerate(steps, 1):
             timings[" ".join(step.argv[:2])] = round(stack.run(step, number, total, rerun=RERUN), 1)

@@ -132,10 +132,11 @@ class LocalStack:
 class Background:
     """Stage processes run one after another beside the foreground stages, their output in a log.
 
-    The experiment asks the RAG and closed-book baselines here while the model trains: they do not
-    depend on it, and with one thread each the two use both cores instead of waiting in turn. A
-    failed step is reported, not raised: the foreground asks the same questions afterwards, resuming
-    from the answers journaled so far (and skipping a run the background published)."""
+    The experiment builds the RAG index and asks the baselines in one such lane while the model trains,
+    and trains further seeds in another beside the checkpoints: with one thread each, the lanes and the
+    foreground keep both cores busy instead of waiting in turn. A failed step is reported, not raised:
+    the foreground runs it again (answers resume from those journaled so far; a run the background
+    published is skipped)."""
 
     def __init__(self, stack: LocalStack, steps: list[Step], log: Path):
         self.stack, self.steps, self.log = stack, steps, log
@@ -143,15 +144,16 @@ class Background:
         self._proc: subprocess.Popen | None = None
         self._current: Step | None = None
         self._stopped = threading.Event()
+        self._finish_unresumable = False
         self._starting = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="baselines", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=log.stem, daemon=True)
 
     def _run(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             for step in self.steps:
                 with self._starting:  # stop() never misses a step started as it is called
-                    if self._stopped.is_set():
+                    if self._stopped.is_set() and (step.resumable or not self._finish_unresumable):
                         return
                     t0 = time.monotonic()
                     self._current = step
@@ -178,11 +180,15 @@ class Background:
     def stop(self, finish_unresumable: bool = False) -> None:
         """End the running step (its answers so far stay journaled; its exit code is negative) and start
         no other: on exit or Ctrl-C, and when the foreground takes the rest over with more threads. With
-        ``finish_unresumable`` a running step that cannot resume is waited for instead."""
+        ``finish_unresumable`` the steps that cannot resume, running or next in line, are waited for instead
+        (the RAG index and the RAG probe), and none after them is started."""
         with self._starting:
+            self._finish_unresumable = finish_unresumable
             self._stopped.set()
-        if finish_unresumable and self._current is not None and not self._current.resumable:
-            self._proc.wait()
+            current = self._current
+        if finish_unresumable and (current is None or not current.resumable):
+            self._thread.join()
+            return
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -79,13 +79,17 @@ def test_every_kept_checkpoint_is_exported_served_asked_and_scored_by_id(done):
 
 
 def test_every_seed_is_trained_and_probed_at_every_point_and_the_report_draws_the_curve(done):
-    _, _, store = done
+    root, _, store = done
     result = result_of(store)
     main = runs.resolve(store, result.train_run)
     [other] = [runs.resolve(store, r) for r in result.seed_train_runs]
     assert (main.settings["seed"], other.settings["seed"]) == (1337, 7)
     assert other.settings["train"] == main.settings["train"]  # the seeds share the config
     assert [s["step"] for s in other.metrics["snapshots"]] == [3, 9]
+    # the second seed trained in its own background lane, beside the first seed's checkpoints
+    timings = json.loads((root / "timings.json").read_text())["stages_s"]
+    assert timings["training seed 7 (background)"] > 0 and "training seed 7" not in timings
+    assert f"published {other.run}" in (root / "work" / "logs" / "seeds.log").read_text()
     probe = runs.resolve(store, result.probe_run)
     assert probe.metrics["train_runs"] == [main.run, other.run] and probe.metrics["seeds"] == [1337, 7]
     curve = json.loads(store.get_bytes(probe.output("summary.json").key))["curve"]
@@ -113,11 +117,14 @@ def test_closed_book_asks_the_rag_generator_without_context(done):
 def test_baselines_are_asked_once_in_the_background_while_the_model_trains(done):
     root, _, store = done
     timings = json.loads((root / "timings.json").read_text())["stages_s"]
+    assert timings["rag index (background)"] > 0 and "rag index" not in timings, "indexed beside training, once"
     assert timings["probe rag (background)"] > 0, "the RAG generator's probe ran beside training"
     assert len(runs.runs(store, "probe-rag")) == 1, "the foreground found it by fingerprint"
-    assert "gemma3-270m" in (root / "work" / "logs" / "baselines.log").read_text(), "the background asked RAG"
-    # After the checkpoints the background is stopped (alone_threads) and the foreground finds what it
-    # published by fingerprint, or resumes what it left from the journal, with another thread count.
+    log = (root / "work" / "logs" / "baselines.log").read_text()
+    assert "rag-index: published" in log and "probe-rag: published" in log
+    # After the checkpoints the background is stopped (alone_threads) once the index and the probe are done (with
+    # these tiny settings, before it asks anything) and the foreground finds what it published by fingerprint, or
+    # resumes what it left from the journal, with another thread count.
     assert len(runs.runs(store, "eval-rag")) == 1 and len(runs.runs(store, "eval-closed_book")) == 1
     for stage in ("eval-rag", "eval-closed_book"):
         responses = store.get_bytes(runs.latest(store, stage).output("responses.jsonl").key).decode().splitlines()
