@@ -40,8 +40,11 @@ def pipeline(smoke: bool) -> list[Step]:
         Step("serve: create als-lm in Ollama and verify", ("export", "ollama")),
         Step("RAG: chunk, embed, index in ChromaDB", ("rag", "index")),
         Step("benchmark the from-scratch model", ("eval", "run", "--system", "scratch", *limit)),
+        Step("benchmark the from-scratch model as a base model (raw, k-shot)",
+             ("eval", "run", "--system", "scratch_base", *limit)),
         Step("benchmark the RAG baseline", ("eval", "run", "--system", "rag", *limit)),
         Step("score the from-scratch answers", ("eval", "score", "--system", "scratch")),
+        Step("score the from-scratch model's answers as a base model", ("eval", "score", "--system", "scratch_base")),
         Step("score the RAG answers", ("eval", "score", "--system", "rag")),
         Step("write the comparison report", ("report",)),
     ]
@@ -54,7 +57,7 @@ def pipeline(smoke: bool) -> list[Step]:
               help="Where the demo keeps its store, server data and scratch space.")
 @click.option("--smoke", is_flag=True, help="Reduced settings (few training steps, 12 questions) for CI.")
 @click.option("--force", is_flag=True, help="Rerun every stage even when unchanged.")
-@click.option("--until", type=int, default=None, help="Stop after this many stages (1-12).")
+@click.option("--until", type=int, default=None, help="Stop after this many stages (1-14).")
 def demo(store_kind: str, root: Path, smoke: bool, force: bool, until: int | None) -> None:
     """Raw sample → corpus → tokenizer → tiny model → GGUF in Ollama → RAG → scores → report."""
     steps = pipeline(smoke)[:until]
@@ -74,7 +77,7 @@ def show_headline(store: ArtifactStore, dest: Path) -> None:
     report = runs.resolve(store, show_report(store, dest))
     console.print(f"report: {dest / 'report.html'} (run {report.run} in {store.description})")
     for name, value in report.metrics.items():
-        if isinstance(value, dict):  # per system: {"scratch": 0.0, "rag": 0.28}
+        if isinstance(value, dict):  # per system: {"scratch": 0.0, "scratch_base": 0.0, "rag": 0.28}
             value = ", ".join(f"{system} {'n/a' if v is None else format(v, '.1%')}" for system, v in value.items())
         elif isinstance(value, float):
             value = f"{value:.1%}"

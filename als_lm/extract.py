@@ -6,7 +6,8 @@ written from the training sentences that state the ``qa_exposed`` half, a second
 run's token shards plus that text (the main run's tokenizer, preset, steps, kept checkpoints and seed: the
 same experiment config), then both models measured on both halves, paired: the probe in process, and QA as
 ``make experiment`` asks its base condition (each kept checkpoint exported, served in Ollama, asked raw and
-k-shot, scored). The report is rewritten with its section "Extractable or not". The corpus, tokenizer and
+k-shot, scored). Every other seed of the experiment gets its extraction model too, probed beside that seed's
+main model. The report is rewritten with its section "Extractable or not". The corpus, tokenizer and
 main model, and the main model's answers, are the main run's, found by fingerprint (their stages skip);
 the baselines' runs are left as they are.
 """
@@ -21,13 +22,30 @@ from pathlib import Path
 import click
 import yaml
 
-from als_lm.experiment import CPU_CONFIG, Chain, front_steps, read_config, train_run
-from als_lm.stack import LocalStack, Step, show_report
+from als_lm.experiment import CPU_CONFIG, Chain, ExperimentConfig, front_steps, read_config, train_run
+from als_lm.stack import Background, LocalStack, Step, show_report
 from shared.log import console
 from shared.manifest import Manifest
 from shared.store import open_store
 
 RERUN = "make experiment-extract"
+
+
+def seed_lanes(stack: LocalStack, config: ExperimentConfig, main_config: Path, extract_config: Path,
+               force: bool) -> list[Background]:
+    """One background lane per other seed of the experiment: that seed's main model (found by fingerprint when
+    ``make experiment`` trained it) and then its extraction model, beside the first seed's training and
+    checkpoints in the foreground, so the seeds cost the cores that would otherwise idle (docs/extract.md)."""
+    lanes = []
+    for seed in config.seeds[1:]:
+        steps = [Step(f"train the main model with seed {seed}", ("train", "--config", str(main_config)),
+                      {"ALS_SEED": str(seed)}),
+                 Step(f"train the extraction model with seed {seed}",
+                      ("train", "--config", str(extract_config), *(("--force",) if force else ())), {"ALS_SEED": str(seed)})]
+        log = stack.root / "work" / "logs" / f"extract-seed-{seed}.log"
+        console.print(f"training seed {seed}'s main and extraction models in the background (log: {log})")
+        lanes.append(stack.background(steps, log))
+    return lanes
 
 
 @click.command("experiment-extract")
@@ -85,6 +103,7 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
                        load(ProcessorSettings, extract={"qa_run": qa.run, "tokenize_run": tokenize}))
         extract_config = work / "experiment-extract-train.yaml"
         extract_config.write_text(yaml.safe_dump(config.train | {"tokens_run": tokens.run}))
+        lanes = seed_lanes(stack, config, main_config, extract_config, force)
         training = Step(f"train the extraction model ({config.train.get('preset')}, the main run's settings)",
                         ("train", "--config", str(extract_config)), {"ALS_SEED": str(config.seeds[0])})
         timings["training (extraction model)"] = round(stack.run(training, n + 4, total, force, rerun=RERUN), 1)
@@ -97,10 +116,24 @@ def experiment_extract(config_path: Path, root: Path, store_kind: str, force: bo
                         for kept in run.metrics.get("checkpoints") or []}
                 for label, run in (("main", main), ("extract", extraction))}
         timings.update({f"{k} (both models)": v for k, v in chain.timings.items()})
+        for lane in lanes:
+            for step, code, seconds in lane.join():
+                timings[f"{step.title} (background)"] = seconds
+                if code != 0:  # trained again here, where a failure stops with its error
+                    console.print(f"[yellow]{step.title} failed in the background (exit {code}, see {lane.log}); "
+                                  "training it here[/yellow]")
+                    timings[step.title] = round(stack.run(step, n + 4, total, force, rerun=RERUN), 1)
+        if config.alone_threads:  # the trainings are done: the probe gets both cores
+            import torch
+
+            torch.set_num_threads(config.alone_threads)
+        others = config.seeds[1:]
         measured = timed("probe and QA, both models, both halves", n + 5, extract_measure,
-                         load(EvaluatorSettings, extract={"main_train_run": main.run, "extract_train_run": extraction.run,
-                                                          "main_base_scores": base["main"],
-                                                          "extract_base_scores": base["extract"]}))
+                         load(EvaluatorSettings, extract={
+                             "main_train_run": main.run, "extract_train_run": extraction.run,
+                             "main_seed_runs": [train_run(store, config, s).run for s in others],
+                             "extract_seed_runs": [train_run(store, config, s, tokens).run for s in others],
+                             "main_base_scores": base["main"], "extract_base_scores": base["extract"]}))
         t0 = time.monotonic()
         stack.run(Step("write the report", ("report",)), total, total, rerun=RERUN)
         timings["report"] = round(time.monotonic() - t0, 1)

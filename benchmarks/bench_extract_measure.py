@@ -70,7 +70,7 @@ def main(probe_items: int) -> None:
     halves = written.halves
     items = [i for i in built.items if i.benchmark_id in halves][:probe_items]
     t0 = time.perf_counter()
-    measure.probe_outcomes(backend, "main", "init", items, halves, greedy_tokens=8)
+    measure.probe_outcomes(backend, "main", 0, "init", items, halves, greedy_tokens=8)
     out["probe_s_per_item"] = (time.perf_counter() - t0) / len(items)
     out["measure_probe_s_per_model_checkpoint"] = out["probe_s_per_item"] * sum(
         i.benchmark_id in halves for i in built.items)

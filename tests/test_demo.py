@@ -18,7 +18,8 @@ from shared.store import LocalStore, S3Store
 pytestmark = pytest.mark.slow
 
 STAGES = ["scrape-sample", "process", "tokenize", "train", "export", "serve", "rag-index",
-          "eval-scratch", "eval-rag", "score-scratch", "score-rag", "report"]
+          "eval-scratch", "eval-scratch_base", "eval-rag", "score-scratch", "score-scratch_base", "score-rag", "report"]
+SYSTEMS = ("scratch", "scratch_base", "rag")
 
 
 def demo(root, *args, timeout=1800):
@@ -46,10 +47,10 @@ def test_smoke_demo_publishes_every_stage_and_the_report(local_demo):
     # scored, and the Accuracy table of report.md prints the graded accuracy and the strict correct rate
     # that run computed, with its n.
     numbers = json.loads(store.get_bytes(runs.latest(store, "report").output("report.json").key))
-    assert set(numbers["systems"]) == {"scratch", "rag"}
+    assert set(numbers["systems"]) == set(SYSTEMS)  # the served template, raw as a base model, and RAG
     md = (local_demo / "report" / "report.md").read_text()
     accuracy_table = md.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0]
-    for system in ("scratch", "rag"):
+    for system in SYSTEMS:
         scores = ScoreFile.model_validate_json(
             store.get_bytes(runs.latest(store, f"score-{system}").output("scores.json").key))
         n = numbers["systems"][system]["n"]

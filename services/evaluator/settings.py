@@ -225,6 +225,12 @@ class ExtractConfig(BaseModel):
                                        "('train/<run_id>')", json_schema_extra=NOT_FINGERPRINTED)
     extract_train_run: str | None = Field(None, description="extract-measure: the extraction model's train run, "
                                           "trained on an extract-tokens run", json_schema_extra=NOT_FINGERPRINTED)
+    main_seed_runs: list[str] = Field(
+        [], description="extract-measure: the main model's train runs of the experiment's other seeds, probed at "
+        "the kept checkpoints beside ``extract_seed_runs``", json_schema_extra=NOT_FINGERPRINTED)
+    extract_seed_runs: list[str] = Field(
+        [], description="extract-measure: the extraction model's train runs of the same other seeds, in the same "
+        "order", json_schema_extra=NOT_FINGERPRINTED)
     main_base_scores: dict[str, str] = Field(
         {}, description="extract-measure: kept checkpoint -> the score-scratch_base run of the main model's answers",
         json_schema_extra=NOT_FINGERPRINTED)

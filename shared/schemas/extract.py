@@ -35,6 +35,7 @@ class ExtractOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Literal["main", "extract"]
+    seed: int = Field(description="the model's training seed: QA is asked of the first seed's models only")
     checkpoint: str = Field(description="the kept checkpoint's name, or 'final' (model.pt)")
     measure: Literal["probe", "qa"]
     item: str = Field(description="a probe item id (probe) or a benchmark item id (qa)")

@@ -205,24 +205,29 @@ def _rss_kib(field: str) -> int:
     return int(line.split()[1])
 
 
-def test_optimizer_step_adds_fp32_gradients_and_the_foreach_temporary_as_the_plan_says():
-    """The step's peak above the states held through backward, read from the process's peak RSS
-    with every large allocation mmapped (so that a freed tensor leaves RSS at once)."""
-    import ctypes
-    from pathlib import Path
+def peak_allocated_bytes(fn) -> int:
+    """The peak of the bytes torch's CPU allocator held while ``fn`` ran, above what it held before, summed
+    from the profiler's allocation events in time order. Not the process's peak RSS: the C library's heap and
+    the tests run before in the same process move that by tens of MB."""
+    from torch.profiler import ProfilerActivity, profile
 
-    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
-    libc.mallopt(m_mmap_threshold, 64 * 1024)
-    try:
-        engine, n = bf16_engine(foreach=True, n_layer=8, n_embd=512, n_head=8)  # ~29M parameters
-        train_step(engine)
-        train_step(engine, step=False)
-        before = _rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
-        engine.step()
-        added = (_rss_kib("VmHWM") - before) * 1024
-    finally:
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # kineto_results holds every allocation and free as a "[memory]" event; the public tables only sum them per op
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    held = peak = 0
+    for _, nbytes in events:
+        held += nbytes
+        peak = max(peak, held)
+    return peak
+
+
+def test_optimizer_step_adds_fp32_gradients_and_the_foreach_temporary_as_the_plan_says():
+    """The step's peak above the states held through backward."""
+    engine, n = bf16_engine(foreach=True, n_layer=8, n_embd=512, n_head=8)  # ~29M parameters
+    train_step(engine)
+    train_step(engine, step=False)
+    added = peak_allocated_bytes(engine.step)
     predicted = plan.optimizer_step_bytes(0, "none", n, 1)
     assert predicted == 8 * n  # fp32 gradients (FP16_UnfusedOptimizer.step) + _foreach_sqrt's result
     assert added == pytest.approx(predicted, rel=0.10)

@@ -18,27 +18,27 @@ from shared.schemas.extract import HALVES, ExtractOutcome
 from shared.schemas.probe import ProbeItem
 
 
-def probe_outcomes(backend: TorchBackend, model: str, checkpoint: str, items: list[ProbeItem],
+def probe_outcomes(backend: TorchBackend, model: str, seed: int, checkpoint: str, items: list[ProbeItem],
                    halves: dict[str, str], greedy_tokens: int) -> list[ExtractOutcome]:
     out = []
     for item in items:
         result = score_item(backend, item, greedy_tokens=greedy_tokens)
-        out.append(ExtractOutcome(model=model, checkpoint=checkpoint, measure="probe", item=item.id,
+        out.append(ExtractOutcome(model=model, seed=seed, checkpoint=checkpoint, measure="probe", item=item.id,
                                   half=halves[item.benchmark_id], correct=result.rank == 1,
                                   graded=1.0 / result.rank, text=result.greedy))
     return out
 
 
-def qa_outcomes(scores: ScoreFile, responses: list[Response], model: str, checkpoint: str,
+def qa_outcomes(scores: ScoreFile, responses: list[Response], model: str, seed: int, checkpoint: str,
                 halves: dict[str, str]) -> list[ExtractOutcome]:
     """A base-condition score run's items that are in a half, strictly correct or not (``is_correct``)."""
     answers = {r.id: r.response for r in responses}
-    return [ExtractOutcome(model=model, checkpoint=checkpoint, measure="qa", item=s.id, half=halves[s.id],
+    return [ExtractOutcome(model=model, seed=seed, checkpoint=checkpoint, measure="qa", item=s.id, half=halves[s.id],
                            correct=is_correct(s), graded=s.accuracy, text=answers.get(s.id, ""))
             for s in scores.items if s.id in halves]
 
 
-def by_item(outcomes: Iterable[ExtractOutcome], **where: str) -> dict[str, ExtractOutcome]:
+def by_item(outcomes: Iterable[ExtractOutcome], **where: str | int) -> dict[str, ExtractOutcome]:
     return {o.item: o for o in outcomes if all(getattr(o, k) == v for k, v in where.items())}
 
 
@@ -56,11 +56,36 @@ def sign_test(differences: list[float]) -> float:
     return 1.0 if up + down == 0 else float(sps.binomtest(up, up + down, 0.5).pvalue)
 
 
-def summarise(outcomes: list[ExtractOutcome], checkpoints: list[str], benchmark_of: dict[str, str], *,
-              seed: int) -> dict[str, Any]:
-    """Rates per model, checkpoint, measure and half; at the last checkpoint the paired tests, Holm-adjusted
-    as one family: extraction − main per measure and half (McNemar), and per half the difference of
-    differences (QA gain − probe gain per benchmark item, sign test)."""
+def over_seeds(outcomes: list[ExtractOutcome], seeds: list[int], checkpoint: str, *, seed: int) -> dict[str, Any]:
+    """The probe at ``checkpoint`` for every training seed, per half: each model's accuracy and extraction − main
+    per seed, and extraction − main averaged over the seeds item by item (the interval by bootstrap over items,
+    so the seeds' spread and the items' both count)."""
+    rows: dict[str, Any] = {}
+    for half in HALVES:
+        per_item: dict[str, list[float]] = {}
+        for s in seeds:
+            main, extract = (by_item(outcomes, model=m, seed=s, checkpoint=checkpoint, measure="probe", half=half)
+                             for m in ("main", "extract"))
+            common = sorted(main.keys() & extract.keys())
+            rows[f"{s}|{half}"] = {
+                m: bootstrap_mean({i: float(got[i].correct) for i in common}, seed=seed).model_dump()
+                for m, got in (("main", main), ("extract", extract))}
+            difference = {i: float(extract[i].correct) - float(main[i].correct) for i in common}
+            rows[f"{s}|{half}"]["difference"] = bootstrap_mean(difference, seed=seed).model_dump()
+            for i, d in difference.items():
+                per_item.setdefault(i, []).append(d)
+        mean = {i: sum(d) / len(d) for i, d in per_item.items() if len(d) == len(seeds)}
+        rows[f"mean|{half}"] = {"difference": bootstrap_mean(mean, seed=seed).model_dump()}
+    return {"seeds": seeds, "checkpoint": checkpoint, "rows": rows}
+
+
+def summarise(outcomes: list[ExtractOutcome], checkpoints: list[str], benchmark_of: dict[str, str], seeds: list[int],
+              *, seed: int) -> dict[str, Any]:
+    """Rates per model, checkpoint, measure and half of the first seed; at the last checkpoint the paired tests,
+    Holm-adjusted as one family: extraction − main per measure and half (McNemar), and per half the difference
+    of differences (QA gain − probe gain per benchmark item, sign test); and the probe over every seed."""
+    spread = over_seeds(outcomes, seeds, checkpoints[-1], seed=seed)
+    outcomes = [o for o in outcomes if o.seed == seeds[0]]
     rates: dict[str, Any] = {}
     for checkpoint in checkpoints:
         for measure in ("probe", "qa"):
@@ -96,4 +121,4 @@ def summarise(outcomes: list[ExtractOutcome], checkpoints: list[str], benchmark_
                       "p": sign_test(list(did.values()))})
     for test, adjusted in zip(tests, holm([t["p"] for t in tests])):
         test["p_holm"] = adjusted
-    return {"checkpoints": checkpoints, "rates": rates, "tests": tests, "family": len(tests)}
+    return {"checkpoints": checkpoints, "rates": rates, "tests": tests, "family": len(tests), "seeds": spread}

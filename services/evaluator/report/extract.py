@@ -61,6 +61,16 @@ def section(summary: dict, run: str) -> Section:
     for t in summary["tests"]:
         tests.rows.append([t["name"], _text(t["difference"], signed=True), t["test"],
                            f"{t['discordant'][0]} / {t['discordant'][1]}", f"{t['p']:.3g}", f"{t['p_holm']:.3g}"])
+    spread = summary["seeds"]
+    seeds = Table(["seed", "half", "main model", "extraction model", "extraction − main"], [])
+    for s in spread["seeds"]:
+        for half in HALVES:
+            row = spread["rows"][f"{s}|{half}"]
+            seeds.rows.append([str(s), half, _text(row["main"]), _text(row["extract"]),
+                               _text(row["difference"], signed=True)])
+    for half in HALVES:
+        seeds.rows.append([f"mean over {len(spread['seeds'])} seeds", half, "", "",
+                           _text(spread["rows"][f"mean|{half}"]["difference"], signed=True)])
     dropped = ", ".join(f"{n} {reason}" for reason, n in (summary.get("qa_dropped") or {}).items()) or "none"
     return Section(TITLE, [
         ("Allen-Zhu & Li (2023) find that a model pretrained on statements answers questions about them only when "
@@ -80,5 +90,10 @@ def section(summary: dict, run: str) -> Section:
          "exact sign test). Holm-adjusted over these "
          f"{summary['family']} tests, one family. Run {run}."),
         tests,
+        (f"The probe at the last kept checkpoint ({spread['checkpoint']}) for every training seed of the experiment: "
+         "each seed's extraction model trained as that seed's main model plus the same QA text. The mean over seeds "
+         "averages extraction − main item by item over the seeds (bootstrap interval over items); QA above is the "
+         "first seed's, the one exported and asked."),
+        seeds,
         verdict(summary["tests"]),
     ])

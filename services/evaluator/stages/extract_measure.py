@@ -1,7 +1,7 @@
 """The ``extract-measure`` stage: the main model and the extraction model (trained on the same shards plus
 the QA text of the ``qa_exposed`` half) on both halves at each kept checkpoint, paired on the same items: the
-probe in process, and QA from each checkpoint's ``score-scratch_base`` run, asked as the main experiment asks
-(services/evaluator/extract/measure.py, docs/extract.md)."""
+probe in process, for every training seed, and QA from each checkpoint's ``score-scratch_base`` run of the
+first seed, asked as the main experiment asks (services/evaluator/extract/measure.py, docs/extract.md)."""
 
 from __future__ import annotations
 
@@ -75,13 +75,26 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                            "extract.extract_train_run (als-lm experiment-extract names them)")
     main, extract = resolve(store, cfg.main_train_run, "train"), resolve(store, cfg.extract_train_run, "train")
     qa_run, names = pair_runs(store, main, extract)
+    if len(cfg.main_seed_runs) != len(cfg.extract_seed_runs):
+        raise InvalidInput(f"extract.main_seed_runs names {len(cfg.main_seed_runs)} runs, extract.extract_seed_runs "
+                           f"{len(cfg.extract_seed_runs)}: each other seed needs both models")
+    # (main, extraction) per seed, the first seed's first: the other seeds' pairs are probed only
+    pairs = [(main, extract), *((resolve(store, m, "train"), resolve(store, e, "train"))
+                                for m, e in zip(cfg.main_seed_runs, cfg.extract_seed_runs))]
+    for other_main, other_extract in pairs[1:]:
+        if pair_runs(store, other_main, other_extract) != (qa_run, names) or other_main.upstream("tokenize") != \
+                main.upstream("tokenize"):
+            raise InvalidInput(f"{other_main.run} and {other_extract.run} are not another seed of {main.run} and "
+                               f"{extract.run}: other shards, QA text or kept checkpoints")
+    seeds = [m.settings["seed"] for m, _ in pairs]
+    if len(set(seeds)) != len(seeds):
+        raise InvalidInput(f"the seeds' train runs repeat a seed: {seeds}")
     items_run = runs.resolve(store, qa_run.upstream("probe-items"))
-    models = {"main": main, "extract": extract}
     scored = {"main": base_scores(store, cfg.main_base_scores, main, names),
               "extract": base_scores(store, cfg.extract_base_scores, extract, names)}
     inputs = [*runs.inputs_from(qa_run, ["split.json"]), *runs.inputs_from(items_run, ["items.jsonl"]),
               *runs.inputs_from(main, ["tokenizer.json"]),
-              *(ref for run in models.values()
+              *(ref for pair in pairs for run in pair
                 for ref in runs.inputs_from(run, [f"checkpoints/{n}/model.pt" for n in names])),
               *(ref for by in scored.values() for run in by.values()
                 for ref in [*runs.inputs_from(run, ["scores.json"]), run.input("responses.jsonl")])]
@@ -92,23 +105,29 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
                  if i.benchmark_id in halves]
         tokenizer = ProbeTokenizer(runs.fetch(store, main.output("tokenizer.json"), scratch / "tokenizer.json"))
         outcomes = []
-        for label, run in models.items():
-            for name in names:
-                path = runs.fetch(store, run.output(f"checkpoints/{name}/model.pt"), scratch / "model.pt")
-                backend = TorchBackend.from_checkpoint(f"{label}@{name}", path, tokenizer)
-                outcomes += measure.probe_outcomes(backend, label, name, items, halves, settings.probe.greedy_tokens)
-                path.unlink()
-                score_run = scored[label][name]
-                scores = ScoreFile.model_validate_json(
-                    runs.fetch(store, score_run.output("scores.json"), scratch / "scores.json").read_text())
-                responses = [Response.model_validate_json(line) for line in runs.fetch(
-                    store, score_run.input("responses.jsonl"), scratch / "responses.jsonl").read_text().splitlines()
-                    if line]
-                outcomes += measure.qa_outcomes(scores, responses, label, name, halves)
-                log.info("extract-measure: %s %s probed on %d items; %d answers of %s", label, name, len(items),
-                         len(scores.items), score_run.run)
-        summary = measure.summarise(outcomes, names, {i.id: i.benchmark_id for i in items}, seed=settings.seed)
+        for seed, pair in zip(seeds, pairs):
+            for label, run in zip(("main", "extract"), pair):
+                for name in names:
+                    path = runs.fetch(store, run.output(f"checkpoints/{name}/model.pt"), scratch / "model.pt")
+                    backend = TorchBackend.from_checkpoint(f"{label}@{name}", path, tokenizer)
+                    outcomes += measure.probe_outcomes(backend, label, seed, name, items, halves,
+                                                       settings.probe.greedy_tokens)
+                    path.unlink()
+                    if seed != seeds[0]:
+                        continue
+                    score_run = scored[label][name]
+                    scores = ScoreFile.model_validate_json(
+                        runs.fetch(store, score_run.output("scores.json"), scratch / "scores.json").read_text())
+                    responses = [Response.model_validate_json(line) for line in runs.fetch(
+                        store, score_run.input("responses.jsonl"), scratch / "responses.jsonl").read_text().splitlines()
+                        if line]
+                    outcomes += measure.qa_outcomes(scores, responses, label, seed, name, halves)
+                    log.info("extract-measure: %s %s: %d answers of %s", label, name, len(scores.items), score_run.run)
+                log.info("extract-measure: %s seed %d probed on %d items at %d checkpoints", label, seed, len(items),
+                         len(names))
+        summary = measure.summarise(outcomes, names, {i.id: i.benchmark_id for i in items}, seeds, seed=settings.seed)
         summary |= {"main_train_run": main.run, "extract_train_run": extract.run, "qa_run": qa_run.run,
+                    "seed_train_runs": [[m.run, e.run] for m, e in pairs[1:]],
                     "tokens_seen": {n: kept(main)[n]["tokens_seen"] for n in names},
                     "base_scores": {label: {n: r.run for n, r in by.items()} for label, by in scored.items()},
                     "qa_pairs": qa_run.metrics.get("pairs"), "qa_dropped": qa_run.metrics.get("dropped")}
@@ -116,7 +135,7 @@ def run(store: ArtifactStore, settings: EvaluatorSettings, *, force: bool = Fals
         writer.put_json("summary.json", summary)
         last = names[-1]
         writer.metrics.update(
-            main_train_run=main.run, checkpoints=names, probe_items=len(items),
+            main_train_run=main.run, checkpoints=names, probe_items=len(items), seeds=seeds,
             accuracy={key: rate["estimate"] for key, rate in summary["rates"].items() if f"|{last}|" in key},
             tests={t["name"]: {"difference": t["difference"]["estimate"], "p_holm": t["p_holm"]}
                    for t in summary["tests"]},

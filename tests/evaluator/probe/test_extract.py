@@ -103,6 +103,25 @@ def test_each_pair_is_a_training_sentence_read_back_with_its_value(written):
         assert " ".join(re.findall(r"\w+", back.lower())) in train[pair.source], pair.id
 
 
+def test_over_seeds_pairs_each_seed_and_averages_the_differences_item_by_item():
+    from services.evaluator.extract.measure import over_seeds
+
+    right = {  # (model, seed, item) -> the true value ranks first; every item in the qa_test half
+        ("main", 1, "a"): False, ("extract", 1, "a"): True, ("main", 1, "b"): True, ("extract", 1, "b"): True,
+        ("main", 2, "a"): True, ("extract", 2, "a"): True, ("main", 2, "b"): True, ("extract", 2, "b"): False,
+    }
+    outcomes = [ExtractOutcome(model=m, seed=s, checkpoint="last", measure="probe", item=i, half="qa_test",
+                               correct=c, graded=1.0 if c else 0.5) for (m, s, i), c in right.items()]
+    outcomes.append(ExtractOutcome(model="main", seed=1, checkpoint="early", measure="probe", item="a",
+                                   half="qa_test", correct=True, graded=1.0))  # another checkpoint: not read
+    rows = over_seeds(outcomes, [1, 2], "last", seed=0)["rows"]
+    assert rows["1|qa_test"]["main"]["estimate"] == 0.5 and rows["1|qa_test"]["extract"]["estimate"] == 1.0
+    assert rows["1|qa_test"]["difference"]["estimate"] == 0.5 and rows["2|qa_test"]["difference"]["estimate"] == -0.5
+    # item a: (+1 + 0) / 2, item b: (0 - 1) / 2; their mean over the two items
+    assert rows["mean|qa_test"]["difference"]["estimate"] == 0.0 and rows["mean|qa_test"]["difference"]["n"] == 2
+    assert rows["mean|qa_exposed"]["difference"]["n"] == 0
+
+
 @pytest.fixture(scope="module")
 def arm(tmp_path_factory):
     """`als-lm experiment-extract` on the experiment's smoke settings (tests/test_experiment.py), in a fresh
@@ -146,12 +165,14 @@ def test_both_models_are_measured_on_the_same_items_of_both_halves(arm):
     outcomes = read(store, measured, "results.jsonl", ExtractOutcome)
     names = [c["name"] for c in arm["main"].metrics["checkpoints"]]
     assert summary["checkpoints"] == names == [c["name"] for c in arm["extract"].metrics["checkpoints"]]
+    # the probe for both seeds of the smoke config, QA for the first (the one exported and asked)
+    seeds = {"probe": (1337, 7), "qa": (1337,)}
     for measure in ("probe", "qa"):
-        cells = {(o.model, o.checkpoint) for o in outcomes if o.measure == measure}
-        assert cells == {(m, n) for m in ("main", "extract") for n in names}
+        cells = {(o.model, o.seed, o.checkpoint) for o in outcomes if o.measure == measure}
+        assert cells == {(m, s, n) for m in ("main", "extract") for s in seeds[measure] for n in names}
         items = {cell: tuple(sorted(o.item for o in outcomes if o.measure == measure
-                                    and (o.model, o.checkpoint) == cell)) for cell in cells}
-        assert len(set(items.values())) == 1 and items[("main", names[-1])]
+                                    and (o.model, o.seed, o.checkpoint) == cell)) for cell in cells}
+        assert len(set(items.values())) == 1 and items[("main", 1337, names[-1])]
     # QA comes from each checkpoint's base-condition answers, served and scored as make experiment does
     for label in ("main", "extract"):
         for name, ref in summary["base_scores"][label].items():
@@ -165,11 +186,35 @@ def test_both_models_are_measured_on_the_same_items_of_both_halves(arm):
 
 
 @pytest.mark.slow
+def test_every_other_seed_gets_an_extraction_model_trained_beside_the_first_and_probed(arm):
+    store, summary = arm["store"], arm["summary"]
+    [[main_7, extract_7]] = summary["seed_train_runs"]
+    main_7, extract_7 = runs.resolve(store, main_7), runs.resolve(store, extract_7)
+    assert main_7.settings["seed"] == extract_7.settings["seed"] == 7
+    assert extract_7.upstream("extract-tokens") == arm["extract"].upstream("extract-tokens")
+    assert main_7.upstream("tokenize") == arm["main"].upstream("tokenize")
+    timings = json.loads((arm["root"] / "timings-extract.json").read_text())["stages_s"]
+    assert timings["train the extraction model with seed 7 (background)"] > 0
+    assert f"published {extract_7.run}" in (arm["root"] / "work" / "logs" / "extract-seed-7.log").read_text()
+    spread = summary["seeds"]
+    assert spread["seeds"] == [1337, 7] and spread["checkpoint"] == summary["checkpoints"][-1]
+    for name in ("qa_exposed", "qa_test"):
+        rows = [spread["rows"][f"{s}|{name}"] for s in (1337, 7)]
+        assert all(r["main"]["n"] == r["extract"]["n"] == r["difference"]["n"] > 0 for r in rows)
+        mean = spread["rows"][f"mean|{name}"]["difference"]["estimate"]
+        assert mean == pytest.approx(sum(r["difference"]["estimate"] for r in rows) / 2)
+
+
+@pytest.mark.slow
 def test_measure_refuses_models_trained_on_other_shards(arm):
     settings = EvaluatorSettings(work_dir=arm["root"] / "work", store={"root": arm["root"] / "artifacts"},
                                  extract={"main_train_run": arm["main"].run, "extract_train_run": arm["main"].run})
     with pytest.raises(MissingArtifact, match="extract-tokens"):
         extract_measure.run(arm["store"], settings)
+    [[main_7, _]] = arm["summary"]["seed_train_runs"]
+    unpaired = settings.extract.model_copy(update={"extract_train_run": arm["extract"].run, "main_seed_runs": [main_7]})
+    with pytest.raises(InvalidInput, match="each other seed needs both models"):
+        extract_measure.run(arm["store"], settings.model_copy(update={"extract": unpaired}))
     with pytest.raises(InvalidInput, match="both train runs"):
         extract_measure.run(arm["store"], settings.model_copy(update={"extract": settings.extract.model_copy(
             update={"main_train_run": None})}))
@@ -182,8 +227,10 @@ def test_report_has_the_section_with_every_rate_interval_and_the_holm_adjusted_f
     assert extract_report.latest(arm["store"], arm["extract"].run) is None, "measured against another model"
     summary = extract_report.load(arm["store"], found, arm["root"])
     section = extract_report.section(summary, found[0].run)
-    curve, tests = [b for b in section.blocks if isinstance(b, Table)]
+    curve, tests, seeds = [b for b in section.blocks if isinstance(b, Table)]
     assert len(curve.rows) == len(summary["checkpoints"]) * 2 * 2  # checkpoints x measures x halves
+    assert [row[0] for row in seeds.rows] == ["1337", "1337", "7", "7", "mean over 2 seeds", "mean over 2 seeds"]
+    assert all("n=" in row[-1] for row in seeds.rows)
     assert all("n=" in cell for row in curve.rows for cell in row[4:])
     assert [row[0] for row in tests.rows] == [t["name"] for t in summary["tests"]]
     assert section.blocks[-1].startswith(("Yes at this scale", "Not shown at this scale"))
