@@ -87,23 +87,6 @@ class Label(BaseModel):
     note: str = ""
 
 
-class ClaimPair(BaseModel):
-    """One atomic claim of one system's real answer and the evidence sentence the scorer judged it by; the
-    verdict stays in the strata, which readers are not shown."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pair_id: str
-    system: str
-    source_run: str
-    item_id: str
-    question: str
-    response: str
-    claim: str
-    evidence: str
-    source: str
-
-
 class AnswerPair(BaseModel):
     """One system's real answer to one item, to be read as an answer, a refusal or a non-answer."""
 
@@ -115,6 +98,15 @@ class AnswerPair(BaseModel):
     item_id: str
     question: str
     response: str
+
+
+class ClaimPair(AnswerPair):
+    """One atomic claim of one system's real answer and the evidence sentence the scorer judged it by; the
+    verdict stays in the strata, which readers are not shown."""
+
+    claim: str
+    evidence: str
+    source: str
 
 
 class ClaimLabel(Label):
