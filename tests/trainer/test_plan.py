@@ -3,6 +3,8 @@ does not fit and by how much, and the presets' default DeepSpeed files follow it
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 import torch
 
@@ -198,17 +200,15 @@ def test_zero0_bf16_holds_16_bytes_a_parameter_through_backward_as_the_plan_says
     assert held_bytes(engine) == pytest.approx(states, rel=0.002)
 
 
-def _rss_kib(field: str) -> int:
-    from pathlib import Path
-
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1])
+class Allocated(NamedTuple):
+    peak: int  # the most held at once while the call ran, above what was held before it
+    end: int  # what the call left held
 
 
-def peak_allocated_bytes(fn) -> int:
-    """The peak of the bytes torch's CPU allocator held while ``fn`` ran, above what it held before, summed
-    from the profiler's allocation events in time order. Not the process's peak RSS: the C library's heap and
-    the tests run before in the same process move that by tens of MB."""
+def allocated_bytes(fn) -> Allocated:
+    """Bytes torch's CPU allocator held while ``fn`` ran, above what it held before, summed from the profiler's
+    allocation events in time order. Not the process's RSS: the C library's heap and the tests run before in
+    the same process move that by tens of MB."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -219,7 +219,7 @@ def peak_allocated_bytes(fn) -> int:
     for _, nbytes in events:
         held += nbytes
         peak = max(peak, held)
-    return peak
+    return Allocated(peak, held)
 
 
 def test_optimizer_step_adds_fp32_gradients_and_the_foreach_temporary_as_the_plan_says():
@@ -227,7 +227,7 @@ def test_optimizer_step_adds_fp32_gradients_and_the_foreach_temporary_as_the_pla
     engine, n = bf16_engine(foreach=True, n_layer=8, n_embd=512, n_head=8)  # ~29M parameters
     train_step(engine)
     train_step(engine, step=False)
-    added = peak_allocated_bytes(engine.step)
+    added = allocated_bytes(engine.step).peak
     predicted = plan.optimizer_step_bytes(0, "none", n, 1)
     assert predicted == 8 * n  # fp32 gradients (FP16_UnfusedOptimizer.step) + _foreach_sqrt's result
     assert added == pytest.approx(predicted, rel=0.10)
@@ -265,52 +265,30 @@ def test_one_block_keeps_what_the_plan_counts_for_the_cpu(dtype, dropout):
 def test_zero0_gradients_are_not_there_at_backwards_peak_without_accumulation():
     """After each optimizer step DeepSpeed frees the gradients (set_to_none), so a micro-batch right
     after a step peaks without them; one that accumulates into the previous micro-batch's peaks
-    with them. Peak RSS of the two backward passes, every large allocation mmapped, against the plan."""
-    import ctypes
-    from pathlib import Path
-
-    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
-    libc.mallopt(m_mmap_threshold, 64 * 1024)
+    with them. The two backward passes' peaks, counted from the same point, against the plan."""
     # ~34M parameters; the head's transient (vocabulary x context) is backward's largest
     shape = {"n_layer": 8, "n_embd": 512, "n_head": 8, "block_size": 256, "vocab_size": 16384}
-    try:
-        engine, n = bf16_engine(**shape)
-        train_step(engine)
-        assert all(p.grad is None for p in engine.module.parameters())
-        peaks = []
-        for _ in range(2):  # the first after a step, the second accumulating into its gradients
-            Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
-            train_step(engine, step=False)
-            peaks.append(_rss_kib("VmHWM") * 1024)
-    finally:
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    engine, n = bf16_engine(**shape)
+    train_step(engine)
+    assert all(p.grad is None for p in engine.module.parameters())
+    after_step = allocated_bytes(lambda: train_step(engine, step=False))
+    accumulating = allocated_bytes(lambda: train_step(engine, step=False))
     cfg = GPTConfig(**{**SMALL, **shape})
-    after_step, accumulating = (plan.training_memory(cfg, n, 1, stage=0, offload="none", checkpointing=False,
-                                                     micro_batch=2, grad_accum=accum, device="cpu", foreach=False)
-                                for accum in (1, 2))
-    assert accumulating.backward - after_step.backward == 2 * n  # the bf16 gradients
-    assert peaks[1] - peaks[0] == pytest.approx(2 * n, rel=0.10)
+    planned = [plan.training_memory(cfg, n, 1, stage=0, offload="none", checkpointing=False, micro_batch=2,
+                                    grad_accum=accum, device="cpu", foreach=False) for accum in (1, 2)]
+    assert planned[1].backward - planned[0].backward == 2 * n  # the bf16 gradients
+    # the second pass starts with what the first left held (its gradients)
+    assert after_step.end + accumulating.peak - after_step.peak == pytest.approx(2 * n, rel=0.10)
 
 
 def test_zero0_all_reduces_a_flat_copy_of_the_gradients_as_the_plan_says():
     """DeepSpeed's engine ends each step's last backward by flattening the gradients to all-reduce
-    them, on one rank too: what that all-reduce adds to the peak RSS, against the plan."""
-    import ctypes
-    from pathlib import Path
-
-    libc, m_mmap_threshold = ctypes.CDLL("libc.so.6"), -3
-    libc.mallopt(m_mmap_threshold, 64 * 1024)
-    try:
-        engine, n = bf16_engine(n_layer=8, n_embd=512, n_head=8)  # ~27M parameters
-        train_step(engine)
-        engine.enable_backward_allreduce = False  # run it by hand below, alone
-        train_step(engine, step=False)
-        before = _rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")
-        engine.allreduce_gradients()
-        added = (_rss_kib("VmHWM") - before) * 1024
-    finally:
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    them, on one rank too: what that all-reduce adds to the peak, against the plan."""
+    engine, n = bf16_engine(n_layer=8, n_embd=512, n_head=8)  # ~27M parameters
+    train_step(engine)
+    engine.enable_backward_allreduce = False  # run it by hand below, alone
+    train_step(engine, step=False)
+    added = allocated_bytes(engine.allreduce_gradients).peak
     predicted = plan.allreduce_bytes(0, n, 1)
     assert predicted == 2 * n  # the bf16 gradients, far below one 500M-element bucket
     assert added == pytest.approx(predicted, rel=0.10)
