@@ -4,12 +4,16 @@
    configuration, ZeRO 0, fp32) vs a plain PyTorch loop of the same model, optimizer, gradient
    accumulation and clipping; goal: DeepSpeed >= 80 % of plain;
 2. the tiny preset trained on the bundled sample corpus for a few minutes through the real
-   ``Trainer`` (checkpoints, evaluation, CSV), its best validation loss vs the unigram baseline.
+   ``Trainer`` (checkpoints, evaluation, CSV), its best validation loss vs the unigram baseline;
+3. with ``--precisions``, the experiment's training (mini preset, 8 x 256 tokens a step) through the
+   DeepSpeed engine in bf16 mixed precision vs fp32, the reference (experiment-cpu.yaml's choice).
 
 Token shards come from a quick byte-level BPE over services/scraper/sample/*.jsonl (the same
 recipe as the tokenize stage, smaller vocabulary), 10 % of the documents held out.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train_cpu.py --out docs/bench/trainer-cpu.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train_cpu.py --presets "" --train-steps 0 --precisions --vocab 9666 \
+        --steps 8 --out docs/bench/trainer-cpu-precision.json
 """
 
 from __future__ import annotations
@@ -92,6 +96,24 @@ def throughput(preset: str, shards: Path, work: Path, vocab: int, args) -> dict:
     }
 
 
+def precisions(shards: Path, work: Path, vocab: int, args) -> dict:
+    """tokens/s of the experiment's training step in fp32 (the reference) and bf16, rounds interleaved."""
+    trainers = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(preset="mini", device="cpu", precision=precision, block_size=256, micro_batch=8,
+                          grad_accum=1, max_steps=1000, warmup_steps=10)
+        trainers[precision] = Trainer(cfg, 1337, shards / "train.bin", shards / "val.bin", vocab, work / precision)
+        deepspeed_loop(trainers[precision], 2)  # warm-up
+    rounds = {p: [] for p in trainers}
+    for _ in range(args.rounds):  # interleaved, so load changes hit both alike
+        for p, t in trainers.items():
+            rounds[p].append(deepspeed_loop(t, args.steps))
+    fp32, bf16 = (statistics.median(rounds[p]) for p in ("fp32", "bf16"))
+    return {"preset": "mini", "tokens_per_step": 8 * 256, "steps_per_round": args.steps,
+            "fp32_tokens_per_s": fp32, "bf16_tokens_per_s": bf16, "bf16_vs_fp32": bf16 / fp32,
+            "cpu_has_native_bf16": "avx512_bf16" in Path("/proc/cpuinfo").read_text(), "rounds": rounds}
+
+
 def train_sample(shards: Path, work: Path, vocab: int, args) -> dict:
     tiny_cpu = yaml.safe_load((CONFIGS / "tiny-cpu.yaml").read_text())
     cfg = TrainConfig(**{**tiny_cpu, "max_steps": args.train_steps, "checkpoint_interval": args.train_steps})
@@ -119,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vocab", type=int, default=2048)
     parser.add_argument("--train-steps", type=int, default=300, help="0 skips the sample training run")
+    parser.add_argument("--precisions", action="store_true", help="also bf16 vs fp32 on the experiment's mini preset")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -128,7 +151,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shards = build_shards(Path(tmp) / "shards", vocab_size=args.vocab)
         vocab = json.loads((shards / "meta.json").read_text())["vocab_size"]
-        report["throughput"] = [throughput(p, shards, Path(tmp), vocab, args) for p in args.presets.split(",")]
+        report["throughput"] = [throughput(p, shards, Path(tmp), vocab, args) for p in args.presets.split(",") if p]
+        if args.precisions:
+            report["precisions"] = precisions(shards, Path(tmp), vocab, args)
         if args.train_steps:
             report["sample_training"] = train_sample(shards, Path(tmp), vocab, args)
     report["load_average_1m_at_end"] = os.getloadavg()[0]

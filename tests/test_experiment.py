@@ -4,12 +4,14 @@ by id; and a rerun that pairs each checkpoint with its own runs even when one st
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from shared import runs
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 SMOKE = {
     "sources": ["sample"], "device": "cpu", "threads": 1, "limit": 3, "alone_threads": 2, "seeds": [1337, 7],
-    "train": {"preset": "tiny", "device": "cpu", "max_steps": 12, "micro_batch": 4, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
+    # bf16 as experiment-cpu.yaml trains: the probe snapshots are bf16, the exported weights fp32
+    "train": {"preset": "tiny", "device": "cpu", "precision": "bf16", "max_steps": 12, "micro_batch": 4, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
               "warmup_steps": 2, "log_interval": 3, "eval_interval": 3, "eval_batches": 2,
               "checkpoint_interval": 1000, "early_stopping_patience": 0, "keep_at_fractions": [0.5, 1.0],
               "probe_at_fractions": [0.25, 0.75]},
@@ -86,6 +89,8 @@ def test_every_seed_is_trained_and_probed_at_every_point_and_the_report_draws_th
     assert (main.settings["seed"], other.settings["seed"]) == (1337, 7)
     assert other.settings["train"] == main.settings["train"]  # the seeds share the config
     assert [s["step"] for s in other.metrics["snapshots"]] == [3, 9]
+    snapshot = torch.load(io.BytesIO(store.get_bytes(other.output("snapshots/step00000003/model.pt").key)))
+    assert {v.dtype for v in snapshot["model"].values()} == {torch.bfloat16}  # the weights the forward used
     # the second seed trained in its own background lane, beside the first seed's checkpoints
     timings = json.loads((root / "timings.json").read_text())["stages_s"]
     assert timings["training seed 7 (background)"] > 0 and "training seed 7" not in timings
