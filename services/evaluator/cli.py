@@ -120,7 +120,9 @@ def score(system: str | None, benchmark: Path | None, responses: Path | None, ou
     s = scores.summary
     click.echo(f"{output}: {s['n_items']} items, accuracy {s['accuracy']:.3f}, "
                f"fabrication rate {s['fabrication_rate']:.3f}, hedged {s['hedging']['hedged_rate']:.3f}"
-               + (f", {s['non_answers']} empty (non-answers)" if s["non_answers"] else "")
+               + (f", non-answers {s['non_answers']} ("
+                  + ", ".join(f"{n} {why}" for why, n in s["non_answers_by_reason"].items()) + ")"
+                  if s["non_answers"] else "")
                + (f", traps avoided {s['traps']['n'] - s['traps']['answered']}/{s['traps']['n']}" if s["traps"]["n"]
                   else ""))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark, load_responses, match
+from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import Entities, default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
 from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
@@ -69,10 +70,12 @@ def judge_item(item: BenchmarkItem, text: str, scorer: FactScorer
                ) -> tuple[list[FactMatch], FactMatch | None, float, TrapVerdict | None]:
     """Verdicts per key fact, the yes/no answer's verdict, the item's accuracy and, for a trap, its
     verdict. Accuracy is the share of the counted key facts supported, a yes/no item's exact answer
-    counting as one more; a trap's is 1 when it declines or denies, else 0. An empty text states
-    nothing: every fact is absent."""
+    counting as one more; a trap's is 1 when it declines or denies, else 0. A non-answer (empty, a loop,
+    word salad) states nothing: every fact and the yes/no are absent."""
     facts = scorer.judge(item.question, item.key_facts, text)
     answer = judge_answer(item.expected_answer, text) if item.answer_type == "yes_no" else None
+    if answer is not None and answer.verdict != "absent" and scorer.non_answer(item.question, text):
+        answer = FactMatch(fact=answer.fact, present=False, verdict="absent")
     if item.trap:
         trap = trap_verdict(text, facts)
         return facts, answer, float(trap != "answered"), trap
@@ -108,6 +111,7 @@ def score_responses(
     with shared_log.progress() as bar:
         task = bar.add_task("scoring", total=len(pairs))
         for item, response in pairs:
+            reason = scorer.non_answer(item.question, response.response)
             facts, answer, accuracy, trap = judge_item(item, response.response, scorer)
             items.append(ItemScore(
                 id=item.id,
@@ -119,8 +123,10 @@ def score_responses(
                 facts=facts,
                 facts_contradicted=sum(f.verdict == "contradicted" for f in facts if f.counted),
                 answer=answer,
-                **(claims.score(item, response) if claims is not None else {}),
-                non_answer=not response.response.strip(),
+                # a non-answer makes no claims, so none can be faithful or not to what it was shown
+                **(({"claims": []} if reason else claims.score(item, response)) if claims is not None else {}),
+                non_answer=reason is not None,
+                non_answer_reason=reason,
                 trap=trap,
             ))
             echo_facts, _, echo_accuracy, _ = judge_item(item, item.question, scorer)
@@ -178,6 +184,7 @@ def summarize(items: list[ItemScore], echo: list[tuple[float, list[FactMatch]]] 
         "fabricated_entities": dict(Counter(e for s in items for e in s.fabricated_entities).most_common()),
         "hedging": aggregate([s.hedging for s in items]),
         "non_answers": sum(s.non_answer for s in items),
+        "non_answers_by_reason": dict(Counter(s.non_answer_reason for s in items if s.non_answer).most_common()),
         "traps": _traps([s for s in items if s.trap]),
         "accuracy_by_hedging": {"hedged": _interval(hedged), "not_hedged": _interval(confident)},
     }
@@ -196,7 +203,8 @@ def build(config: EvalConfig, corpus_texts: Iterable[str], entities: Entities | 
           names: Iterable[str] = ()) -> tuple[FactScorer, Lexicon]:
     """The fact scorer and the fabrication lexicon (corpus text, plus its documents' titles and ids)."""
     entities = entities or default_entities()
-    return FactScorer(config, entities, Embedder()), Lexicon.build(corpus_texts, entities, names)
+    return FactScorer(config, entities, Embedder(), Acceptability(config.acceptability_threshold)), Lexicon.build(
+        corpus_texts, entities, names)
 
 
 def build_claims(config: EvalConfig, scorer: FactScorer, documents: Iterable[tuple[str | None, str]]

@@ -40,6 +40,17 @@ class EvalConfig(BaseModel):
     )
     use_embeddings: bool = Field(True, description="allow the sentence-embedding fallback at all",
                                  json_schema_extra=affects("score-*", "report"))
+    # Set once on development data only (the labelled real answers of real_outputs/, not the validation sets): the
+    # knee where raising it finds few more garbled answers and more fluent ones (docs/evaluation.md, Non-answers).
+    acceptability_threshold: float = Field(
+        4.0, description="SLOR (nats a word: the bundled Gemma's log-probability of the response after the question, "
+        "less its words' unigram log-probabilities) below which a response is word salad, a non-answer "
+        "(scoring/acceptability.py)",
+        json_schema_extra=affects("score-*", "report"),
+    )
+    use_acceptability: bool = Field(True, description="recognise garbled and looping responses as non-answers "
+                                    "(needs the bundled Gemma through llama.cpp); off: only empty ones",
+                                    json_schema_extra=affects("score-*", "report"))
     # Claim precision and faithfulness (issue 18, scoring/claims.py): set before any system output was
     # scored and not tuned since.
     claim_candidates: int = Field(

@@ -10,11 +10,11 @@ The proxies are rules over the automatic scores, not judgements; the report says
   accurate_but_misleading at least half the key facts present, the rest missing
   boundary_confusion      fewer than half present: an answer about something else
 
-A response is a **non-answer** when it neither supports nor contradicts any key fact (nor gives a yes/no
-verdict) and it is
+A response is a **non-answer** when the scorer found it states nothing (``ItemScore.non_answer``: empty, a
+loop, word salad; ``scoring/acceptability.py``), or when it neither supports nor contradicts any key fact
+(nor gives a yes/no verdict) and it is
   a fragment    fewer than ``FRAGMENT_WORDS`` words, none of them a name or a number (``ious.``, ``the``);
-  repetition    at least ``REPEAT_MIN_WORDS`` words whose distinct word 3-grams are under
-                ``REPEAT_DISTINCT`` of all its 3-grams (a loop: ``the disease the disease the disease``);
+  repetition    a loop (``acceptability.repetitive``: ``the disease the disease the disease``);
   off-topic     at least ``FRAGMENT_WORDS`` words and no content word (the scorer's stems and synonyms) in
                 common with the question or the key facts: a continuation of some other text. A bare name
                 or number is an answer (right or wrong), never off-topic; text that mentions the
@@ -28,12 +28,11 @@ from __future__ import annotations
 import random
 import re
 
+from services.evaluator.scoring.acceptability import repetitive
 from services.evaluator.scoring.normalize import STOPWORDS, content_stems, normalize
 from shared.schemas.eval import ItemScore
 
 FRAGMENT_WORDS = 3
-REPEAT_MIN_WORDS = 8
-REPEAT_DISTINCT = 0.5
 _WORD = re.compile(r"[\w'-]+")
 
 MATRIX_ROWS = ("correct", "confident_fabrication", "plausible_blending", "outdated_information",
@@ -52,11 +51,8 @@ def non_answer(response: str, question: str, facts: list[str]) -> str | None:
     if len(tokens) < FRAGMENT_WORDS and not any(
             t[0].isupper() and t.lower() not in STOPWORDS or any(c.isdigit() for c in t) for t in tokens):
         return "fragment"
-    lowered = [t.lower() for t in tokens]
-    if len(lowered) >= REPEAT_MIN_WORDS:
-        grams = list(zip(lowered, lowered[1:], lowered[2:]))
-        if len(set(grams)) < REPEAT_DISTINCT * len(grams):
-            return "repetition"
+    if repetitive(response):
+        return "repetition"
     topic = {w for text in (question, *facts) for w in content_stems(normalize(text))}
     if len(tokens) >= FRAGMENT_WORDS and topic and not topic & set(content_stems(normalize(response))):
         return "off-topic"
@@ -74,6 +70,8 @@ def proxy_label(score: ItemScore, response: str | None = None, question: str = "
     if score.accuracy == 1.0:
         return "correct", None
     correctness = "partially_correct" if present else "incorrect"
+    if score.non_answer:
+        return correctness, "non_answer"
     if score.fabricated_entities and not score.hedging.get("hedged"):
         return correctness, "confident_fabrication"
     attempted = any(f.verdict != "absent" for f in score.facts) or (

@@ -254,6 +254,8 @@ class GoldEvidence(BaseModel):
 
 
 TrapVerdict = Literal["declined", "denied", "answered"]
+NonAnswer = Literal["empty", "repetition", "garbled"]
+"""Why a response states nothing (services/evaluator/scoring/acceptability.py)."""
 
 
 class ItemScore(BaseModel):
@@ -271,11 +273,26 @@ class ItemScore(BaseModel):
     claims: list[ClaimJudgement] | None = Field(
         None, description="the response's atomic claims against the reference and the corpus; [] when it makes none")
     faithfulness: Faithfulness | None = Field(None, description="only for responses that carry retrieved chunks")
-    non_answer: bool = Field(False, description="the response is empty (a model that stopped at once): it states "
-                             "nothing and is scored so")
+    non_answer: bool = Field(False, description="the response states nothing (empty, a loop, or word salad): every "
+                             "fact is absent and it makes no claims")
+    non_answer_reason: NonAnswer | None = Field(None, description="why it is a non-answer (None for an answer)")
     trap: TrapVerdict | None = Field(
         None, description="trap items only: the answer declined (a refusal), denied (stated a key fact, which for a "
         "trap is the denial) or answered as if the premise were true; accuracy is 1 for the first two")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_of_older_scores(cls, value: Any) -> Any:
+        """Scores written before reasons existed called only an empty response a non-answer."""
+        if isinstance(value, dict) and value.get("non_answer") and "non_answer_reason" not in value:
+            return {**value, "non_answer_reason": "empty"}
+        return value
+
+    @model_validator(mode="after")
+    def _reason_iff_non_answer(self) -> ItemScore:
+        if self.non_answer != (self.non_answer_reason is not None):
+            raise ValueError("non_answer_reason is given exactly when non_answer is true")
+        return self
 
 
 class ScoreFile(BaseModel):

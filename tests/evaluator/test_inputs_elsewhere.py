@@ -56,7 +56,7 @@ def test_traps_score_declining_or_denying_and_an_empty_answer_is_a_non_answer(tm
     result = CliRunner().invoke(eval_group, ["score", "--benchmark", str(ELSEWHERE), "--responses", str(responses),
                                              "--output", str(output)], env=LEXICAL)
     assert result.exit_code == 0, result.output
-    assert "1 empty (non-answers), traps avoided 1/2" in result.output
+    assert "non-answers 1 (1 empty), traps avoided 1/2" in result.output
     scores = ScoreFile.model_validate_json(output.read_text())
     by_id = {s.id: s for s in scores.items}
     assert by_id["TRAP-001"].trap == "answered" and by_id["TRAP-001"].accuracy == 0.0

@@ -10,6 +10,7 @@ import pytest
 
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.scoring import devset
+from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
 from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
@@ -28,7 +29,8 @@ def _jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def scorer() -> FactScorer:
-    return FactScorer(EvalConfig(), default_entities(), Embedder())
+    config = EvalConfig()
+    return FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
 
 
 def test_scorer_agrees_with_labelled_cases(scorer):

@@ -164,7 +164,7 @@ def compose(systems: dict[str, analysis.SystemData], items: list[BenchmarkItem],
         "Sources: " + "; ".join(f"{n}: {m['source']}" for n, m in matrices.items()) + ". Automatic proxies are "
         "rules over the scores and the response text (see services/evaluator/taxonomy.py), not judgements; "
         "manual reviews replace them per system as soon as one exists (`als-lm eval review`). Refusals and "
-        "non-answers (fragments, repetition, off-topic continuations) are outside the matrix.",
+        "non-answers (empty, looping or garbled text, fragments, off-topic continuations) are outside the matrix.",
         Table(["response classification", *names],
               [[row.replace("_", " "), *(m["intervals"][row].text() for m in matrices.values())]
                for row in MATRIX_ROWS]

@@ -1,6 +1,7 @@
 """Agreement of the fact scorer with the labelled dev set (``benchmark/scoring_cases.jsonl``).
 
     python -m services.evaluator.scoring.devset [--split dev|heldout|validation|validation_v2|validation_v3] [--misses]
+        [--no-embeddings] [--no-acceptability]
 
 prints agreement overall and by kind, and the confusion table (label x scorer verdict) by kind and
 overall, as recorded in docs/evaluation.md. Each case is one (question, key fact, response) with the
@@ -125,12 +126,15 @@ def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats
               "together.")
 @click.option("--misses", is_flag=True, help="List the disagreements too.")
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
-def main(split: str, misses: bool, no_embeddings: bool) -> None:
+@click.option("--no-acceptability", is_flag=True, help="Do not recognise word salad and loops as non-answers.")
+def main(split: str, misses: bool, no_embeddings: bool, no_acceptability: bool) -> None:
+    from services.evaluator.scoring.acceptability import Acceptability
     from services.evaluator.scoring.entities import default_entities
     from services.evaluator.scoring.facts import Embedder
     from services.evaluator.settings import EvalConfig
 
-    scorer = FactScorer(EvalConfig(use_embeddings=not no_embeddings), default_entities(), Embedder())
+    config = EvalConfig(use_embeddings=not no_embeddings, use_acceptability=not no_acceptability)
+    scorer = FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
     result = agreement(scorer, load_split(split))
     rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
     click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")

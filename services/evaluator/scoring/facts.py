@@ -25,7 +25,8 @@ frequencies, inheritance and directions; another value of the fact's type in a c
 question's subject (which an answer's first clause, or a clause opening with "it" after one naming the
 subject, may leave implicit) contradicts it, any phrase of the same value supports a fact that is one
 value, and a list is read by the question's narrowing word ("the most common"). A rival value outweighs
-an embedding match.
+an embedding match. A response that states nothing, a loop or word salad (``acceptability.py``), has every
+fact absent, whatever words of the fact it holds.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz
 
+from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import Entities
 from services.evaluator.scoring.normalize import (
     CLAUSE_NEGATORS,
@@ -56,7 +58,7 @@ from services.evaluator.scoring.normalize import (
 )
 from services.evaluator.scoring.values import COMPATIBLE, Value, fact_values, values
 from services.evaluator.settings import EvalConfig
-from shared.schemas.eval import FactMatch, KeyFact
+from shared.schemas.eval import FactMatch, KeyFact, NonAnswer
 
 _WORD = re.compile(r"[a-z0-9%]+(?:[-/'][a-z0-9]+)*")
 # A negator scopes over the next few words of its phrase: "not linked to FTD", but not
@@ -293,9 +295,11 @@ def _window_negated(clause: str, start: int) -> bool:
 
 
 class FactScorer:
-    def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None = None):
+    def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None = None,
+                 acceptability: Acceptability | None = None):
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
+        self.acceptability = acceptability if config.use_acceptability else None
         self._parsed: dict[tuple, list[_Fact]] = {}
         self._questions: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
 
@@ -697,10 +701,19 @@ class FactScorer:
                     if clause:
                         results[i] = FactMatch(fact=group[0].text, present=False, verdict="contradicted",
                                                rejected="other_value", evidence=clause)
+        stated = any(r is not None and r.verdict != "absent" for r in results)
+        if check and stated and self.non_answer(question, response):
+            results = [None] * len(results)  # word salad or a loop states nothing, whatever words it holds
         return [
             (r or FactMatch(fact=g[0].text, present=False, verdict="absent")).model_copy(update={"counted": f.counted})
             for r, g, f in zip(results, variants, facts)
         ]
+
+    def non_answer(self, question: str, response: str) -> NonAnswer | None:
+        """Why ``response`` states nothing; without the acceptability model only an empty one is recognised."""
+        if self.acceptability is None:
+            return None if response.strip() else "empty"
+        return self.acceptability.non_answer(question, response)
 
     @staticmethod
     def _siblings_are_not_opposites(results: list[FactMatch | None], variants: list[list[_Fact]]) -> None:
