@@ -45,11 +45,14 @@ class EvalConfig(BaseModel):
     acceptability_threshold: float = Field(
         4.0, description="SLOR (nats a word: the bundled Gemma's log-probability of the response after the question, "
         "less its words' unigram log-probabilities) below which a response is word salad, a non-answer "
-        "(scoring/acceptability.py)",
+        "(scoring/acceptability.py; only with use_acceptability)",
         json_schema_extra=affects("score-*", "report"),
     )
-    use_acceptability: bool = Field(True, description="recognise garbled and looping responses as non-answers "
-                                    "(needs the bundled Gemma through llama.cpp); off: only empty ones",
+    # Off: measured once on validation_cases_v3.jsonl it found 28 of 30 degenerate cases but called 41 of the 140
+    # written statements garbled (contradicted recall 68.5 % -> 43.8 %): it failed its validation (docs/evaluation.md).
+    use_acceptability: bool = Field(False, description="recognise garbled and looping responses as non-answers "
+                                    "(needs the bundled Gemma through llama.cpp); off: only empty ones. Failed its "
+                                    "validation (it reads false or short statements as garbled), so off by default",
                                     json_schema_extra=affects("score-*", "report"))
     # Claim precision and faithfulness (issue 18, scoring/claims.py): set before any system output was
     # scored and not tuned since.

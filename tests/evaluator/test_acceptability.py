@@ -1,6 +1,7 @@
 """Non-answers (issue 24): word salad and loops state nothing, whatever on-topic words they hold. Real Gemma
 through llama.cpp, real wordfreq; the readers' answer kinds on real answers (the development set the threshold
-was set on) as the floor."""
+was set on) as the floor. The rule failed its validation on v3 and is off by default (``eval.use_acceptability``);
+these tests check that it does what it says when turned on, and that off it changes nothing."""
 
 from __future__ import annotations
 
@@ -54,16 +55,16 @@ def test_rare_terms_do_not_make_a_sentence_garbled(acceptability):
 
 
 def test_the_readers_answer_kinds_on_the_development_answers(acceptability):
-    """Every answer the readers called an answer stays one, and the non-answers of five words or more that
-    are not empty are found (the threshold was set on this set: a floor, not a validation)."""
+    """On the set the threshold was set on (a floor, not a validation): of the readers' 18 answers one is called a
+    loop (a fluent answer that repeats a sentence), and of their 35 non-answers only the two short fragments and the
+    bulleted echo of the question are missed."""
     pairs = _jsonl(DEV_ANSWERS / "pairs.jsonl")
     labels = {lab["pair_id"]: lab["verdict"] for lab in _jsonl(DEV_ANSWERS / "labels-1.jsonl")}
     kinds = {p["pair_id"]: acceptability.non_answer(p["question"], p["response"]) for p in pairs}
     answers = [i for i, lab in labels.items() if lab == "answer"]
-    assert answers and all(kinds[i] is None for i in answers)
+    assert len(answers) >= 18 and sum(kinds[i] is not None for i in answers) <= 1
     said = [i for i, lab in labels.items() if lab == "non_answer"]
-    found = [i for i in said if kinds[i] is not None]
-    assert len(found) >= len(said) - 4  # short fragments and the bulleted echo of the question are not judged
+    assert len(said) >= 30 and sum(kinds[i] is None for i in said) <= 3
 
 
 def test_a_value_is_read_from_disk_without_the_model(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_a_garbled_response_states_no_fact_makes_no_claim_and_is_labelled_a_non_
     from services.evaluator.score import build, build_claims, score_responses
     from services.evaluator.taxonomy import proxy_label
 
-    config = EvalConfig(use_embeddings=False)
+    config = EvalConfig(use_embeddings=False, use_acceptability=True)
     scorer, lexicon = build(config, ())
     claims = build_claims(config, scorer, [])
     item = BenchmarkItem(id="drug-x", question="When was riluzole approved by the FDA?", category="drug_treatment",
@@ -107,3 +108,13 @@ def test_scores_written_before_reasons_read_as_empty_non_answers():
     assert ItemScore.model_validate(old).non_answer_reason == "empty"
     with pytest.raises(ValueError, match="non_answer_reason"):
         ItemScore.model_validate({**old, "non_answer": False, "non_answer_reason": "garbled"})
+
+
+def test_off_by_default_only_an_empty_response_is_a_non_answer():
+    from services.evaluator.score import build
+
+    assert not EvalConfig().use_acceptability
+    scorer, _ = build(EvalConfig(use_embeddings=False), ())
+    assert scorer.acceptability is None
+    assert scorer.non_answer("When was riluzole approved by the FDA?", SALAD) is None
+    assert scorer.non_answer("When was riluzole approved by the FDA?", "  ") == "empty"

@@ -60,7 +60,10 @@ def test_scorer_agrees_with_labelled_cases(scorer):
 # 88/124, precision 88/94), is the held-out measure from then on.
 FLOORS = {"heldout": {"agreement": 0.59, "recall": 0.8, "precision": 0.8},
           "validation": {"agreement": 0.82, "recall": 0.86, "precision": 0.95},
-          "validation_v2": {"agreement": 0.65, "recall": 0.69, "precision": 0.92}}
+          "validation_v2": {"agreement": 0.65, "recall": 0.69, "precision": 0.92},
+          # measured once on 2026-12-08 with the default rules (non-answers off): 124/214, contradicted recall
+          # 50/73, precision 50/62; development data from then on
+          "validation_v3": {"agreement": 0.57, "recall": 0.67, "precision": 0.79}}
 
 
 def _meets(floor: dict[str, float], result: devset.Agreement) -> bool:
@@ -111,8 +114,8 @@ def test_validation_v2_cases_are_real_benchmark_facts_of_every_kind():
 
 
 def test_validation_v3_cases_are_real_benchmark_facts_of_every_kind():
-    """The third validation set (written before any rule change after v2 was measured; not yet measured). Only
-    the empty-answer cases have an empty response."""
+    """The third validation set (written before any rule change after v2 was measured; measured once on
+    2026-12-08). Only the empty-answer cases have an empty response."""
     cases, kinds = _real_fact_cases("validation_v3", 160)
     for case in cases:
         assert (case["kind"] == "empty") == (not case["response"].strip()), case["case_id"]

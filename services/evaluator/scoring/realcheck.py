@@ -350,7 +350,7 @@ def proportion(k: int, n: int) -> stats.Interval:
 
 
 def judge(pairs: list[Pair]) -> dict[str, str]:
-    """The frozen scorer's verdict on each pair (its default settings: MiniLM fallback and non-answers on)."""
+    """The frozen scorer's verdict on each pair (its default settings)."""
     config = EvalConfig()
     scorer = FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
     scorer.prefetch([(p.question, p.facts, p.response) for p in pairs])
