@@ -114,6 +114,7 @@ NEVER_FINGERPRINTED = {
     'train.checkpoint_dir', 'train.keep_checkpoints', 'work_dir',
 }
 ONLY_FINGERPRINTED_BY = {
+    'eval.acceptability_threshold': {'score-*', 'report'},
     'eval.base_shots': {'eval-scratch_base'},
     'eval.claim_candidates': {'score-*', 'report'},
     'eval.claim_min_overlap': {'score-*', 'report'},
@@ -128,6 +129,7 @@ ONLY_FINGERPRINTED_BY = {
     'eval.review_sample_size': {'review-*'},
     'eval.scratch_model': {'eval-scratch', 'eval-scratch_base'},
     'eval.token_coverage': {'score-*', 'report'},
+    'eval.use_acceptability': {'score-*', 'report'},
     'eval.use_embeddings': {'score-*', 'report'},
     'extract.leak_ngram': {'extract-qa'},
     'probe.distractors': {'probe-items'},

@@ -29,6 +29,7 @@ docs/evaluation.md), and measured on the validation set v3, which it was not tun
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import os
@@ -71,7 +72,10 @@ def unigram_logprob(words: list[str]) -> float:
 def _language_model(path: Path, threads: int):
     from services.evaluator.probe.backends.llama import LlamaBackend
 
-    return LlamaBackend.from_gguf(path, threads=threads, name="acceptability", n_ctx=2048)
+    backend = LlamaBackend.from_gguf(path, threads=threads, name="acceptability", n_ctx=2048)
+    # freed before the interpreter tears llama_cpp's module down, which would make its own finaliser fail
+    atexit.register(backend.llm.close)
+    return backend
 
 
 class SlorCache:
