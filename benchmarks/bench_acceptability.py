@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.evaluator.scoring.acceptability import MIN_WORDS, _CITATION, _WORD, Acceptability  # noqa: E402
-from services.evaluator.settings import BENCHMARK, EvalConfig  # noqa: E402
+from services.evaluator.scoring.acceptability import MIN_WORDS, Acceptability, words_judged
+from services.evaluator.settings import BENCHMARK, EvalConfig
 
 SETS = ["experiment-20261207b-answers", "experiment-20261207", ".", "experiment-20261207b-claims"]
 THRESHOLDS = (3.5, 3.8, 4.0, 4.3, 4.5, 5.0)
@@ -38,7 +38,7 @@ def answers() -> list[tuple[str, str, bool]]:
         labels = {lab["pair_id"]: lab for lab in _jsonl(folder / "labels-1.jsonl")}
         for pair in _jsonl(folder / "pairs.jsonl"):
             text = pair["response"]
-            if text in seen or len(_WORD.findall(_CITATION.sub(" ", text))) < MIN_WORDS:
+            if text in seen or words_judged(text) < MIN_WORDS:
                 continue
             seen.add(text)
             label = labels.get(pair["pair_id"], {})
@@ -58,7 +58,7 @@ def main() -> None:
     garbled = [v for v, g in values if g]
     fluent = [v for v, g in values if not g]
     print(f"{len(rows)} answers: {len(garbled)} garbled, {len(fluent)} fluent; SLOR in {elapsed:.1f} s "
-          f"({elapsed / len(rows):.3f} s each; cached values are read from {scorer._cache_path})")
+          f"({elapsed / len(rows):.3f} s each; cached values are read from {scorer.cache_path})")
     print("| threshold | garbled found | fluent called garbled |\n|---|---|---|")
     for t in THRESHOLDS:
         found = sum(v < t for v in garbled)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark, load_responses, match
-from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import Entities, default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
 from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
@@ -203,8 +202,7 @@ def build(config: EvalConfig, corpus_texts: Iterable[str], entities: Entities | 
           names: Iterable[str] = ()) -> tuple[FactScorer, Lexicon]:
     """The fact scorer and the fabrication lexicon (corpus text, plus its documents' titles and ids)."""
     entities = entities or default_entities()
-    return FactScorer(config, entities, Embedder(), Acceptability(config.acceptability_threshold)), Lexicon.build(
-        corpus_texts, entities, names)
+    return FactScorer(config, entities, Embedder()), Lexicon.build(corpus_texts, entities, names)
 
 
 def build_claims(config: EvalConfig, scorer: FactScorer, documents: Iterable[tuple[str | None, str]]

@@ -10,7 +10,6 @@ import pytest
 
 from services.evaluator.inputs import load_benchmark
 from services.evaluator.scoring import devset
-from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.fabrication import Lexicon, fabricated
 from services.evaluator.scoring.facts import Embedder, FactScorer, judge_answer
@@ -29,8 +28,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def scorer() -> FactScorer:
-    config = EvalConfig()
-    return FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
+    return FactScorer(EvalConfig(), default_entities(), Embedder())
 
 
 def test_scorer_agrees_with_labelled_cases(scorer):

@@ -62,6 +62,11 @@ def repetitive(text: str) -> bool:
     return len(set(grams)) < REPEAT_DISTINCT * len(grams)
 
 
+def words_judged(response: str) -> int:
+    """Words of ``response`` once the RAG prompt's citations are removed (``MIN_WORDS`` of them are needed)."""
+    return len(_WORD.findall(_CITATION.sub(" ", response)))
+
+
 def unigram_logprob(words: list[str]) -> float:
     from wordfreq import word_frequency
 
@@ -105,8 +110,8 @@ class Acceptability:
 
     def __init__(self, threshold: float, threads: int = 2, gguf: Path | None = None, cache: Path | None = None):
         self.threshold, self.threads, self.gguf = threshold, threads, gguf
-        self._cache_path = cache or cache_dir() / "acceptability.sqlite"
-        self._cache = SlorCache(self._cache_path)
+        self.cache_path = cache or cache_dir() / "acceptability.sqlite"
+        self._cache = SlorCache(self.cache_path)
 
     def slor(self, question: str, response: str) -> float:
         from wordfreq import tokenize
@@ -129,8 +134,7 @@ class Acceptability:
             return "empty"
         if repetitive(response):
             return "repetition"
-        words = len(_WORD.findall(_CITATION.sub(" ", response)))
-        if words >= MIN_WORDS and self.slor(question, response) < self.threshold:
+        if words_judged(response) >= MIN_WORDS and self.slor(question, response) < self.threshold:
             return "garbled"
         return None
 

@@ -174,12 +174,13 @@ class ClaimJudge:
     def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None):
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
-        # The fact scorer's rules, without its own embedding fallback: similarity is this module's rule.
-        self.facts = FactScorer(config.model_copy(update={"use_embeddings": False}), entities)
+        # The fact scorer's rules, without its own embedding fallback (similarity is this module's rule) and
+        # without the non-answer check (a claim is one statement cut from a response already found to be one).
+        rules = config.model_copy(update={"use_embeddings": False, "use_acceptability": False})
+        self.facts = FactScorer(rules, entities)
         # Support by words needs every concept of the claim in one clause: a key fact is a short phrase,
         # a claim a whole statement, and two thirds of "it is a long-term treatment for ALS" is anything.
-        self.strict = FactScorer(config.model_copy(update={"use_embeddings": False, "token_coverage": 1.0}),
-                                 entities)
+        self.strict = FactScorer(rules.model_copy(update={"token_coverage": 1.0}), entities)
 
     def _candidates(self, claim: str, pool: SentencePool) -> list[tuple[Sentence, float]]:
         found = pool.candidates(concepts(normalize(claim)), self.config.claim_candidates,

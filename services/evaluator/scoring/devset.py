@@ -128,13 +128,12 @@ def precision_recall(result: Agreement) -> dict[str, tuple[stats.Interval, stats
 @click.option("--no-embeddings", is_flag=True, help="Lexical rules only (no MiniLM fallback).")
 @click.option("--no-acceptability", is_flag=True, help="Do not recognise word salad and loops as non-answers.")
 def main(split: str, misses: bool, no_embeddings: bool, no_acceptability: bool) -> None:
-    from services.evaluator.scoring.acceptability import Acceptability
     from services.evaluator.scoring.entities import default_entities
     from services.evaluator.scoring.facts import Embedder
     from services.evaluator.settings import EvalConfig
 
     config = EvalConfig(use_embeddings=not no_embeddings, use_acceptability=not no_acceptability)
-    scorer = FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
+    scorer = FactScorer(config, default_entities(), Embedder())
     result = agreement(scorer, load_split(split))
     rate = stats.bootstrap_mean([1.0] * result.agreed + [0.0] * (result.n - result.agreed))
     click.echo(f"agreement on {result.n} labelled cases ({split}): {result.agreed}/{result.n}, {rate}\n")

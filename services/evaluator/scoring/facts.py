@@ -295,11 +295,10 @@ def _window_negated(clause: str, start: int) -> bool:
 
 
 class FactScorer:
-    def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None = None,
-                 acceptability: Acceptability | None = None):
+    def __init__(self, config: EvalConfig, entities: Entities, embedder: Embedder | None = None):
         self.config, self.entities = config, entities
         self.embedder = embedder if config.use_embeddings else None
-        self.acceptability = acceptability if config.use_acceptability else None
+        self.acceptability = Acceptability(config.acceptability_threshold) if config.use_acceptability else None
         self._parsed: dict[tuple, list[_Fact]] = {}
         self._questions: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
 

@@ -39,7 +39,6 @@ from sklearn.metrics import cohen_kappa_score
 
 from services.evaluator import stats
 from services.evaluator.inputs import load_benchmark, load_responses
-from services.evaluator.scoring.acceptability import Acceptability
 from services.evaluator.scoring.entities import default_entities
 from services.evaluator.scoring.facts import Embedder, FactScorer
 from services.evaluator.settings import BENCHMARK, EvalConfig
@@ -351,8 +350,7 @@ def proportion(k: int, n: int) -> stats.Interval:
 
 def judge(pairs: list[Pair]) -> dict[str, str]:
     """The frozen scorer's verdict on each pair (its default settings)."""
-    config = EvalConfig()
-    scorer = FactScorer(config, default_entities(), Embedder(), Acceptability(config.acceptability_threshold))
+    scorer = FactScorer(EvalConfig(), default_entities(), Embedder())
     scorer.prefetch([(p.question, p.facts, p.response) for p in pairs])
     return {p.pair_id: scorer.judge(p.question, p.facts, p.response)[p.fact_index].verdict for p in pairs}
 
